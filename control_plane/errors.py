@@ -1,0 +1,62 @@
+"""The control plane's one error hierarchy.
+
+Every user-facing failure is a `ScoregateError` with a message a person can act on.
+The admin API maps each class to its HTTP status (`status`); the CLI prints `str(error)`
+on one line and exits non-zero. Nothing else turns errors into exit codes.
+"""
+
+from __future__ import annotations
+
+
+class ScoregateError(Exception):
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(ScoregateError):
+    """A YAML file that cannot be used: names the file, the key and (when known) the line."""
+
+    def __init__(self, file: str, key: str | None, message: str, line: int | None = None) -> None:
+        where = file if line is None else f"{file}:{line}"
+        text = f"{where}: {message}" if key is None else f"{where}: key '{key}': {message}"
+        super().__init__(text)
+        self.file = file
+        self.key = key
+        self.line = line
+
+
+class ValidationError(ScoregateError):
+    """A change that breaks one of Azure ML's rules; `rule` names the rule."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+class NotFound(ScoregateError):
+    status = 404
+
+
+class Conflict(ScoregateError):
+    """Creating what exists already (update it instead), or deleting what is in use."""
+
+    status = 409
+
+
+class PreconditionFailed(ScoregateError):
+    """An update whose If-Match names a version that is no longer current."""
+
+    status = 412
+
+
+class Unauthorized(ScoregateError):
+    status = 401
+
+
+class NotSupported(ScoregateError):
+    """Valid Azure ML configuration that scoregate does not implement yet."""
+
+    status = 400

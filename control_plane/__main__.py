@@ -1,0 +1,5 @@
+"""`python -m control_plane` is the `scoregate` command."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""The running control plane: committed state → instances → published snapshot.
+
+One `Runtime` per `serve`. After each accepted write, `apply_change` reconciles the managed
+instances with the committed state and only then publishes it, so the data plane never routes
+to a deployment whose instances were not started yet. Readiness changes reported by the
+supervisor republish the last applied state with the new set of ready instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from gateway.snapshot import GatewaySettings, RoutingSnapshot, SnapshotHolder
+
+from .admin_token import load_admin_token
+from .compile import EndpointKeys, compile_snapshot
+from .instances import Supervisor
+from .models import DeploymentSpec, EndpointSpec
+from .state_dir import StateDir
+from .store import Store
+
+
+@dataclass(frozen=True)
+class AppliedState:
+    endpoints: Mapping[str, EndpointSpec] = field(default_factory=dict)
+    deployments: Mapping[str, DeploymentSpec] = field(default_factory=dict)
+    secrets: Mapping[str, EndpointKeys] = field(default_factory=dict)
+
+
+class Runtime:
+    def __init__(self, state_dir: StateDir, settings: GatewaySettings) -> None:
+        self.state_dir = state_dir
+        self.settings = settings
+        self.store = Store(state_dir.path)
+        self.admin_token = load_admin_token(state_dir.path)
+        self.scoring_url = ""
+        self._holder: SnapshotHolder | None = None
+        self._supervisor: Supervisor | None = None
+        self._applied = AppliedState()
+        self._version = 0
+        self._lock: asyncio.Lock | None = None
+
+    def attach(self, *, holder: SnapshotHolder, supervisor: Supervisor, scoring_url: str) -> None:
+        self._holder = holder
+        self._supervisor = supervisor
+        self.scoring_url = scoring_url
+        self._lock = asyncio.Lock()
+
+    @property
+    def supervisor(self) -> Supervisor:
+        if self._supervisor is None:
+            raise RuntimeError("the runtime is not attached to a supervisor yet")
+        return self._supervisor
+
+    @property
+    def snapshot(self) -> RoutingSnapshot:
+        return self._holder.current if self._holder else RoutingSnapshot()
+
+    async def start(self) -> int:
+        return await self.apply_change()
+
+    async def apply_change(self) -> int:
+        """Bring instances in line with the store, then publish; returns the snapshot version."""
+        assert self._lock is not None, "attach() first"
+        async with self._lock:
+            state = self._read_committed()
+            await self.supervisor.reconcile(state.deployments)
+            self._applied = state
+            return self.publish()
+
+    def publish(self) -> int:
+        """Compile the applied state with the instances ready now, and swap it in."""
+        if self._holder is None or self._supervisor is None:
+            return 0
+        self._version += 1
+        snapshot = compile_snapshot(
+            self._version,
+            self._applied.endpoints,
+            self._applied.deployments,
+            self._applied.secrets,
+            self._supervisor.ready_instances(),
+            self.settings,
+        )
+        self._holder.publish(snapshot)
+        _publish_metrics(snapshot)
+        return snapshot.version
+
+    def instance_status(self, key: str) -> list[Any]:
+        return list(self.supervisor.status(key))
+
+    def logs(self, key: str, lines: int = 5000) -> str:
+        return self.supervisor.logs(key, lines)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _read_committed(self) -> AppliedState:
+        endpoints = {name: record.spec for name, record in self.store.endpoints().items()}
+        deployments = {key: record.spec for key, record in self.store.deployments().items()}
+        secrets = {name: self.store.secrets(name) for name in endpoints}
+        return AppliedState(endpoints, deployments, secrets)
+
+
+def _publish_metrics(snapshot: RoutingSnapshot) -> None:
+    from gateway import metrics
+
+    publish_config = getattr(metrics, "publish_config", None)
+    if publish_config is not None:
+        publish_config(snapshot)

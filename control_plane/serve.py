@@ -1,0 +1,249 @@
+"""`scoregate serve`: run the scoring listener, the admin listener and the managed instances.
+
+Lifecycle, in order: open the store → apply the YAML given (declaratively, saying what changed)
+→ bind both listeners → start the managed instances → publish the first snapshot → serve.
+SIGINT/SIGTERM: stop accepting, let requests in flight finish, stop the admin listener,
+then stop every instance. The signal handler only records the signal; `_run` acts on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import uvicorn
+
+from gateway.app import GatewayOptions, ScoringApp
+from gateway.snapshot import GatewaySettings, SnapshotHolder
+
+from . import yaml_loader
+from .errors import ScoregateError
+from .instances import Supervisor
+from .runtime import Runtime
+from .state_dir import StateDir, default_home
+
+DEFAULT_PORT = 8080
+DEFAULT_ADMIN_PORT = 8081
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    sources: tuple[Path, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    admin_host: str = "127.0.0.1"
+    admin_port: int = DEFAULT_ADMIN_PORT
+    home: Path = field(default_factory=default_home)
+    log_format: str = "auto"
+    metrics: bool = True
+    access_log: bool = True
+    settings: GatewaySettings = GatewaySettings()
+    graceful_timeout_s: float = 30.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", type=Path, metavar="FOLDER",
+                        help="folders whose endpoint and deployment YAML files are applied")
+    parser.add_argument("-f", "--file", dest="files", action="append", type=Path, default=[],
+                        help="an endpoint or deployment YAML file (repeatable)")
+    parser.add_argument("--host", default="127.0.0.1", help="scoring listener address")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help="scoring listener port (0 picks a free one)")
+    parser.add_argument("--admin-host", default="127.0.0.1", help="admin listener address")
+    parser.add_argument("--admin-port", type=int, default=DEFAULT_ADMIN_PORT,
+                        help="admin listener port (0 picks a free one)")
+    parser.add_argument("--home", type=Path, default=None,
+                        help="state directory (default $SCOREGATE_HOME or ~/.scoregate)")
+    parser.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
+    parser.add_argument("--no-metrics", action="store_true", help="turn /metrics off")
+    parser.add_argument("--no-access-log", action="store_true", help="turn the access log off")
+    parser.add_argument("--max-body-mb", type=float, default=100.0,
+                        help="largest request body accepted (413 above)")
+    parser.add_argument("--mirror-max-in-flight", type=int, default=64,
+                        help="mirror copies in flight before new copies are dropped")
+    parser.add_argument("--mirror-timeout-ms", type=int, default=10_000)
+
+
+def options_from_args(args: argparse.Namespace) -> ServeOptions:
+    return ServeOptions(
+        sources=tuple(args.paths) + tuple(args.files),
+        host=args.host,
+        port=args.port,
+        admin_host=args.admin_host,
+        admin_port=args.admin_port,
+        home=args.home or default_home(),
+        log_format=args.log_format,
+        metrics=not args.no_metrics,
+        access_log=not args.no_access_log,
+        settings=GatewaySettings(
+            max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+            mirror_max_in_flight=args.mirror_max_in_flight,
+            mirror_timeout_s=args.mirror_timeout_ms / 1000.0,
+        ),
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of `scoregate serve`; returns the process exit code."""
+    options = options_from_args(args)
+    try:
+        import uvloop
+    except ImportError as exc:  # named explicitly: a missing uvloop must fail loudly
+        raise SystemExit(f"scoregate serve needs uvloop: {exc}") from exc
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(serve(options))
+
+
+async def serve(options: ServeOptions) -> int:
+    state_dir = StateDir(options.home)
+    state_dir.ensure()
+    state_dir.refuse_if_running()
+    _configure_logging(options.log_format)
+    runtime = Runtime(state_dir=state_dir, settings=options.settings)
+    try:
+        if options.sources:
+            _apply_sources(runtime, options.sources)
+        return await _run(runtime, options)
+    except ScoregateError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        runtime.close()
+
+
+def _apply_sources(runtime: Runtime, sources: Sequence[Path]) -> None:
+    endpoints, deployments = [], []
+    for source in sources:
+        if source.is_dir():
+            found_endpoints, found_deployments = yaml_loader.load_folder(source)
+            endpoints.extend(found_endpoints)
+            deployments.extend(found_deployments)
+        else:
+            spec = yaml_loader.load_file(source)
+            (deployments if hasattr(spec, "endpoint_name") else endpoints).append(spec)
+    for line in runtime.store.apply(endpoints, deployments):
+        print(line, flush=True)
+    for spec in [*endpoints, *deployments]:
+        for line in yaml_loader.describe_not_applied(spec):
+            print(line, flush=True)
+
+
+async def _run(runtime: Runtime, options: ServeOptions) -> int:
+    scoring_socket = _bind(options.host, options.port)
+    admin_socket = _bind(options.admin_host, options.admin_port)
+    scoring_url = _url(scoring_socket)
+    admin_url = _url(admin_socket)
+    holder = SnapshotHolder()
+    scoring_app = ScoringApp(holder, GatewayOptions(metrics=options.metrics,
+                                                    access_log=options.access_log))
+    supervisor = Supervisor(
+        log_root=runtime.state_dir.logs,
+        on_change=runtime.publish,
+        in_flight=scoring_app.in_flight,
+    )
+    runtime.attach(holder=holder, supervisor=supervisor, scoring_url=scoring_url)
+
+    from .admin_api import build_admin_app
+
+    admin_app = build_admin_app(runtime)
+    scoring_server = _Server(_config(scoring_app, options, options.graceful_timeout_s))
+    admin_server = _Server(_config(admin_app, options, 5.0))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    serving = [
+        asyncio.create_task(scoring_server.serve(sockets=[scoring_socket])),
+        asyncio.create_task(admin_server.serve(sockets=[admin_socket])),
+    ]
+    try:
+        await runtime.start()
+        runtime.state_dir.write_server_info(scoring_url=scoring_url, admin_url=admin_url)
+        print(f"scoring listener: {scoring_url}", flush=True)
+        print(f"admin listener:   {admin_url}", flush=True)
+        print(f"state directory:  {runtime.state_dir.path}", flush=True)
+        done_early = asyncio.create_task(asyncio.wait(serving, return_when=asyncio.FIRST_COMPLETED))
+        waiting_for_stop = asyncio.create_task(stop.wait())
+        await asyncio.wait([done_early, waiting_for_stop], return_when=asyncio.FIRST_COMPLETED)
+        done_early.cancel()
+        waiting_for_stop.cancel()
+    finally:
+        print("stopping: finishing requests in flight", flush=True)
+        scoring_server.should_exit = True
+        admin_server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*serving, return_exceptions=True),
+                                   options.graceful_timeout_s + 5)
+        await supervisor.close()
+        runtime.state_dir.remove_server_info()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        print("stopped", flush=True)
+    return 0
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to `serve`, which runs two servers in one loop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _config(app: Any, options: ServeOptions, graceful_timeout_s: float) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        log_level="warning",
+        timeout_graceful_shutdown=int(graceful_timeout_s),
+        timeout_keep_alive=30,
+        server_header=False,
+        date_header=False,
+        limit_concurrency=None,
+        h11_max_incomplete_event_size=64 * 1024,
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ScoregateError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _configure_logging(log_format: str) -> None:
+    from gateway.access_log import configure_logging
+
+    if log_format == "auto":
+        log_format = "console" if sys.stderr.isatty() else "json"
+    configure_logging(log_format)
+

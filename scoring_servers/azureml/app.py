@@ -1,0 +1,152 @@
+"""The HTTP side: a plain ASGI callable, kept small because every request goes through it.
+
+Routes (as azureml-inference-server-http serves them):
+- `GET /` → `Healthy`: the process only starts serving after `init()` returned.
+- `POST /score` → `run(body as str)`; `GET /score` → `run(json.dumps(query parameters))`.
+- `GET /swagger.json?version=2|3|3.1`.
+Every error body is JSON `{"message": ...}`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Awaitable, Callable, MutableMapping
+from urllib.parse import parse_qs
+
+from scoring_servers.azureml.runner import Outcome, Runner, error_body
+from scoring_servers.azureml.swagger import SwaggerDocuments
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = b"application/json"
+MAX_REQUEST_ID = 100  # azmlinfsrv's limit for x-request-id
+
+
+class ScoringScriptApp:
+    __slots__ = ("_runner", "_swagger")
+
+    def __init__(self, runner: Runner, swagger: SwaggerDocuments) -> None:
+        self._runner = runner
+        self._swagger = swagger
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await _lifespan(receive, send)
+            return
+        path = scope["path"]
+        method = scope["method"]
+        if path == "/score":
+            if method == "POST":
+                await self._score(scope, await _read_body(receive), send)
+            elif method == "GET":
+                query = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+                await self._score(scope, json.dumps(_query_input(query)).encode(), send)
+            else:
+                await _error(send, 405, f"Method {method} not allowed on /score (use POST or GET)")
+        elif path == "/":
+            if method == "GET":
+                await _respond(send, 200, b"Healthy", b"text/plain; charset=utf-8")
+            else:
+                await _error(send, 405, f"Method {method} not allowed on / (use GET)")
+        elif path == "/swagger.json" and method == "GET":
+            await self._swagger_json(scope, send)
+        else:
+            await _error(send, 404, f"Not found: {method} {path}")
+
+    async def _score(self, scope: Scope, body: bytes, send: Send) -> None:
+        request_id = b""
+        client_request_id = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value
+            elif name == b"x-ms-client-request-id":
+                client_request_id = value
+        if len(request_id) > MAX_REQUEST_ID or len(client_request_id) > MAX_REQUEST_ID:
+            await _error(send, 431, f"x-request-id and x-ms-client-request-id must not exceed "
+                                    f"{MAX_REQUEST_ID} characters")
+            return
+        if not request_id:
+            request_id = str(uuid.uuid4()).encode()
+        try:
+            raw_data = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            await _error(send, 400, f"Input cannot be decoded as UTF-8: {exc}")
+            return
+        outcome = await self._runner.score(raw_data, request_id.decode("latin-1"))
+        await send({"type": "http.response.start", "status": outcome.status,
+                    "headers": _score_headers(outcome, request_id, client_request_id)})
+        await send({"type": "http.response.body", "body": outcome.body})
+
+    async def _swagger_json(self, scope: Scope, send: Send) -> None:
+        versions = parse_qs(scope["query_string"].decode("latin-1")).get("version")
+        version = versions[-1] if versions else None
+        document = self._swagger.get(version)
+        if document is None:
+            await _error(send, 404, f"Swagger version [{version}] is not valid. "
+                                    "Supported versions: [2, 3, 3.1].")
+        else:
+            await _respond(send, 200, document, JSON)
+
+
+def _score_headers(outcome: Outcome, request_id: bytes,
+                   client_request_id: bytes) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-type", JSON),
+        (b"content-length", str(len(outcome.body)).encode()),
+        (b"x-ms-run-fn-exec-ms", f"{outcome.exec_ms:.3f}".encode()),
+        (b"x-request-id", request_id),
+    ]
+    if client_request_id:
+        headers.append((b"x-ms-client-request-id", client_request_id))
+    return headers
+
+
+def _query_input(query: dict[str, list[str]]) -> dict[str, Any]:
+    """Query parameters as run()'s input, like azmlinfsrv: values parsed as JSON when they are."""
+    parsed = {key: [_json_or_text(value) for value in values] for key, values in query.items()}
+    return {key: values[0] if len(values) == 1 else values for key, values in parsed.items()}
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+async def _read_body(receive: Receive) -> bytes:
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    while message.get("more_body", False):
+        message = await receive()
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _error(send: Send, status: int, message: str) -> None:
+    await _respond(send, status, error_body(message), JSON)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Nothing to open or close: init() ran before the server started."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,99 @@
+"""Setup, start, cleanup: socket, logging, script and init(), then uvicorn until a signal.
+
+`init()` runs before uvicorn serves anything, so `GET /` cannot answer `Healthy` before it
+finished (with `--fd`, probes queue in the supervisor's listen backlog meanwhile).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+from types import FrameType
+
+import uvicorn
+
+from scoring_servers.azureml.app import ScoringScriptApp
+from scoring_servers.azureml.errors import UsageError
+from scoring_servers.azureml.runner import Runner
+from scoring_servers.azureml.script import load_entry_script, run_init
+from scoring_servers.azureml.settings import ServerSettings
+from scoring_servers.azureml.swagger import load_swagger
+
+logger = logging.getLogger("scoring_servers.azureml")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+BACKLOG = 2048
+GRACEFUL_SHUTDOWN_S = 10
+
+
+def configure_logging(level: int) -> None:
+    """Root logging to stdout, so the script's `logging.info` reaches the instance log."""
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stdout, force=True)
+
+
+def open_socket(settings: ServerSettings) -> socket.socket:
+    if settings.fd is not None:
+        return _adopt_socket(settings.fd)
+    try:
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.port or 0))
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from exc
+    return sock
+
+
+def _adopt_socket(fd: int) -> socket.socket:
+    """The supervisor's socket: it keeps the port across restarts of this process."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise UsageError(f"--fd {fd} is not an open socket: {exc}") from exc
+    if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        raise UsageError(f"--fd {fd} is not a TCP socket")
+    if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        sock.listen(BACKLOG)
+    return sock
+
+
+def listening_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def serve(settings: ServerSettings) -> int:
+    """Serve until SIGTERM/SIGINT; returns how many run() calls were still running at the end."""
+    configure_logging(settings.log_level)
+    sock = open_socket(settings)
+    try:
+        script = load_entry_script(settings.code_dir, settings.entry_path)
+        swagger = load_swagger(settings.code_dir, title=settings.code_dir.name or "scoring-script")
+        logger.info("calling init() of %s", settings.entry_path)
+        run_init(script)
+        logger.info("init() finished; %d worker thread(s) for run()", settings.worker_count)
+        runner = Runner(script.run, settings.worker_count, settings.scoring_timeout_s)
+        config = uvicorn.Config(
+            ScoringScriptApp(runner, swagger), loop="uvloop", http="httptools", lifespan="off",
+            access_log=settings.access_log, log_config=None, log_level=settings.log_level,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+        print(f"listening on {listening_url(sock)}", flush=True)
+        _absorb_stop_signals()
+        uvicorn.Server(config).run(sockets=[sock])
+        runner.close()
+        return runner.busy
+    finally:
+        sock.close()
+
+
+def _absorb_stop_signals() -> None:
+    """uvicorn re-raises the stop signal after its graceful shutdown; with these handlers in
+    place that re-raise is a no-op, so the process ends with exit code 0 after a clean stop."""
+    def ignore(signum: int, frame: FrameType | None) -> None:
+        logger.info("stopping on signal %d", signum)
+
+    signal.signal(signal.SIGTERM, ignore)
+    signal.signal(signal.SIGINT, ignore)

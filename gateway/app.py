@@ -1,0 +1,160 @@
+"""`ScoringApp`: the scoring listener as one plain ASGI callable.
+
+Routes (docs/architecture.md): `POST /score`, `POST /endpoints/{name}/score`,
+`GET /swagger.json`, `GET /endpoints/{name}/swagger.json`, `GET /metrics`, `GET /healthz`.
+Lifespan opens and closes the upstream pools and cancels mirror copies still running.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+import orjson
+
+from gateway.access_log import AccessLog
+from gateway.auth import check_authorization
+from gateway.errors import JSON_HEADERS, GatewayError, not_found, printable, unauthorized
+from gateway.http_io import Receive, Scope, Send, send_response
+from gateway.metrics import Recorders, render
+from gateway.mirror import Mirror
+from gateway.picking import endpoint_for
+from gateway.proxy import ScoreHandler
+from gateway.snapshot import EndpointRoute, RoutingSnapshot, SnapshotHolder
+from gateway.upstream import LIVE, Upstream, UpstreamError
+
+_PREFIX = "/endpoints/"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOptions:
+    metrics: bool = True
+    access_log: bool = True
+
+
+def _host(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
+
+
+def _several_endpoints(snapshot: RoutingSnapshot) -> str:
+    if not snapshot.endpoints:
+        return "no endpoint is configured"
+    return ("this gateway serves several endpoints: use /endpoints/{name}/score "
+            "or a Host header starting with '{name}.'")
+
+
+class ScoringApp:
+    def __init__(self, holder: SnapshotHolder, options: GatewayOptions = GatewayOptions()) -> None:
+        self.holder = holder
+        self.options = options
+        self._random = random.Random()
+        self._upstream = Upstream()
+        recorders = Recorders(options.metrics)
+        access_log = AccessLog(options.access_log)
+        self._mirror = Mirror(self._upstream, recorders, access_log, self._random.random)
+        self._score = ScoreHandler(self._upstream, self._mirror, recorders, access_log,
+                                   self._random)
+
+    def in_flight(self, instance_id: str) -> int:
+        """Requests (mirror copies included) in flight to that instance; the supervisor drains with it."""
+        return self._upstream.in_flight.get(instance_id)
+
+    @property
+    def mirror_in_flight(self) -> int:
+        return self._mirror.in_flight
+
+    async def startup(self) -> None:
+        await self._upstream.open()
+
+    async def shutdown(self) -> None:
+        await self._mirror.close()
+        await self._upstream.close()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as error:  # report it to the server, which then exits
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        snapshot = self.holder.current
+        if path == "/score" or (path.startswith(_PREFIX) and path.endswith("/score")):
+            if method != "POST":
+                return await _error(send, GatewayError(405, f"use POST for {path}"))
+            endpoint, missing = self._endpoint(snapshot, scope, path, "/score")
+            return await self._score.handle(snapshot, endpoint, scope, receive, send, missing)
+        if path == "/swagger.json" or (path.startswith(_PREFIX) and path.endswith("/swagger.json")):
+            if method != "GET":
+                return await _error(send, GatewayError(405, f"use GET for {path}"))
+            endpoint, missing = self._endpoint(snapshot, scope, path, "/swagger.json")
+            return await self._swagger(endpoint, missing, scope, send)
+        if path == "/metrics" and method == "GET":
+            body, content_type = render()
+            return await send_response(send, 200, [(b"content-type", content_type.encode())], body)
+        if path == "/healthz" and method == "GET":
+            body = orjson.dumps({"status": "ok", "snapshot_version": snapshot.version})
+            return await send_response(send, 200, list(JSON_HEADERS), body)
+        await _error(send, not_found(f"no route {method} {printable(path, 200)}; scoring is "
+                                     "POST /score or POST /endpoints/{name}/score"))
+
+    def _endpoint(self, snapshot: RoutingSnapshot, scope: Scope, path: str,
+                  suffix: str) -> tuple[EndpointRoute | None, str]:
+        if path == suffix:
+            return endpoint_for(snapshot, _host(scope)), _several_endpoints(snapshot)
+        name = path[len(_PREFIX):-len(suffix)]
+        return snapshot.endpoints.get(name), f"endpoint '{printable(name)}' not found"
+
+    async def _swagger(self, endpoint: EndpointRoute | None, missing: str, scope: Scope,
+                       send: Send) -> None:
+        """The OpenAPI document of one ready instance of a live deployment, proxied as is."""
+        try:
+            if endpoint is None:
+                raise not_found(missing)
+            authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+            if not check_authorization(endpoint, authorization, time.time()):
+                raise unauthorized()
+            ordered = [endpoint.deployments[n] for n, _ in endpoint.traffic
+                       if n in endpoint.deployments]
+            live = [d for d in ordered + list(endpoint.deployments.values()) if d.instances]
+            if not live:
+                raise GatewayError(503, f"endpoint '{endpoint.name}' has no ready instance")
+            instance = live[0].instances[0]
+            query = scope.get("query_string", b"").decode("latin-1")
+            try:
+                answer = await self._upstream.send(
+                    LIVE, instance, "GET", "/swagger.json" + (f"?{query}" if query else ""),
+                    None, [], live[0].request_timeout_s)
+            except UpstreamError as error:
+                raise GatewayError(502, f"swagger.json could not be fetched: {error}") from None
+        except GatewayError as error:
+            return await _error(send, error)
+        content_type = next((v for k, v in answer.headers if k.lower() == "content-type"),
+                            "application/json")
+        await send_response(send, answer.status, [(b"content-type", content_type.encode())],
+                            answer.body)
+
+
+async def _error(send: Send, error: GatewayError) -> None:
+    await send_response(send, error.status, list(JSON_HEADERS) + list(error.headers), error.body())

@@ -1,0 +1,98 @@
+"""Fire-and-forget mirror copies, bounded: the client never waits for the shadow.
+
+A copy runs as its own task on the mirror pool with the mirror timeout. Tasks are held in a
+set (so they are not garbage-collected mid-flight) and dropped from it when done. Over the
+bound, a copy is dropped and counted, never queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable
+
+from gateway.access_log import AccessLog, AccessRecord
+from gateway.metrics import Recorders
+from gateway.picking import least_in_flight
+from gateway.snapshot import DeploymentRoute, GatewaySettings
+from gateway.upstream import MIRROR, Upstream, UpstreamError, UpstreamTimeout
+
+MIRROR_HEADER = ("x-scoregate-mirror", "1")
+
+
+class Mirror:
+    def __init__(self, upstream: Upstream, recorders: Recorders, access_log: AccessLog,
+                 draw: Callable[[], float]) -> None:
+        self._upstream = upstream
+        self._recorders = recorders
+        self._access_log = access_log
+        self._draw = draw
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, deployment: DeploymentRoute, settings: GatewaySettings, body: bytes,
+               headers: list[tuple[str, str]], request_id: str) -> None:
+        """Start a copy now, or drop it when `mirror_max_in_flight` copies are running."""
+        endpoint, name = deployment.endpoint, deployment.name
+        if len(self._tasks) >= settings.mirror_max_in_flight:
+            self._recorders.mirror(endpoint, name, "dropped")
+            return
+        self._recorders.mirror(endpoint, name, "sent")
+        task = asyncio.get_running_loop().create_task(
+            self._copy(deployment, settings.mirror_timeout_s, body, headers, request_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _copy(self, deployment: DeploymentRoute, timeout_s: float, body: bytes,
+                    headers: list[tuple[str, str]], request_id: str) -> None:
+        started = time.perf_counter()
+        endpoint, name = deployment.endpoint, deployment.name
+        status, model_status, size, outcome = 502, None, 0, "failed"
+        gauge = self._recorders.in_flight(endpoint, name) if self._recorders.enabled else None
+        instance = least_in_flight(deployment.instances, self._upstream.in_flight.counts,
+                                   self._draw())
+        if instance is not None:
+            if gauge is not None:
+                gauge.inc()
+            try:
+                answer = await self._upstream.send(MIRROR, instance, "POST", instance.score_path,
+                                                   body, headers + [MIRROR_HEADER], timeout_s)
+                model_status, size = answer.status, len(answer.body)
+                status = answer.status
+                outcome = "completed" if 200 <= answer.status < 300 else "failed"
+                if self._recorders.enabled:
+                    self._recorders.recorder(endpoint, name, MIRROR).upstream_seconds.observe(
+                        answer.seconds)
+            except UpstreamTimeout:
+                status = 408
+            except UpstreamError:
+                status = 502
+            finally:
+                if gauge is not None:
+                    gauge.dec()
+        else:
+            status = 503
+        self._finish(deployment, request_id, outcome, status, model_status, started, len(body),
+                     size)
+
+    def _finish(self, deployment: DeploymentRoute, request_id: str, outcome: str, status: int,
+                model_status: int | None, started: float, bytes_in: int, bytes_out: int) -> None:
+        seconds = time.perf_counter() - started
+        endpoint, name = deployment.endpoint, deployment.name
+        self._recorders.mirror(endpoint, name, outcome)
+        if self._recorders.enabled:
+            self._recorders.recorder(endpoint, name, MIRROR).answered(
+                status, model_status, seconds, bytes_in, bytes_out)
+        self._access_log.write(AccessRecord(
+            request_id, None, endpoint, name, MIRROR, status, model_status,
+            seconds * 1000.0, bytes_in, bytes_out))
+
+    async def close(self) -> None:
+        """Cancel the copies still running (at shutdown), and wait for them to end."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,241 @@
+"""POST /score: snapshot → auth → body → deployment → instance → the model's answer.
+
+`ScoreHandler.handle` is the hot path. Every failure is a `GatewayError` raised by one small
+step and answered as JSON in one place, with the metrics and the access-log line of the
+request whatever its outcome.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
+from gateway.access_log import AccessLog, AccessRecord
+from gateway.auth import check_authorization
+from gateway.errors import JSON_HEADERS, GatewayError, not_found, printable, unauthorized
+from gateway.http_io import Headers, Receive, Scope, Send, declared_length, read_body, send_response
+from gateway.metrics import NONE, Recorders
+from gateway.mirror import Mirror
+from gateway.picking import TrafficTable, least_in_flight, mirror_due
+from gateway.snapshot import DeploymentRoute, EndpointRoute, RoutingSnapshot
+from gateway.upstream import LIVE, Answer, Upstream, UpstreamFailed, UpstreamRefused, UpstreamTimeout
+
+ROLE_LIVE, ROLE_DIRECT = "live", "direct"
+DEPLOYMENT_HEADER = b"azureml-model-deployment"
+CLIENT_ID_HEADER = b"x-ms-client-request-id"
+_CLIENT_ID = re.compile(rb"[A-Za-z0-9_-]+")
+# Not forwarded to the model: hop-by-hop headers, the endpoint credential, what we recompute.
+_DROP_REQUEST = frozenset({
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+    b"trailer", b"transfer-encoding", b"upgrade", b"authorization", b"content-length",
+    b"expect", b"x-request-id", b"x-scoregate-mirror"})
+_DROP_RESPONSE = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+    "transfer-encoding", "upgrade", "content-length", "date", "server", "x-request-id",
+    "azureml-model-deployment", "x-ms-client-request-id"})
+
+
+def client_request_id(value: bytes | None) -> bytes | None:
+    """The client's request id when valid (letters, digits, '-', '_'), cut to 40 characters."""
+    if value is None or not _CLIENT_ID.fullmatch(value):
+        return None
+    return value[:40]
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """What the hot path needs from the request headers, collected in one pass."""
+
+    authorization: bytes | None
+    deployment: bytes | None
+    client_id: bytes | None
+    content_length: bytes | None
+    forward: list[tuple[str, str]]
+
+    @classmethod
+    def parse(cls, raw: Headers) -> "Incoming":
+        authorization = deployment = client_id = content_length = None
+        forward: list[tuple[str, str]] = []
+        for name, value in raw:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"content-length":
+                content_length = value
+            elif name == DEPLOYMENT_HEADER:
+                deployment = value
+            elif name == CLIENT_ID_HEADER:
+                client_id = value
+            if name not in _DROP_REQUEST:
+                forward.append((name.decode("latin-1"), value.decode("latin-1")))
+        return cls(authorization, deployment, client_id, content_length, forward)
+
+
+class TrafficTables:
+    """Cumulative traffic tables of the current snapshot, rebuilt when a new one is published."""
+
+    def __init__(self) -> None:
+        self._snapshot: RoutingSnapshot | None = None
+        self._tables: dict[str, TrafficTable] = {}
+
+    def get(self, snapshot: RoutingSnapshot, endpoint: EndpointRoute) -> TrafficTable:
+        if snapshot is not self._snapshot:
+            self._tables = {name: TrafficTable.build(route.traffic)
+                            for name, route in snapshot.endpoints.items()}
+            self._snapshot = snapshot
+        return self._tables.get(endpoint.name) or TrafficTable.build(endpoint.traffic)
+
+
+class ScoreHandler:
+    def __init__(self, upstream: Upstream, mirror: Mirror, recorders: Recorders,
+                 access_log: AccessLog, rng: random.Random | None = None) -> None:
+        self._upstream = upstream
+        self._mirror = mirror
+        self._recorders = recorders
+        self._access_log = access_log
+        self._random = (rng or random.Random()).random
+        self._tables = TrafficTables()
+        self._deployment_in_flight: dict[tuple[str, str], int] = {}
+
+    async def handle(self, snapshot: RoutingSnapshot, endpoint: EndpointRoute | None,
+                     scope: Scope, receive: Receive, send: Send,
+                     missing_endpoint: str = "") -> None:
+        started = time.perf_counter()
+        request_id = str(uuid.uuid4())
+        incoming = Incoming.parse(scope["headers"])
+        client_id = client_request_id(incoming.client_id)
+        deployment_label, role = NONE, ROLE_LIVE
+        body = b""
+        try:
+            if endpoint is None:
+                raise not_found(missing_endpoint)
+            if not check_authorization(endpoint, incoming.authorization, time.time()):
+                raise unauthorized()
+            limit = snapshot.settings.max_body_bytes
+            declared_length(incoming.content_length, limit)
+            body = await read_body(receive, limit)
+            deployment, role = self._choose(snapshot, endpoint, incoming.deployment)
+            deployment_label = deployment.name
+            if role == ROLE_LIVE and endpoint.mirror is not None:
+                self._maybe_mirror(snapshot, endpoint, body, incoming.forward, request_id)
+            answer = await self._forward(deployment, role, body, incoming.forward, request_id)
+        except GatewayError as error:
+            headers = list(JSON_HEADERS) + list(error.headers)
+            status, out, model_status = error.status, error.body(), error.model_status
+        else:
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers
+                       if k.lower() not in _DROP_RESPONSE]
+            status, out, model_status = answer.status, answer.body, answer.status
+        if deployment_label != NONE:
+            headers.append((DEPLOYMENT_HEADER, deployment_label.encode("latin-1")))
+        headers.append((b"x-request-id", request_id.encode("ascii")))
+        if client_id is not None:
+            headers.append((CLIENT_ID_HEADER, client_id))
+        await send_response(send, status, headers, out)
+        self._record(endpoint, deployment_label, role, status, model_status, started,
+                     request_id, client_id, len(body), len(out))
+
+    def _choose(self, snapshot: RoutingSnapshot, endpoint: EndpointRoute,
+                named: bytes | None) -> tuple[DeploymentRoute, str]:
+        if named is not None:
+            name = named.decode("latin-1").strip()
+            deployment = endpoint.deployments.get(name)
+            if deployment is None:
+                raise not_found(f"deployment '{printable(name)}' not found in endpoint "
+                                f"'{endpoint.name}'")
+            return deployment, ROLE_DIRECT
+        picked = self._tables.get(snapshot, endpoint).pick(self._random())
+        deployment = endpoint.deployments.get(picked) if picked is not None else None
+        if deployment is None:
+            raise not_found(f"endpoint '{endpoint.name}' has no deployment with positive "
+                            "traffic; set traffic, or name a deployment with the "
+                            "'azureml-model-deployment' header")
+        return deployment, ROLE_LIVE
+
+    def _maybe_mirror(self, snapshot: RoutingSnapshot, endpoint: EndpointRoute, body: bytes,
+                      headers: list[tuple[str, str]], request_id: str) -> None:
+        name = mirror_due(endpoint.mirror, self._random())
+        target = endpoint.deployments.get(name) if name is not None else None
+        if target is not None:
+            self._mirror.submit(target, snapshot.settings, body,
+                                headers + [("x-request-id", request_id)], request_id)
+
+    async def _forward(self, deployment: DeploymentRoute, role: str, body: bytes,
+                       forward: list[tuple[str, str]], request_id: str) -> Answer:
+        if not deployment.instances:
+            raise GatewayError(503, f"deployment '{deployment.name}' has no ready instance")
+        key = (deployment.endpoint, deployment.name)
+        counts = self._deployment_in_flight
+        current = counts.get(key, 0)
+        if current >= deployment.max_in_flight:
+            raise GatewayError(429, f"too many requests in flight for deployment "
+                                    f"'{deployment.name}' (limit {deployment.max_in_flight}: 2 x "
+                                    "max_concurrent_requests_per_instance x ready instances)")
+        gauge = (self._recorders.in_flight(*key) if self._recorders.enabled else None)
+        counts[key] = current + 1
+        if gauge is not None:
+            gauge.inc()
+        try:
+            answer = await self._send(deployment, body, forward + [("x-request-id", request_id)])
+        finally:
+            counts[key] -= 1
+            if gauge is not None:
+                gauge.dec()
+        if not 200 <= answer.status < 300:
+            raise model_error(deployment, answer)
+        if self._recorders.enabled:
+            self._recorders.recorder(key[0], key[1], role).upstream_seconds.observe(
+                answer.seconds)
+        return answer
+
+    async def _send(self, deployment: DeploymentRoute, body: bytes,
+                    headers: list[tuple[str, str]]) -> Answer:
+        in_flight = self._upstream.in_flight.counts
+        instance = least_in_flight(deployment.instances, in_flight, self._random())
+        if instance is None:
+            raise GatewayError(503, f"deployment '{deployment.name}' has no ready instance")
+        timeout = deployment.request_timeout_s
+        try:
+            try:
+                return await self._upstream.send(LIVE, instance, "POST", instance.score_path,
+                                                 body, headers, timeout)
+            except UpstreamRefused:
+                other = least_in_flight(deployment.instances, in_flight, self._random(),
+                                        exclude=instance.id)
+                if other is None:
+                    raise
+                return await self._upstream.send(LIVE, other, "POST", other.score_path,
+                                                 body, headers, timeout)
+        except UpstreamTimeout:
+            raise GatewayError(408, f"deployment '{deployment.name}' did not answer within "
+                                    f"{timeout:g} s (request_timeout_ms)") from None
+        except (UpstreamRefused, UpstreamFailed) as error:
+            raise GatewayError(502, f"deployment '{deployment.name}' could not be reached: "
+                                    f"{error}") from None
+
+    def _record(self, endpoint: EndpointRoute | None, deployment: str, role: str, status: int,
+                model_status: int | None, started: float, request_id: str,
+                client_id: bytes | None, bytes_in: int, bytes_out: int) -> None:
+        seconds = time.perf_counter() - started
+        endpoint_label = endpoint.name if endpoint is not None else NONE
+        if self._recorders.enabled:
+            self._recorders.recorder(endpoint_label, deployment, role).answered(
+                status, model_status, seconds, bytes_in, bytes_out)
+        if self._access_log.enabled:
+            self._access_log.write(AccessRecord(
+                request_id, client_id.decode("ascii") if client_id else None, endpoint_label,
+                deployment, role, status, model_status, seconds * 1000.0, bytes_in, bytes_out))
+
+
+def model_error(deployment: DeploymentRoute, answer: Answer) -> GatewayError:
+    """424 for a model that answered non-2xx, with its status and reason in headers (as Azure)."""
+    reason = printable(answer.reason, 100)
+    detail = ""
+    if len(answer.body) <= 1000:
+        detail = ": " + printable(answer.body.decode("utf-8", "replace"), 1000)
+    headers = ((b"ms-azureml-model-error-statuscode", str(answer.status).encode("ascii")),
+               (b"ms-azureml-model-error-reason", reason.encode("ascii")))
+    return GatewayError(424, f"the model in deployment '{deployment.name}' answered "
+                             f"{answer.status} {reason}{detail}", headers, answer.status)

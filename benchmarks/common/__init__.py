@@ -1,0 +1,1 @@
+"""Helpers shared by the benchmarks: child processes, /proc accounting, wrk runs, medians."""

@@ -1,0 +1,1 @@
+"""The gateway benchmark: scoregate vs nginx vs the backend directly (issue 2 §7)."""

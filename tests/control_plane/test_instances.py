@@ -1,0 +1,399 @@
+"""The instance supervisor, with real processes on loopback (a stand-in scoring server).
+
+Each test runs its own event loop (uvloop, as the gateway does); every instance is stopped by
+`Supervisor.close()` in a `finally`, and any pid that ever started is SIGKILLed afterwards as
+a safety net, so nothing outlives a test even when it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable, Iterator
+
+import pytest
+import uvloop
+
+from control_plane.errors import ValidationError
+from control_plane.instances import Supervisor, SupervisorTimings
+from control_plane.model_dir import prepare_model_dir
+from control_plane.models import DeploymentSpec, ProbeSettings, RequestSettings
+from tests.support.processes import ProcessGroup, http_ok, wait_until
+
+SUPPORT = Path(__file__).with_name("instance_support")
+STANDIN = SUPPORT / "standin_server.py"
+KEY = "shop/blue"
+FAST = SupervisorTimings(startup_poll_s=0.05, backoff_initial_s=0.3, backoff_max_s=2.0,
+                         stable_after_s=30.0, stop_grace_s=3.0, drain_margin_s=0.5)
+QUICK_PROBE = ProbeSettings(initial_delay=0, period=1, timeout=1, success_threshold=1,
+                            failure_threshold=2)
+PATIENT_PROBE = ProbeSettings(initial_delay=0, period=1, timeout=1, success_threshold=1,
+                              failure_threshold=30)
+
+
+def command(spec: DeploymentSpec, fd: int) -> list[str]:
+    return [sys.executable, str(STANDIN), "--fd", str(fd), "--code", spec.code_dir or "",
+            "--entry", spec.scoring_script or ""]
+
+
+@dataclass
+class Events:
+    """Records what the supervisor reports (stands in for gateway.metrics)."""
+
+    ready: dict[str, int] = field(default_factory=dict)
+    restarts: Counter[str] = field(default_factory=Counter)
+    probe_failures: Counter[str] = field(default_factory=Counter)
+
+    def ready_instances(self, endpoint: str, deployment: str, count: int) -> None:
+        self.ready[f"{endpoint}/{deployment}"] = count
+
+    def restarted(self, endpoint: str, deployment: str) -> None:
+        self.restarts[f"{endpoint}/{deployment}"] += 1
+
+    def probe_failed(self, endpoint: str, deployment: str, probe: str) -> None:
+        self.probe_failures[probe] += 1
+
+
+@dataclass
+class Harness:
+    tmp: Path
+    supervisor: Supervisor
+    events: Events
+    in_flight: dict[str, int]
+    changes: list[dict[str, tuple[str, ...]]]
+
+    def spec(self, count: int = 2, env: dict[str, str] | None = None,
+             readiness: ProbeSettings = QUICK_PROBE, liveness: ProbeSettings = PATIENT_PROBE,
+             timeout_ms: int = 5000) -> DeploymentSpec:
+        base = {"STANDIN_STARTS_FILE": str(self.tmp / "starts.txt"),
+                "STANDIN_FAIL_FILE": str(self.tmp / "fail-readiness"),
+                "STANDIN_HANG_FILE": str(self.tmp / "hang")}
+        return DeploymentSpec(name="blue", endpoint_name="shop", code_dir=str(self.tmp / "code"),
+                              scoring_script="score.py", model_path=str(self.tmp / "model"),
+                              environment_variables={**base, **(env or {})},
+                              instance_count=count, readiness_probe=readiness,
+                              liveness_probe=liveness,
+                              request_settings=RequestSettings(request_timeout_ms=timeout_ms))
+
+    def ready_ids(self) -> list[str]:
+        return [route.id for route in self.supervisor.ready_instances().get(KEY, ())]
+
+    def states(self) -> dict[str, str]:
+        return {s.id: s.state for s in self.supervisor.status(KEY)}
+
+    def pids(self) -> dict[str, int | None]:
+        return {s.id: s.pid for s in self.supervisor.status(KEY)}
+
+    async def until(self, check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}; status: "
+                                   f"{self.supervisor.status(KEY)}")
+            await asyncio.sleep(0.05)
+
+    async def start(self, spec: DeploymentSpec) -> None:
+        await self.supervisor.reconcile({KEY: spec})
+        assert await self.supervisor.wait_ready(KEY, 30), self.supervisor.status(KEY)
+
+
+Body = Callable[[Harness], Awaitable[None]]
+
+
+@pytest.fixture
+def run_with_supervisor(tmp_path: Path) -> Iterator[Callable[[Body], None]]:
+    """Runs a test body against a fresh Supervisor in a uvloop loop; cleans up every process."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.txt").write_text("42")
+    (tmp_path / "code").mkdir()
+
+    def run(body: Body) -> None:
+        async def main() -> None:
+            events, in_flight, changes = Events(), {}, []
+            harness: Harness
+
+            def on_change() -> None:
+                changes.append({k: tuple(r.id for r in v)
+                                for k, v in harness.supervisor.ready_instances().items()})
+
+            supervisor = Supervisor(tmp_path / "logs", on_change,
+                                    lambda instance_id: in_flight.get(instance_id, 0), command,
+                                    timings=FAST, events=events)
+            harness = Harness(tmp_path, supervisor, events, in_flight, changes)
+            try:
+                await body(harness)
+            finally:
+                await supervisor.close()
+
+        uvloop.run(main())
+
+    try:
+        yield run
+    finally:
+        for pid in started_pids(tmp_path):
+            _kill_group(pid)
+
+
+def started_pids(tmp: Path) -> list[int]:
+    starts = tmp / "starts.txt"
+    return [int(line) for line in starts.read_text().split()] if starts.exists() else []
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie (a reparented child may wait a moment for init to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _kill_group(pid: int) -> None:
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+def test_two_instances_start_ready_with_azure_env_and_logs(run_with_supervisor) -> None:
+    async def body(h: Harness) -> None:
+        spec = h.spec(count=2, env={"GREETING": "hello", "STANDIN_CHECK_PATH":
+                                    "model/weights.txt"})
+        await h.start(spec)
+        assert h.ready_ids() == ["blue-0", "blue-1"]
+        assert h.events.ready[KEY] == 2
+        assert h.changes and h.changes[-1][KEY] == ("blue-0", "blue-1")
+        statuses = h.supervisor.status(KEY)
+        urls = {s.url for s in statuses}
+        assert len(urls) == 2 and all(u.startswith("http://127.0.0.1:") for u in urls)
+        for status in statuses:
+            assert status.pid and alive(status.pid) and status.restarts == 0
+            assert await asyncio.to_thread(http_ok, status.url + "/")
+        await h.until(lambda: h.supervisor.logs(KEY).count("standin start") == 2, "both logs")
+        logs = h.supervisor.logs(KEY)
+        for instance_id in ("blue-0", "blue-1"):
+            line = next(x for x in logs.splitlines() if x.startswith(f"[{instance_id}] standin"))
+            assert "greeting=hello" in line and "check=True" in line  # model/<file> resolves
+            assert "entry=score.py" in line and "entry_env=score.py" in line
+            assert "workers=1" in line
+        assert (h.tmp / "logs" / "shop" / "blue" / "blue-0.log").exists()
+        assert len(h.supervisor.logs(KEY, lines=1).splitlines()) == 1
+
+    run_with_supervisor(body)
+
+
+def test_sigkilled_instance_restarts_on_its_port_while_the_other_stays_ready(
+        run_with_supervisor) -> None:
+    async def body(h: Harness) -> None:
+        await h.start(h.spec(count=2))
+        before = {s.id: s for s in h.supervisor.status(KEY)}
+        os.kill(before["blue-0"].pid or 0, signal.SIGKILL)
+        other_states: set[str] = set()
+
+        def restarted() -> bool:
+            other_states.add(h.states()["blue-1"])
+            now = {s.id: s for s in h.supervisor.status(KEY)}["blue-0"]
+            return now.restarts == 1 and now.state == "ready"
+
+        await h.until(restarted, "blue-0 to be restarted and ready")
+        after = {s.id: s for s in h.supervisor.status(KEY)}
+        assert other_states == {"ready"}
+        assert after["blue-1"].pid == before["blue-1"].pid and after["blue-1"].restarts == 0
+        assert after["blue-0"].pid != before["blue-0"].pid
+        assert after["blue-0"].url == before["blue-0"].url  # the socket outlives the process
+        assert after["blue-0"].last_exit_code == -signal.SIGKILL
+        assert h.events.restarts[KEY] == 1
+        assert any(change.get(KEY) == ("blue-1",) for change in h.changes)  # out, then back in
+        assert h.ready_ids() == ["blue-0", "blue-1"]
+
+    run_with_supervisor(body)
+
+
+def test_init_failure_is_failed_with_backoff_not_a_hot_loop(run_with_supervisor) -> None:
+    async def body(h: Harness) -> None:
+        await h.supervisor.reconcile({KEY: h.spec(count=1, env={"STANDIN_EXIT_CODE": "3"})})
+        await asyncio.sleep(3.0)
+        starts = len(started_pids(h.tmp))
+        status = h.supervisor.status(KEY)[0]
+        # backoff 0.3, 0.6, 1.2 s: about 4 starts in 3 s; a hot loop would make dozens
+        assert 2 <= starts <= 6, starts
+        assert status.state == "failed" and status.last_exit_code == 3
+        assert status.last_error and "init()" in status.last_error
+        assert h.ready_ids() == []
+        assert "init() failed on purpose" in h.supervisor.logs(KEY)
+
+    run_with_supervisor(body)
+
+
+def test_scale_down_drains_until_nothing_is_in_flight(run_with_supervisor) -> None:
+    async def body(h: Harness) -> None:
+        await h.start(h.spec(count=2, timeout_ms=60000))
+        leaving = h.pids()["blue-1"] or 0
+        h.in_flight["blue-1"] = 1
+        await h.supervisor.reconcile({KEY: h.spec(count=1, timeout_ms=60000)})
+        assert h.ready_ids() == ["blue-0"]  # out of rotation at once
+        assert h.changes[-1][KEY] == ("blue-0",)
+        assert h.states() == {"blue-0": "ready", "blue-1": "draining"}
+        await asyncio.sleep(1.0)
+        assert alive(leaving) and h.states()["blue-1"] == "draining"  # held by the request
+        h.in_flight["blue-1"] = 0
+        await h.until(lambda: not alive(leaving), "the drained instance to stop")
+        await h.until(lambda: list(h.states()) == ["blue-0"], "blue-1 to be forgotten")
+        assert await h.supervisor.wait_ready(KEY, 5)
+        assert h.states() == {"blue-0": "ready"}
+
+    run_with_supervisor(body)
+
+
+def test_scale_up_adds_instances_and_keeps_the_running_one(run_with_supervisor) -> None:
+    async def body(h: Harness) -> None:
+        await h.start(h.spec(count=1))
+        first = h.pids()["blue-0"]
+        await h.start(h.spec(count=3))
+        assert h.ready_ids() == ["blue-0", "blue-1", "blue-2"]
+        assert h.pids()["blue-0"] == first
+        assert len(started_pids(h.tmp)) == 3
+
+    run_with_supervisor(body)
+
+
+def test_readiness_failure_takes_it_out_of_rotation_and_back(run_with_supervisor) -> None:
+    async def body(h: Harness) -> None:
+        await h.start(h.spec(count=2))
+        pid = h.pids()["blue-0"]
+        flag = h.tmp / "fail-readiness"
+        flag.write_text("")  # both instances fail GET /; liveness is patient (30 failures)
+        await h.until(lambda: h.ready_ids() == [], "both to turn unready", timeout=20)
+        assert set(h.states().values()) == {"unready"}
+        assert h.changes[-1][KEY] == ()
+        assert h.events.probe_failures["readiness"] >= 2
+        assert "answered 503" in (h.supervisor.status(KEY)[0].last_error or "")
+        flag.unlink()
+        await h.until(lambda: h.ready_ids() == ["blue-0", "blue-1"], "both back", timeout=20)
+        assert h.pids()["blue-0"] == pid and h.events.restarts[KEY] == 0
+
+    run_with_supervisor(body)
+
+
+def test_liveness_failure_restarts_the_instance(run_with_supervisor) -> None:
+    async def body(h: Harness) -> None:
+        liveness = ProbeSettings(initial_delay=0, period=1, timeout=1, success_threshold=1,
+                                 failure_threshold=2)
+        await h.start(h.spec(count=1, readiness=PATIENT_PROBE, liveness=liveness))
+        pid = h.pids()["blue-0"] or 0
+        (h.tmp / "hang").write_text("")
+        await h.until(lambda: not alive(pid), "the hung instance to be killed", timeout=20)
+        (h.tmp / "hang").unlink()
+        await h.until(lambda: h.ready_ids() == ["blue-0"], "the restarted instance", timeout=20)
+        status = h.supervisor.status(KEY)[0]
+        assert status.restarts == 1 and "liveness" in (status.last_error or "")
+        assert h.events.probe_failures["liveness"] >= 2
+
+    run_with_supervisor(body)
+
+
+def test_changed_spec_rolls_over_without_an_empty_ready_set(run_with_supervisor) -> None:
+    async def body(h: Harness) -> None:
+        await h.start(h.spec(count=2, env={"GREETING": "v1"}))
+        old = set(h.pids().values())
+        seen = len(h.changes)
+        await h.supervisor.reconcile({KEY: h.spec(count=2, env={"GREETING": "v2"})})
+        assert await h.supervisor.wait_ready(KEY, 30), h.supervisor.status(KEY)
+        assert h.ready_ids() == ["blue-2", "blue-3"]
+        assert all(change[KEY] for change in h.changes[seen:])  # never empty meanwhile
+        await h.until(lambda: not any(alive(pid or 0) for pid in old), "old instances to stop")
+        logs = h.supervisor.logs(KEY)
+        assert "[blue-2] standin start" in logs and "greeting=v2" in logs
+
+    run_with_supervisor(body)
+
+
+def test_removed_deployment_and_close_leave_no_process(run_with_supervisor) -> None:
+    async def body(h: Harness) -> None:
+        await h.start(h.spec(count=2))
+        pids = [pid or 0 for pid in h.pids().values()]
+        await h.supervisor.reconcile({})
+        assert KEY not in h.supervisor.ready_instances()
+        await h.until(lambda: not any(alive(pid) for pid in pids), "removed instances to stop")
+        await h.until(lambda: h.supervisor.status(KEY) == [], "the deployment to be forgotten")
+        await h.start(h.spec(count=2))
+        pids = [pid or 0 for pid in h.pids().values()]
+        await h.supervisor.close()
+        assert not any(alive(pid) for pid in pids)
+        assert h.supervisor.ready_instances() == {}
+        with pytest.raises(RuntimeError):
+            await h.supervisor.reconcile({KEY: h.spec()})
+
+    run_with_supervisor(body)
+
+
+def test_external_deployment_launches_nothing(run_with_supervisor) -> None:
+    async def body(h: Harness) -> None:
+        spec = DeploymentSpec(name="blue", endpoint_name="shop",
+                              urls=("http://127.0.0.1:9/v1/predict", "http://127.0.0.1:10"))
+        await h.supervisor.reconcile({KEY: spec})
+        routes = h.supervisor.ready_instances()[KEY]
+        assert [(r.id, r.url, r.score_path) for r in routes] == [
+            ("http://127.0.0.1:9/v1/predict", "http://127.0.0.1:9", "/v1/predict"),
+            ("http://127.0.0.1:10", "http://127.0.0.1:10", "/score")]
+        assert [s.state for s in h.supervisor.status(KEY)] == ["ready", "ready"]
+        assert started_pids(h.tmp) == []
+        with pytest.raises(ValidationError, match="external url"):
+            await h.supervisor.reconcile({KEY: spec.with_changes(urls=("ftp://x",))})
+
+    run_with_supervisor(body)
+
+
+def test_bad_keys_and_log_paths_are_refused(run_with_supervisor) -> None:
+    async def body(h: Harness) -> None:
+        for key in ("../etc/passwd", "shop/../../x", "shop", "shop/blue/x", "shop/b"):
+            with pytest.raises(ValidationError):
+                h.supervisor.logs(key)
+        with pytest.raises(ValidationError, match="does not match"):
+            await h.supervisor.reconcile({"shop/green": h.spec()})
+        assert h.supervisor.logs(KEY) == ""  # nothing ran yet
+
+    run_with_supervisor(body)
+
+
+def test_model_dir_keeps_the_model_folder_name(tmp_path: Path) -> None:
+    model = tmp_path / "models" / "model"
+    model.mkdir(parents=True)
+    (model / "m.pkl").write_text("x")
+    first = prepare_model_dir(tmp_path / "work", "shop", "blue", str(model) + "/")
+    assert (first / "model" / "m.pkl").read_text() == "x"
+    assert prepare_model_dir(tmp_path / "work", "shop", "blue", str(model)) == first
+    other = tmp_path / "other" / "model"
+    other.mkdir(parents=True)
+    assert prepare_model_dir(tmp_path / "work", "shop", "blue", str(other)) != first
+    assert list(prepare_model_dir(tmp_path / "work", "shop", "blue", None).iterdir()) == []
+
+
+def test_instances_die_when_the_gateway_is_sigkilled(processes: ProcessGroup,
+                                                     tmp_path: Path) -> None:
+    pids_file = tmp_path / "pids.json"
+    parent = processes.python(str(SUPPORT / "supervisor_parent.py"), str(tmp_path),
+                              str(pids_file), name="parent")
+    children: list[int] = []
+    try:
+        wait_until(pids_file.exists, timeout=60, what=f"pids file; log: {parent.log()}")
+        children = json.loads(pids_file.read_text())
+        assert len(children) == 2 and all(alive(pid) for pid in children)
+        os.kill(parent.proc.pid, signal.SIGKILL)
+        parent.proc.wait(10)
+        wait_until(lambda: not any(alive(pid) for pid in children), timeout=20,
+                   what="instances to die with their parent")
+    finally:
+        for pid in children:
+            _kill_group(pid)

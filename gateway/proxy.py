@@ -106,7 +106,8 @@ class ScoreHandler:
         request_id = str(uuid.uuid4())
         incoming = Incoming.parse(scope["headers"])
         client_id = client_request_id(incoming.client_id)
-        deployment_label, role = NONE, ROLE_LIVE
+        deployment_label = NONE
+        role = ROLE_LIVE if incoming.deployment is None else ROLE_DIRECT
         body = b""
         try:
             if endpoint is None:

@@ -109,7 +109,7 @@ async def _fire(url: str, count: int, concurrency: int, headers: Mapping[str, st
             started = loop.time()
             async with session.post(url, data=body, headers=dict(headers)) as response:
                 data = await response.read()
-                replies.append(Reply(response.status, dict(response.headers), data,
+                replies.append(Reply(response.status, response.headers.copy(), data,
                                      loop.time() - started))
 
     timeout = aiohttp.ClientTimeout(total=120)

@@ -39,7 +39,7 @@ def default_command(spec: DeploymentSpec, fd: int) -> list[str]:
 
 
 def bind_listener(backlog: int = 1024) -> socket.socket:
-    """A loopback listening socket on a free port; kept by the supervisor for the instance's life."""
+    """A loopback listening socket on a free port, kept for the instance's whole life."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -62,7 +62,8 @@ def instance_env(spec: DeploymentSpec, model_dir: Path,
     return env
 
 
-def spawn(argv: list[str], env: Mapping[str, str], fd: int, log_path: Path) -> subprocess.Popen[bytes]:
+def spawn(argv: list[str], env: Mapping[str, str], fd: int,
+          log_path: Path) -> subprocess.Popen[bytes]:
     """Start the instance with stdout+stderr appended to its log file.
 
     Must run on the thread that lives as long as the gateway (the event loop's): Linux sends
@@ -87,6 +88,8 @@ def _die_with_parent(parent: int) -> None:
 
 async def wait_exit(proc: subprocess.Popen[bytes], poll_s: float = 0.1) -> int:
     """Wait for the process to exit without a thread: a pidfd where the kernel has one."""
+    if proc.poll() is not None:  # checked first: pidfd_open of a reaped pid could be reused
+        return int(proc.returncode)
     try:
         pidfd = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):

@@ -8,7 +8,7 @@ what they mean for traffic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import signal
 import socket
 import subprocess
@@ -21,6 +21,8 @@ from gateway.snapshot import InstanceRoute
 from . import launch
 from .models import DeploymentSpec
 from .probes import Streaks, probe
+
+log = logging.getLogger("scoregate.instances")
 
 STARTING, READY, UNREADY, FAILED, DRAINING, STOPPED = (
     "starting", "ready", "unready", "failed", "draining", "stopped")
@@ -99,7 +101,9 @@ class ManagedInstance:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+        # returncode, not poll(): only the watcher reaps, so a pid is never waited on twice
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
 
     def status(self) -> InstanceStatus:
         return InstanceStatus(self.id, self.route.url, self.state, self.pid, self.restarts,
@@ -132,30 +136,47 @@ class ManagedInstance:
 
     async def _run(self) -> None:
         backoff = self._timings.backoff_initial_s
+        loop = asyncio.get_running_loop()
         while True:
             self._ready_since = None
             self._set_state(STARTING)
-            self._proc = launch.spawn(self._launch.argv, self._launch.env, self._sock.fileno(),
-                                      self._launch.log_path)
-            liveness_failed = await self._watch(self._proc)
-            if liveness_failed:
-                await launch.stop_group(self._proc, self._timings.stop_grace_s)
-            code = self._proc.wait()
-            loop_time = asyncio.get_running_loop().time()
-            was_ready = self._ready_since is not None
-            if was_ready and loop_time - (self._ready_since or 0) >= self._timings.stable_after_s:
+            failed = await self._run_once()
+            ready_for = loop.time() - self._ready_since if self._ready_since is not None else 0.0
+            if ready_for >= self._timings.stable_after_s:
                 backoff = self._timings.backoff_initial_s
-            self.last_exit_code = code
             self.restarts += 1
             self._events.restarted(self.spec.endpoint_name, self.spec.name)
-            if liveness_failed:
-                self.last_error = f"liveness probe failed; restarted ({self.last_error})"
-            else:
-                self.last_error = _describe_exit(code)
-            failed = code == INIT_FAILED_EXIT_CODE or not was_ready
-            self._set_state(FAILED if failed else STARTING)
+            self._set_state(FAILED if failed or self._ready_since is None else STARTING)
+            self._note(f"{self.last_error}; starting again in {backoff:g}s")
+            log.warning("instance %s: %s; starting again in %gs", self.id, self.last_error, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self._timings.backoff_max_s)
+
+    async def _run_once(self) -> bool:
+        """Start the process and watch it until it ends; True if it could not even start."""
+        try:
+            self._proc = launch.spawn(self._launch.argv, self._launch.env, self._sock.fileno(),
+                                      self._launch.log_path)
+        except OSError as error:
+            self._proc = None
+            self.last_exit_code = None
+            self.last_error = f"could not start {self._launch.argv[0]}: {error}"
+            return True
+        if await self._watch(self._proc):
+            self.last_error = f"liveness probe failed ({self.last_error}); killed"
+            await launch.stop_group(self._proc, self._timings.stop_grace_s)
+        else:
+            self.last_error = _describe_exit(self._proc.wait())
+        self.last_exit_code = self._proc.wait()
+        return self.last_exit_code == INIT_FAILED_EXIT_CODE
+
+    def _note(self, text: str) -> None:
+        """A line of the supervisor's own in the instance log, so get-logs shows restarts."""
+        try:
+            with open(self._launch.log_path, "a", encoding="utf-8") as file:
+                file.write(f"[scoregate] {self.id}: {text}\n")
+        except OSError:
+            pass
 
     async def _watch(self, proc: subprocess.Popen[bytes]) -> bool:
         """Until the process exits (False) or liveness gives up on it (True)."""

@@ -8,24 +8,29 @@ a safety net, so nothing outlives a test even when it fails.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import signal
 import sys
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Awaitable, Callable, Iterator
 
+import joblib
 import pytest
 import uvloop
 
+from control_plane import yaml_loader
 from control_plane.errors import ValidationError
 from control_plane.instances import Supervisor, SupervisorTimings
 from control_plane.model_dir import prepare_model_dir
 from control_plane.models import DeploymentSpec, ProbeSettings, RequestSettings
-from tests.support.processes import ProcessGroup, http_ok, wait_until
+from tests.support.processes import REPO_ROOT, ProcessGroup, http_ok, wait_until
 
 SUPPORT = Path(__file__).with_name("instance_support")
 STANDIN = SUPPORT / "standin_server.py"
@@ -397,3 +402,81 @@ def test_instances_die_when_the_gateway_is_sigkilled(processes: ProcessGroup,
     finally:
         for pid in children:
             _kill_group(pid)
+
+
+# --- with the real scoring server (python -m scoring_servers.azureml) ------------------------
+
+EXAMPLE = REPO_ROOT / "config" / "examples" / "blue-green"
+
+
+def test_real_scoring_server_serves_the_example_model(tmp_path: Path) -> None:
+    """Default command, Azure's model-dir layout: the example's score.py finds its model."""
+    train = _load_module(EXAMPLE / "train.py")
+    train.ensure_models(EXAMPLE)
+    spec = yaml_loader.load_file(EXAMPLE / "blue-deployment.yml")
+    assert isinstance(spec, DeploymentSpec)
+    key = f"{spec.endpoint_name}/{spec.name}"
+    request = (EXAMPLE / "sample-request.json").read_bytes()
+    expected = joblib.load(train.model_path(EXAMPLE, "model-1")).predict(
+        json.loads(request)["data"]).tolist()
+
+    async def main() -> None:
+        supervisor = Supervisor(tmp_path / "logs", lambda: None, lambda _id: 0, timings=FAST,
+                                events=Events())
+        try:
+            await supervisor.reconcile({key: spec})
+            assert await supervisor.wait_ready(key, 60), supervisor.status(key)
+            route = supervisor.ready_instances()[key][0]
+            reply = await asyncio.to_thread(_post, route.url + route.score_path, request)
+            assert reply == expected
+        finally:
+            await supervisor.close()
+
+    uvloop.run(main())
+
+
+def test_real_scoring_server_init_failure_is_failed(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text("def init():\n    raise RuntimeError('no model here')\n\n"
+                                   "def run(raw_data):\n    return raw_data\n")
+    spec = DeploymentSpec(name="blue", endpoint_name="shop", code_dir=str(code),
+                          scoring_script="score.py")
+
+    async def main() -> None:
+        supervisor = Supervisor(tmp_path / "logs", lambda: None, lambda _id: 0, timings=FAST,
+                                events=Events())
+        try:
+            await supervisor.reconcile({KEY: spec})
+            await _until(lambda: supervisor.status(KEY)[0].last_exit_code == 3, 60)
+            status = supervisor.status(KEY)[0]
+            assert status.state == "failed" and "init()" in (status.last_error or "")
+            assert "no model here" in supervisor.logs(KEY)
+        finally:
+            await supervisor.close()
+
+    uvloop.run(main())
+
+
+def _load_module(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem + "_under_test", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _post(url: str, body: bytes) -> object:
+    request = urllib.request.Request(url, data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+async def _until(check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.05)

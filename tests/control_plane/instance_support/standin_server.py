@@ -52,13 +52,13 @@ def main() -> int:
         with open(starts, "a") as file:
             file.write(f"{os.getpid()}\n")
     model_dir = os.environ.get("AZUREML_MODEL_DIR", "")
+    check = os.environ.get("STANDIN_CHECK_PATH", "-")
     print(f"standin start pid={os.getpid()} code={args.code} entry={args.entry} "
           f"entry_env={os.environ.get('AZUREML_ENTRY_SCRIPT')} "
           f"workers={os.environ.get('WORKER_COUNT')} model_dir={model_dir} "
           f"model_files={sorted(os.listdir(model_dir)) if model_dir else []} "
           f"greeting={os.environ.get('GREETING')} "
-          f"check={os.path.exists(os.path.join(model_dir, os.environ.get('STANDIN_CHECK_PATH', '-')))}",
-          flush=True)
+          f"check={os.path.exists(os.path.join(model_dir, check))}", flush=True)
     code = os.environ.get("STANDIN_EXIT_CODE")
     if code:
         print("Traceback (most recent call last):\nRuntimeError: init() failed on purpose",

@@ -37,7 +37,9 @@ class Child:
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
-            return self.log_path.read_text(errors="replace")[-chars:]
+            with open(self.log_path, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - chars))
+                return log.read().decode(errors="replace")
         except OSError:
             return ""
 

@@ -118,7 +118,12 @@ def kind_of(data: Any, source: str) -> Kind:
 
 def parse_yaml(content: str, source: str) -> tuple[Any, dict[str, int]]:
     """The data and the 1-based line of every dotted key (`request_settings.request_timeout_ms`)."""
-    loader = yaml.SafeLoader(content)
+    try:
+        loader = yaml.SafeLoader(content)
+    except yaml.reader.ReaderError as error:  # a control character, found before any parsing
+        line = content.count("\n", 0, error.position) + 1
+        raise ConfigError(source, None, f"not valid YAML: character {error.character!r} is not "
+                                        "allowed", line) from None
     try:
         node = loader.get_single_node()
         if node is None:

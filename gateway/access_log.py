@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -22,14 +23,14 @@ FORMATS = ("json", "console")
 class FdLogger:
     """A structlog logger writing each rendered line to a file descriptor in one syscall."""
 
-    __slots__ = ("_fd",)
+    __slots__ = ("fd",)
 
     def __init__(self, fd: int) -> None:
-        self._fd = fd
+        self.fd = fd
 
     def msg(self, message: str | bytes) -> None:
         data = message.encode("utf-8", "replace") if isinstance(message, str) else message
-        os.write(self._fd, data + b"\n")
+        os.write(self.fd, data + b"\n")
 
     info = warning = error = debug = critical = exception = log = msg
 
@@ -67,19 +68,45 @@ class AccessRecord:
     response_bytes: int
 
 
+def _json_fd() -> int | None:
+    """The descriptor `configure_logging("json")` writes to, or None (then use structlog)."""
+    config = structlog.get_config()
+    factory = config["logger_factory"]
+    renderer = config["processors"][-1] if config["processors"] else None
+    if not isinstance(renderer, structlog.processors.JSONRenderer):
+        return None
+    logger = factory()
+    return logger.fd if isinstance(logger, FdLogger) else None
+
+
 class AccessLog:
-    """Writes `AccessRecord`s; disabled, it does nothing."""
+    """Writes `AccessRecord`s; disabled, it does nothing.
+
+    With JSON logging set up by `configure_logging`, lines are rendered here with orjson
+    (same keys as structlog's lines): structlog's bound-logger machinery alone costs
+    ~12 µs per call on the benchmark machine, more than the rest of the line.
+    """
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._log = structlog.get_logger("scoregate.access")
+        self._fd: int | None = None
+        self._resolved = False
 
     def write(self, record: AccessRecord) -> None:
         if not self.enabled:
             return
-        self._log.info(
-            "request", request_id=record.request_id, client_request_id=record.client_request_id,
-            endpoint=record.endpoint, deployment=record.deployment, role=record.role,
-            status=record.status, model_status=record.model_status,
-            latency_ms=round(record.latency_ms, 3), request_bytes=record.request_bytes,
-            response_bytes=record.response_bytes)
+        if not self._resolved:  # logging is configured by now (at the first request)
+            self._fd, self._resolved = _json_fd(), True
+        fields = {
+            "request_id": record.request_id, "client_request_id": record.client_request_id,
+            "endpoint": record.endpoint, "deployment": record.deployment, "role": record.role,
+            "status": record.status, "model_status": record.model_status,
+            "latency_ms": round(record.latency_ms, 3), "request_bytes": record.request_bytes,
+            "response_bytes": record.response_bytes}
+        if self._fd is None:
+            structlog.get_logger("scoregate.access").info("request", **fields)
+            return
+        fields["event"] = "request"
+        fields["level"] = "info"
+        fields["timestamp"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        os.write(self._fd, orjson.dumps(fields) + b"\n")

@@ -97,12 +97,13 @@ class Recorders:
             recorder = self._recorders[key] = Recorder(endpoint, deployment, role)
         return recorder
 
-    def in_flight(self, endpoint: str, deployment: str) -> Gauge:
-        key = (endpoint, deployment)
-        gauge = self._in_flight.get(key)
-        if gauge is None:
-            gauge = self._in_flight[key] = IN_FLIGHT.labels(endpoint, deployment)
-        return gauge
+    def watch_in_flight(self, key: tuple[str, str], *sources: dict[tuple[str, str], int]) -> None:
+        """Make the in-flight gauge of `key` read the sum of `sources` at scrape time, so the
+        hot path only touches plain dicts."""
+        if key in self._in_flight:
+            return
+        gauge = self._in_flight[key] = IN_FLIGHT.labels(*key)
+        gauge.set_function(lambda: float(sum(source.get(key, 0) for source in sources)))
 
     def mirror(self, endpoint: str, deployment: str, outcome: str) -> None:
         if not self.enabled:

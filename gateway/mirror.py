@@ -51,12 +51,14 @@ class Mirror:
         started = time.perf_counter()
         endpoint, name = deployment.endpoint, deployment.name
         status, model_status, size, outcome = 502, None, 0, "failed"
-        gauge = self._recorders.in_flight(endpoint, name) if self._recorders.enabled else None
+        copies = self._upstream.in_flight.mirror
+        key = (endpoint, name)
+        if self._recorders.enabled:
+            self._recorders.watch_in_flight(key, *self._upstream.in_flight.per_deployment)
         instance = least_in_flight(deployment.instances, self._upstream.in_flight.counts,
                                    self._draw())
         if instance is not None:
-            if gauge is not None:
-                gauge.inc()
+            copies[key] = copies.get(key, 0) + 1
             try:
                 answer = await self._upstream.send(MIRROR, instance, "POST", instance.score_path,
                                                    body, headers + [MIRROR_HEADER], timeout_s)
@@ -71,8 +73,7 @@ class Mirror:
             except UpstreamError:
                 status = 502
             finally:
-                if gauge is not None:
-                    gauge.dec()
+                copies[key] -= 1
         else:
             status = 503
         self._finish(deployment, request_id, outcome, status, model_status, started, len(body),

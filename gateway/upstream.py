@@ -47,12 +47,19 @@ class Answer:
 
 
 class InFlight:
-    """Requests in flight per instance id (read by the picker and by the supervisor's drain)."""
+    """Requests in flight per instance id (read by the picker and by the supervisor's drain),
+    and per (endpoint, deployment): live and direct requests (the 429 rule), mirror copies."""
 
-    __slots__ = ("counts",)
+    __slots__ = ("counts", "live", "mirror")
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
+        self.live: dict[tuple[str, str], int] = {}
+        self.mirror: dict[tuple[str, str], int] = {}
+
+    @property
+    def per_deployment(self) -> tuple[dict[tuple[str, str], int], ...]:
+        return self.live, self.mirror
 
     def get(self, instance_id: str) -> int:
         return self.counts.get(instance_id, 0)

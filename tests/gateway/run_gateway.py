@@ -73,7 +73,7 @@ def main() -> None:
     sock.listen(2048)
     Path(args.port_file).write_text(str(sock.getsockname()[1]))
     config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on",
-                            access_log=False, server_header=False, log_level="warning",
+                            access_log=False, server_header=False, log_level="warning", proxy_headers=False,
                             backlog=2048)
     uvicorn.Server(config).run(sockets=[sock])
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 TOKEN_FILE = "admin_token"
 ENV_VAR = "SCOREGATE_ADMIN_TOKEN"

@@ -13,8 +13,8 @@ import contextlib
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 DB_NAME = "state.db"
 BUSY_TIMEOUT_S = 60.0
@@ -52,7 +52,7 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A `BEGIN IMMEDIATE` transaction: committed if the block returns, rolled back if it raises."""
+        """A `BEGIN IMMEDIATE` transaction: committed if the block returns, else rolled back."""
         with self._transaction("BEGIN IMMEDIATE") as conn:
             yield conn
 

@@ -6,7 +6,8 @@ parentheses. Environment variable values are not shown (they often hold credenti
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 _HIDDEN = ("environment_variables",)
 _MAX_VALUE = 60

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import secrets as random_secrets
 import sqlite3
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generic, Mapping, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 
 from . import validation
 from .database import Database
@@ -45,9 +46,12 @@ class EndpointSecrets:
     token_secret: bytes = field(repr=False)
 
     @classmethod
-    def generate(cls) -> "EndpointSecrets":
-        return cls(random_secrets.token_urlsafe(32), random_secrets.token_urlsafe(32),
-                   random_secrets.token_urlsafe(32).encode())
+    def generate(cls) -> EndpointSecrets:
+        return cls(
+            random_secrets.token_urlsafe(32),
+            random_secrets.token_urlsafe(32),
+            random_secrets.token_urlsafe(32).encode(),
+        )
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,11 @@ class Store:
         state = self.state()
         if endpoint is not None and endpoint not in state.endpoints:
             raise _endpoint_not_found(endpoint)
-        return {key: record for key, record in state.deployments.items()
-                if endpoint is None or record.spec.endpoint_name == endpoint}
+        return {
+            key: record
+            for key, record in state.deployments.items()
+            if endpoint is None or record.spec.endpoint_name == endpoint
+        }
 
     def deployment(self, endpoint: str, name: str) -> Record[DeploymentSpec]:
         return _Draft(self.state()).deployment_record(endpoint, name)
@@ -115,8 +122,11 @@ class Store:
 
         return self._write(change)[1].endpoints[spec.name]
 
-    def update_endpoint(self, spec: EndpointSpec, if_match: str | None = None) -> Record[EndpointSpec]:
+    def update_endpoint(
+        self, spec: EndpointSpec, if_match: str | None = None
+    ) -> Record[EndpointSpec]:
         """Replaces the whole spec; deployments left out of `traffic` get 0."""
+
         def change(draft: _Draft) -> None:
             draft.endpoint(spec.name, if_match)
             draft.endpoints[spec.name] = spec
@@ -125,6 +135,7 @@ class Store:
 
     def delete_endpoint(self, name: str, if_match: str | None = None) -> int:
         """Deletes the endpoint with its deployments and keys; returns the commit's revision."""
+
         def change(draft: _Draft) -> None:
             draft.endpoint(name, if_match)
             del draft.endpoints[name]
@@ -134,24 +145,28 @@ class Store:
 
         return self._write(change)[1].revision
 
-    def create_deployment(self, spec: DeploymentSpec,
-                          all_traffic: bool = False) -> Record[DeploymentSpec]:
+    def create_deployment(
+        self, spec: DeploymentSpec, all_traffic: bool = False
+    ) -> Record[DeploymentSpec]:
         """New deployments get 0% of live traffic; `all_traffic` gives it 100% and the others 0."""
         key = deployment_key(spec.endpoint_name, spec.name)
 
         def change(draft: _Draft) -> None:
             endpoint = draft.endpoint(spec.endpoint_name)
             if key in draft.deployments:
-                raise Conflict(f"deployment {spec.name} of endpoint {spec.endpoint_name} exists; "
-                               "update it instead")
+                raise Conflict(
+                    f"deployment {spec.name} of endpoint {spec.endpoint_name} exists; "
+                    "update it instead"
+                )
             draft.deployments[key] = spec
             if all_traffic:
                 draft.endpoints[endpoint.name] = endpoint.with_changes(traffic={spec.name: 100})
 
         return self._write(change)[1].deployments[key]
 
-    def update_deployment(self, spec: DeploymentSpec,
-                          if_match: str | None = None) -> Record[DeploymentSpec]:
+    def update_deployment(
+        self, spec: DeploymentSpec, if_match: str | None = None
+    ) -> Record[DeploymentSpec]:
         key = deployment_key(spec.endpoint_name, spec.name)
 
         def change(draft: _Draft) -> None:
@@ -162,6 +177,7 @@ class Store:
 
     def delete_deployment(self, endpoint: str, name: str, if_match: str | None = None) -> int:
         """Refused while it has live or mirror traffic; returns the commit's revision."""
+
         def change(draft: _Draft) -> None:
             draft.deployment(endpoint, name, if_match)
             spec = draft.endpoint(endpoint)
@@ -173,20 +189,23 @@ class Store:
 
         return self._write(change)[1].revision
 
-    def set_traffic(self, endpoint: str, traffic: Mapping[str, int],
-                    if_match: str | None = None) -> Record[EndpointSpec]:
+    def set_traffic(
+        self, endpoint: str, traffic: Mapping[str, int], if_match: str | None = None
+    ) -> Record[EndpointSpec]:
         """Replaces the live traffic map; deployments it leaves out get 0."""
         return self._set_endpoint_map(endpoint, "traffic", traffic, if_match)
 
-    def set_mirror(self, endpoint: str, mirror: Mapping[str, int],
-                   if_match: str | None = None) -> Record[EndpointSpec]:
+    def set_mirror(
+        self, endpoint: str, mirror: Mapping[str, int], if_match: str | None = None
+    ) -> Record[EndpointSpec]:
         """Replaces the mirror map; `{green: 0}` or `{}` turns mirroring off."""
         return self._set_endpoint_map(endpoint, "mirror_traffic", mirror, if_match)
 
     def regenerate_key(self, endpoint: str, key_type: str) -> EndpointSecrets:
         if key_type not in KEY_TYPES:
-            raise ValidationError("key-type",
-                                  f"key type must be primary or secondary, got {key_type!r}")
+            raise ValidationError(
+                "key-type", f"key type must be primary or secondary, got {key_type!r}"
+            )
 
         def change(draft: _Draft) -> None:
             draft.endpoint(endpoint)
@@ -200,8 +219,9 @@ class Store:
 
         return self._write(change)[1].secrets[endpoint]
 
-    def apply(self, endpoints: Sequence[EndpointSpec],
-              deployments: Sequence[DeploymentSpec]) -> list[str]:
+    def apply(
+        self, endpoints: Sequence[EndpointSpec], deployments: Sequence[DeploymentSpec]
+    ) -> list[str]:
         """Creates or updates what the YAML names and leaves the rest, in one transaction.
 
         An endpoint file without `traffic` (or `mirror_traffic`) keeps the stored one.
@@ -215,36 +235,54 @@ class Store:
                 if current is None:
                     draft.secrets[spec.name] = EndpointSecrets.generate()
                 else:
-                    spec = spec.with_changes(traffic=spec.traffic or current.traffic,
-                                             mirror_traffic=spec.mirror_traffic or current.mirror_traffic)
+                    spec = spec.with_changes(
+                        traffic=spec.traffic or current.traffic,
+                        mirror_traffic=spec.mirror_traffic or current.mirror_traffic,
+                    )
                 draft.endpoints[spec.name] = spec
             for deployment in deployments:
                 if deployment.endpoint_name not in draft.endpoints:
-                    raise NotFound(f"deployment {deployment.name} names endpoint "
-                                   f"{deployment.endpoint_name}, which neither exists nor is applied")
-                draft.deployments[deployment_key(deployment.endpoint_name, deployment.name)] = deployment
+                    raise NotFound(
+                        f"deployment {deployment.name} names endpoint "
+                        f"{deployment.endpoint_name}, which neither exists nor is applied"
+                    )
+                draft.deployments[deployment_key(deployment.endpoint_name, deployment.name)] = (
+                    deployment
+                )
 
         before, after = self._write(change)
         named = [spec.name for spec in endpoints]
-        lines = [_change_line("endpoint", name, before.endpoints, after.endpoints) for name in named]
-        lines += [_change_line("endpoint", name, before.endpoints, after.endpoints)
-                  for name in after.endpoints if name not in named
-                  and after.endpoints[name] != before.endpoints.get(name)]
-        lines += [_change_line("deployment", deployment_key(s.endpoint_name, s.name),
-                               before.deployments, after.deployments) for s in deployments]
+        lines = [
+            _change_line("endpoint", name, before.endpoints, after.endpoints) for name in named
+        ]
+        lines += [
+            _change_line("endpoint", name, before.endpoints, after.endpoints)
+            for name in after.endpoints
+            if name not in named and after.endpoints[name] != before.endpoints.get(name)
+        ]
+        lines += [
+            _change_line(
+                "deployment",
+                deployment_key(s.endpoint_name, s.name),
+                before.deployments,
+                after.deployments,
+            )
+            for s in deployments
+        ]
         return lines
 
     # Internals ---------------------------------------------------------------------------
 
-    def _set_endpoint_map(self, endpoint: str, field_name: str, value: Mapping[str, int],
-                          if_match: str | None) -> Record[EndpointSpec]:
+    def _set_endpoint_map(
+        self, endpoint: str, field_name: str, value: Mapping[str, int], if_match: str | None
+    ) -> Record[EndpointSpec]:
         def change(draft: _Draft) -> None:
             spec = draft.endpoint(endpoint, if_match)
             draft.endpoints[endpoint] = spec.with_changes(**{field_name: value})
 
         return self._write(change)[1].endpoints[endpoint]
 
-    def _write(self, change: Callable[["_Draft"], None]) -> tuple[StoreState, StoreState]:
+    def _write(self, change: Callable[[_Draft], None]) -> tuple[StoreState, StoreState]:
         """Runs `change` on the state read inside one write transaction; returns (before, after)."""
         with self._db.write() as conn:
             before = _read_state(conn)
@@ -287,7 +325,9 @@ class _Draft:
         return self.before.deployments[deployment_key(endpoint, name)]
 
     def deployment_keys(self, endpoint: str) -> list[str]:
-        return sorted(key for key, spec in self.deployments.items() if spec.endpoint_name == endpoint)
+        return sorted(
+            key for key, spec in self.deployments.items() if spec.endpoint_name == endpoint
+        )
 
     def deployment_names(self, endpoint: str) -> list[str]:
         return [self.deployments[key].name for key in self.deployment_keys(endpoint)]
@@ -304,10 +344,10 @@ def _commit(conn: sqlite3.Connection, draft: _Draft) -> StoreState:
             validation.validate_endpoint(spec, names)
             validation.check_deployment_count(len(names))
         draft.endpoints[name] = normalized
-    for key, spec in draft.deployments.items():
+    for key, deployment in draft.deployments.items():
         old_deployment = before.deployments.get(key)
-        if old_deployment is None or old_deployment.spec != spec:
-            validation.validate_deployment(spec)
+        if old_deployment is None or old_deployment.spec != deployment:
+            validation.validate_deployment(deployment)
     revision = before.revision + 1
     after = StoreState(
         revision,
@@ -315,8 +355,11 @@ def _commit(conn: sqlite3.Connection, draft: _Draft) -> StoreState:
         _records(before.deployments, draft.deployments, revision),
         dict(draft.secrets),
     )
-    if after.endpoints == before.endpoints and after.deployments == before.deployments \
-            and after.secrets == before.secrets:
+    if (
+        after.endpoints == before.endpoints
+        and after.deployments == before.deployments
+        and after.secrets == before.secrets
+    ):
         return before
     _write_rows(conn, before, after)
     return after
@@ -328,8 +371,9 @@ def _normalized(spec: EndpointSpec, deployment_names: list[str]) -> EndpointSpec
     return spec.with_changes(traffic=traffic, mirror_traffic=mirror)
 
 
-def _records(before: Mapping[str, Record[T]], specs: Mapping[str, T],
-             revision: int) -> dict[str, Record[T]]:
+def _records(
+    before: Mapping[str, Record[T]], specs: Mapping[str, T], revision: int
+) -> dict[str, Record[T]]:
     result: dict[str, Record[T]] = {}
     for key, spec in sorted(specs.items()):
         old = before.get(key)
@@ -347,30 +391,41 @@ def _write_rows(conn: sqlite3.Connection, before: StoreState, after: StoreState)
         conn.execute("DELETE FROM secrets WHERE endpoint = ?", (name,))
     for name, record in after.endpoints.items():
         if before.endpoints.get(name) != record:
-            conn.execute("INSERT OR REPLACE INTO endpoints (name, spec, version) VALUES (?, ?, ?)",
-                         (name, json.dumps(record.spec.to_dict()), int(record.etag)))
+            conn.execute(
+                "INSERT OR REPLACE INTO endpoints (name, spec, version) VALUES (?, ?, ?)",
+                (name, json.dumps(record.spec.to_dict()), int(record.etag)),
+            )
     for key, deployment in after.deployments.items():
         if before.deployments.get(key) != deployment:
             spec = deployment.spec
             conn.execute(
-                "INSERT OR REPLACE INTO deployments (endpoint, name, spec, version) VALUES (?, ?, ?, ?)",
-                (spec.endpoint_name, spec.name, json.dumps(spec.to_dict()), int(deployment.etag)))
+                "INSERT OR REPLACE INTO deployments (endpoint, name, spec, version)"
+                " VALUES (?, ?, ?, ?)",
+                (spec.endpoint_name, spec.name, json.dumps(spec.to_dict()), int(deployment.etag)),
+            )
     for name, keys in after.secrets.items():
         if before.secrets.get(name) != keys:
-            conn.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?, ?, ?)",
-                         (name, keys.primary_key, keys.secondary_key, keys.token_secret))
+            conn.execute(
+                "INSERT OR REPLACE INTO secrets VALUES (?, ?, ?, ?)",
+                (name, keys.primary_key, keys.secondary_key, keys.token_secret),
+            )
     conn.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (after.revision,))
 
 
 def _read_state(conn: sqlite3.Connection) -> StoreState:
     endpoints = {
         name: Record(EndpointSpec.from_dict(json.loads(spec)), str(version))
-        for name, spec, version in conn.execute("SELECT name, spec, version FROM endpoints ORDER BY name")
+        for name, spec, version in conn.execute(
+            "SELECT name, spec, version FROM endpoints ORDER BY name"
+        )
     }
     deployments = {
-        deployment_key(endpoint, name): Record(DeploymentSpec.from_dict(json.loads(spec)), str(version))
+        deployment_key(endpoint, name): Record(
+            DeploymentSpec.from_dict(json.loads(spec)), str(version)
+        )
         for endpoint, name, spec, version in conn.execute(
-            "SELECT endpoint, name, spec, version FROM deployments ORDER BY endpoint, name")
+            "SELECT endpoint, name, spec, version FROM deployments ORDER BY endpoint, name"
+        )
     }
     secrets = {
         endpoint: EndpointSecrets(primary, secondary, bytes(token))
@@ -390,7 +445,7 @@ def _check_etag(what: str, etag: str, if_match: str | None) -> None:
     wanted = if_match.strip().removeprefix("W/").strip('"')
     if wanted not in ("*", etag):
         raise PreconditionFailed(
-            f"{what} has changed since version \"{wanted}\" was read (it is now \"{etag}\"); "
+            f'{what} has changed since version "{wanted}" was read (it is now "{etag}"); '
             "read it again and retry"
         )
 
@@ -405,8 +460,9 @@ def _refuse_twice(kind: str, names: list[str]) -> None:
         raise Conflict(f"{kind} {', '.join(sorted(seen))} is declared more than once")
 
 
-def _change_line(kind: str, key: str, before: Mapping[str, Record[Any]],
-                 after: Mapping[str, Record[Any]]) -> str:
+def _change_line(
+    kind: str, key: str, before: Mapping[str, Record[Any]], after: Mapping[str, Record[Any]]
+) -> str:
     name = key.split("/", 1)[-1]
     old, new = before.get(key), after[key]
     if old is None:

@@ -14,7 +14,8 @@ Choices where Azure is silent or where scoregate differs:
 from __future__ import annotations
 
 import re
-from typing import Any, Collection, Mapping
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from .errors import ValidationError
 from .models import AUTH_MODES, DeploymentSpec, EndpointSpec, ProbeSettings
@@ -29,12 +30,13 @@ _SEPARATORS = re.compile(r"[\s,]+")
 
 
 def validate_name(kind: str, name: object) -> None:
-    """3–32 characters, a letter first, letters/digits/single dashes, ending in a letter or digit."""
+    """3–32 characters: a letter, then letters, digits, single dashes; a letter or digit last."""
     if not isinstance(name, str) or not 3 <= len(name) <= 32 or not _NAME.fullmatch(name):
         raise ValidationError(
             "name",
             f"{kind} name {name!r} is not valid: names have 3 to 32 characters, start with a "
-            "letter, contain only letters, digits and single dashes, and end with a letter or digit",
+            "letter, contain only letters, digits and single dashes, and end with a letter or "
+            "digit",
         )
 
 
@@ -66,8 +68,9 @@ def parse_traffic(text: str) -> dict[str, int]:
     return result
 
 
-def validate_traffic(traffic: object, deployment_names: Collection[str],
-                     mirror: object = None) -> None:
+def validate_traffic(
+    traffic: object, deployment_names: Collection[str], mirror: object = None
+) -> None:
     """Integer percents that total 0 or 100, naming existing deployments, none also mirrored."""
     values = _percent_map("traffic", traffic, 100)
     _check_known("traffic-unknown-deployment", "traffic", values, deployment_names)
@@ -81,8 +84,9 @@ def validate_traffic(traffic: object, deployment_names: Collection[str],
     _check_not_both(_positive(values), mirrored)
 
 
-def validate_mirror(mirror: object, deployment_names: Collection[str],
-                    traffic: object = None) -> None:
+def validate_mirror(
+    mirror: object, deployment_names: Collection[str], traffic: object = None
+) -> None:
     """One deployment, at most 50%, existing, and not one that carries live traffic."""
     values = _percent_map("mirror_traffic", mirror, None)
     _check_known("mirror-unknown-deployment", "mirror_traffic", values, deployment_names)
@@ -117,26 +121,22 @@ def validate_deployment(spec: DeploymentSpec) -> None:
     validate_name("deployment", spec.name)
     validate_name("endpoint", spec.endpoint_name)
     where = f"deployment {spec.name}"
-    timeout = spec.request_settings.request_timeout_ms
-    if not _int_between(timeout, 1, MAX_REQUEST_TIMEOUT_MS):
-        raise ValidationError(
-            "request-timeout",
-            f"request_settings.request_timeout_ms of {where} must be a whole number from 1 to "
-            f"{MAX_REQUEST_TIMEOUT_MS}, got {timeout!r}",
-        )
-    concurrency = spec.request_settings.max_concurrent_requests_per_instance
-    if not _int_between(concurrency, 1, None):
-        raise ValidationError(
-            "max-concurrent",
-            f"request_settings.max_concurrent_requests_per_instance of {where} must be a whole "
-            f"number of at least 1, got {concurrency!r}",
-        )
-    if not spec.is_external and not _int_between(spec.instance_count, 1, None):
-        raise ValidationError(
-            "instance-count",
-            f"instance_count of {where} must be a whole number of at least 1, "
-            f"got {spec.instance_count!r}",
-        )
+    settings = spec.request_settings
+    _require_int(
+        "request-timeout",
+        f"request_settings.request_timeout_ms of {where}",
+        settings.request_timeout_ms,
+        1,
+        MAX_REQUEST_TIMEOUT_MS,
+    )
+    _require_int(
+        "max-concurrent",
+        f"request_settings.max_concurrent_requests_per_instance of {where}",
+        settings.max_concurrent_requests_per_instance,
+        1,
+    )
+    if not spec.is_external:
+        _require_int("instance-count", f"instance_count of {where}", spec.instance_count, 1)
     _check_probe(where, "liveness_probe", spec.liveness_probe)
     _check_probe(where, "readiness_probe", spec.readiness_probe)
 
@@ -165,12 +165,15 @@ def check_can_delete_deployment(endpoint_spec: EndpointSpec, name: str) -> None:
 def _check_probe(where: str, which: str, probe: ProbeSettings) -> None:
     for field_name, value in vars(probe).items():
         lowest = 0 if field_name == "initial_delay" else 1
-        if not _int_between(value, lowest, None):
-            raise ValidationError(
-                "probe",
-                f"{which}.{field_name} of {where} must be a whole number of at least {lowest}, "
-                f"got {value!r}",
-            )
+        _require_int("probe", f"{which}.{field_name} of {where}", value, lowest)
+
+
+def _require_int(
+    rule: str, what: str, value: object, lowest: int, highest: int | None = None
+) -> None:
+    if not _int_between(value, lowest, highest):
+        bounds = f"of at least {lowest}" if highest is None else f"from {lowest} to {highest}"
+        raise ValidationError(rule, f"{what} must be a whole number {bounds}, got {value!r}")
 
 
 def _percent_map(what: str, value: object, highest: int | None) -> dict[str, int]:
@@ -183,10 +186,10 @@ def _percent_map(what: str, value: object, highest: int | None) -> dict[str, int
         if not isinstance(name, str):
             raise ValidationError("traffic-integers", f"{what} names must be text, got {name!r}")
         if not _int_between(percent, 0, highest):
+            bounds = "0 or more" if highest is None else f"from 0 to {highest}"
             raise ValidationError(
                 "traffic-integers",
-                f"{what} values must be whole numbers from 0{'' if highest is None else f' to {highest}'}"
-                f", got {name}={percent!r}",
+                f"{what} values must be whole numbers {bounds}, got {name}={percent!r}",
             )
         result[name] = percent
     return result

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
 import stat
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -43,7 +44,7 @@ def refused(error: type[Exception], call: Callable[[], object], rule: str | None
     with pytest.raises(error) as caught:
         call()
     if rule is not None:
-        assert getattr(caught.value, "rule") == rule, str(caught.value)
+        assert isinstance(caught.value, ValidationError) and caught.value.rule == rule, caught.value
     return str(caught.value)
 
 
@@ -52,6 +53,7 @@ def mode(path: Path) -> int:
 
 
 # Permissions and the admin token --------------------------------------------------------
+
 
 def test_state_directory_and_database_are_private(store: Store, home: Path) -> None:
     rollout(store)
@@ -82,8 +84,10 @@ def test_admin_token_file_is_private_and_stable(home: Path) -> None:
 
 
 def test_admin_token_created_once_by_racing_processes(home: Path, processes: ProcessGroup) -> None:
-    readers = [processes.python(str(SUPPORT / "token_reader.py"), str(home), name="token")
-               for _ in range(4)]
+    readers = [
+        processes.python(str(SUPPORT / "token_reader.py"), str(home), name="token")
+        for _ in range(4)
+    ]
     for reader in readers:
         assert reader.proc.wait(60) == 0, reader.log()
     tokens = {reader.log().split()[-1] for reader in readers}
@@ -91,6 +95,7 @@ def test_admin_token_created_once_by_racing_processes(home: Path, processes: Pro
 
 
 # Creating, reading, updating and deleting -------------------------------------------------
+
 
 def test_traffic_lists_every_deployment(store: Store) -> None:
     rollout(store)
@@ -104,9 +109,11 @@ def test_traffic_lists_every_deployment(store: Store) -> None:
 def test_create_existing_is_a_conflict(store: Store) -> None:
     rollout(store)
     assert "exists; update it instead" in refused(
-        Conflict, lambda: store.create_endpoint(EndpointSpec(EP)))
+        Conflict, lambda: store.create_endpoint(EndpointSpec(EP))
+    )
     assert "exists; update it instead" in refused(
-        Conflict, lambda: store.create_deployment(DeploymentSpec("blue", EP)))
+        Conflict, lambda: store.create_deployment(DeploymentSpec("blue", EP))
+    )
 
 
 def test_missing_resources_are_not_found(store: Store) -> None:
@@ -138,7 +145,9 @@ def test_etags_never_repeat_after_delete_and_recreate(store: Store) -> None:
     store.delete_endpoint(EP)
     second = store.create_endpoint(EndpointSpec(EP))
     assert first.etag != second.etag
-    refused(PreconditionFailed, lambda: store.update_endpoint(EndpointSpec(EP), if_match=first.etag))
+    refused(
+        PreconditionFailed, lambda: store.update_endpoint(EndpointSpec(EP), if_match=first.etag)
+    )
 
 
 def test_delete_endpoint_drops_deployments_and_keys(store: Store) -> None:
@@ -162,7 +171,10 @@ def test_traffic_and_mirror_follow_the_walkthrough(store: Store) -> None:
     rollout(store)
     assert store.set_mirror(EP, {"green": 10}).spec.mirror_traffic == {"green": 10}
     assert store.set_mirror(EP, {"green": 0}).spec.mirror_traffic == {}
-    assert store.set_traffic(EP, {"blue": 90, "green": 10}).spec.traffic == {"blue": 90, "green": 10}
+    assert store.set_traffic(EP, {"blue": 90, "green": 10}).spec.traffic == {
+        "blue": 90,
+        "green": 10,
+    }
     assert store.set_traffic(EP, {"green": 100}).spec.traffic == {"blue": 0, "green": 100}
     store.delete_deployment(EP, "blue")
     store.delete_endpoint(EP)
@@ -171,27 +183,51 @@ def test_traffic_and_mirror_follow_the_walkthrough(store: Store) -> None:
 def test_every_rule_is_enforced_by_the_store(store: Store) -> None:
     rollout(store)
     revision = store.revision
-    refused(ValidationError, lambda: store.set_traffic(EP, {"blue": 90, "green": 20}), "traffic-total")
-    refused(ValidationError, lambda: store.set_traffic(EP, {"blue": 90, "red": 10}),
-            "traffic-unknown-deployment")
-    refused(ValidationError, lambda: store.set_traffic(EP, {"blue": 99.5, "green": 0.5}),  # type: ignore[dict-item]
-            "traffic-integers")
+    refused(
+        ValidationError, lambda: store.set_traffic(EP, {"blue": 90, "green": 20}), "traffic-total"
+    )
+    refused(
+        ValidationError,
+        lambda: store.set_traffic(EP, {"blue": 90, "red": 10}),
+        "traffic-unknown-deployment",
+    )
+    refused(
+        ValidationError,
+        lambda: store.set_traffic(EP, {"blue": 99.5, "green": 0.5}),  # type: ignore[dict-item]
+        "traffic-integers",
+    )
     refused(ValidationError, lambda: store.set_mirror(EP, {"green": 60}), "mirror-max-50")
     refused(ValidationError, lambda: store.set_mirror(EP, {"blue": 10}), "mirror-has-live-traffic")
     refused(ValidationError, lambda: store.set_mirror(EP, {"red": 10}), "mirror-unknown-deployment")
     store.create_deployment(DeploymentSpec("red", EP))
-    refused(ValidationError, lambda: store.set_mirror(EP, {"green": 10, "red": 10}), "mirror-single")
+    refused(
+        ValidationError, lambda: store.set_mirror(EP, {"green": 10, "red": 10}), "mirror-single"
+    )
     store.set_mirror(EP, {"green": 10})
-    refused(ValidationError, lambda: store.set_traffic(EP, {"blue": 50, "green": 50}),
-            "mirror-has-live-traffic")
+    refused(
+        ValidationError,
+        lambda: store.set_traffic(EP, {"blue": 50, "green": 50}),
+        "mirror-has-live-traffic",
+    )
     refused(ValidationError, lambda: store.create_endpoint(EndpointSpec("x")), "name")
-    refused(ValidationError, lambda: store.create_endpoint(EndpointSpec("other", auth_mode="aad")),
-            "auth-mode")
+    refused(
+        ValidationError,
+        lambda: store.create_endpoint(EndpointSpec("other", auth_mode="aad")),
+        "auth-mode",
+    )
     refused(ValidationError, lambda: store.create_deployment(DeploymentSpec("b", EP)), "name")
-    refused(ValidationError, lambda: store.update_deployment(DeploymentSpec(
-        "blue", EP, request_settings=RequestSettings(request_timeout_ms=200_000))), "request-timeout")
-    refused(ValidationError, lambda: store.update_deployment(
-        DeploymentSpec("blue", EP, instance_count=0)), "instance-count")
+    refused(
+        ValidationError,
+        lambda: store.update_deployment(
+            DeploymentSpec("blue", EP, request_settings=RequestSettings(request_timeout_ms=200_000))
+        ),
+        "request-timeout",
+    )
+    refused(
+        ValidationError,
+        lambda: store.update_deployment(DeploymentSpec("blue", EP, instance_count=0)),
+        "instance-count",
+    )
     assert store.revision == revision + 2  # only "red" and the mirror went in
 
 
@@ -199,18 +235,25 @@ def test_at_most_20_deployments(store: Store) -> None:
     store.create_endpoint(EndpointSpec(EP))
     for i in range(20):
         store.create_deployment(DeploymentSpec(f"dep-{i}", EP))
-    refused(ValidationError, lambda: store.create_deployment(DeploymentSpec("dep-20", EP)),
-            "max-deployments")
+    refused(
+        ValidationError,
+        lambda: store.create_deployment(DeploymentSpec("dep-20", EP)),
+        "max-deployments",
+    )
     assert len(store.deployments(EP)) == 20
 
 
 def test_creating_an_endpoint_with_traffic_for_missing_deployments_is_refused(store: Store) -> None:
-    refused(ValidationError, lambda: store.create_endpoint(EndpointSpec(EP, traffic={"blue": 100})),
-            "traffic-unknown-deployment")
+    refused(
+        ValidationError,
+        lambda: store.create_endpoint(EndpointSpec(EP, traffic={"blue": 100})),
+        "traffic-unknown-deployment",
+    )
     assert store.endpoints() == {} and store.revision == 0
 
 
 # If-Match ---------------------------------------------------------------------------------
+
 
 def test_stale_if_match_is_refused_everywhere(store: Store) -> None:
     rollout(store)
@@ -236,6 +279,7 @@ def test_stale_if_match_is_refused_everywhere(store: Store) -> None:
 
 # Keys ---------------------------------------------------------------------------------------
 
+
 def test_keys_are_generated_rotated_one_at_a_time_and_kept(store: Store, home: Path) -> None:
     store.create_endpoint(EndpointSpec(EP))
     store.create_endpoint(EndpointSpec("other-endpoint"))
@@ -257,30 +301,51 @@ def test_keys_are_generated_rotated_one_at_a_time_and_kept(store: Store, home: P
 
 # Declarative apply --------------------------------------------------------------------------
 
+
 def test_apply_says_what_changed(store: Store) -> None:
-    first = store.apply([EndpointSpec(EP, traffic={"blue": 100})],
-                        [DeploymentSpec("blue", EP), DeploymentSpec("green", EP)])
-    assert first == ["created endpoint my-endpoint", "created deployment blue",
-                     "created deployment green"]
+    first = store.apply(
+        [EndpointSpec(EP, traffic={"blue": 100})],
+        [DeploymentSpec("blue", EP), DeploymentSpec("green", EP)],
+    )
+    assert first == [
+        "created endpoint my-endpoint",
+        "created deployment blue",
+        "created deployment green",
+    ]
     store.set_mirror(EP, {"green": 20})
-    second = store.apply([EndpointSpec(EP)],  # no traffic in the file: the stored one stays
-                         [DeploymentSpec("blue", EP, instance_count=2), DeploymentSpec("green", EP)])
-    assert second == ["unchanged endpoint my-endpoint", "updated deployment blue (instance_count 1 → 2)",
-                      "unchanged deployment green"]
+    second = store.apply(
+        [EndpointSpec(EP)],  # no traffic in the file: the stored one stays
+        [DeploymentSpec("blue", EP, instance_count=2), DeploymentSpec("green", EP)],
+    )
+    assert second == [
+        "unchanged endpoint my-endpoint",
+        "updated deployment blue (instance_count 1 → 2)",
+        "unchanged deployment green",
+    ]
     assert store.endpoint(EP).spec.mirror_traffic == {"green": 20}
-    refused(ValidationError, lambda: store.apply([EndpointSpec(EP, traffic={"green": 100})], []),
-            "mirror-has-live-traffic")  # the stored mirror stays, and green cannot carry both
+    refused(
+        ValidationError,
+        lambda: store.apply([EndpointSpec(EP, traffic={"green": 100})], []),
+        "mirror-has-live-traffic",
+    )  # the stored mirror stays, and green cannot carry both
     third = store.apply([EndpointSpec(EP, traffic={"green": 100}, mirror_traffic={"green": 0})], [])
-    assert third == ["updated endpoint my-endpoint (traffic.blue 100 → 0, traffic.green 0 → 100, "
-                     "mirror_traffic.green 20 → (none))"]
+    assert third == [
+        "updated endpoint my-endpoint (traffic.blue 100 → 0, traffic.green 0 → 100, "
+        + "mirror_traffic.green 20 → (none))"
+    ]
 
 
 def test_apply_is_all_or_nothing(store: Store) -> None:
     rollout(store)
     revision = store.revision
-    refused(ValidationError, lambda: store.apply(
-        [EndpointSpec(EP, traffic={"blue": 50, "red": 60})],
-        [DeploymentSpec("blue", EP, instance_count=3), DeploymentSpec("red", EP)]), "traffic-total")
+    refused(
+        ValidationError,
+        lambda: store.apply(
+            [EndpointSpec(EP, traffic={"blue": 50, "red": 60})],
+            [DeploymentSpec("blue", EP, instance_count=3), DeploymentSpec("red", EP)],
+        ),
+        "traffic-total",
+    )
     refused(NotFound, lambda: store.apply([], [DeploymentSpec("blue", "nowhere")]))
     refused(Conflict, lambda: store.apply([EndpointSpec(EP), EndpointSpec(EP)], []))
     assert store.revision == revision
@@ -297,13 +362,16 @@ def test_state_survives_reopening(store: Store, home: Path) -> None:
 
 # Concurrency --------------------------------------------------------------------------------
 
+
 def increment_with_retry(store: Store, count: int, acks: list[int], stale: list[int]) -> None:
     done = 0
     while done < count:
         record = store.endpoint("counter")
         n = int(record.spec.tags.get("n", "0")) + 1
         try:
-            store.update_endpoint(record.spec.with_changes(tags={"n": str(n)}), if_match=record.etag)
+            store.update_endpoint(
+                record.spec.with_changes(tags={"n": str(n)}), if_match=record.etag
+            )
         except PreconditionFailed:
             stale.append(n)
             continue
@@ -318,7 +386,9 @@ def test_threads_with_if_match_lose_no_write(home: Path, shared: bool) -> None:
     stores = [setup if shared else Store(home) for _ in range(4)]
     acks: list[int] = []
     stale: list[int] = []
-    threads = [threading.Thread(target=increment_with_retry, args=(s, 25, acks, stale)) for s in stores]
+    threads = [
+        threading.Thread(target=increment_with_retry, args=(s, 25, acks, stale)) for s in stores
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -332,10 +402,15 @@ def test_threads_with_if_match_lose_no_write(home: Path, shared: bool) -> None:
 
 def run_workers(processes: ProcessGroup, home: Path, args: list[list[str]]) -> list[Started]:
     """Starts the workers, lets them go at once (so they overlap), waits for them to finish."""
-    workers = [processes.python(str(SUPPORT / "rmw_worker.py"), a[0], str(home), *a[1:],
-                                name="worker") for a in args]
-    wait_until(lambda: all("ready" in w.log() or w.proc.poll() is not None for w in workers),
-               timeout=60, what="the workers to start")
+    workers = [
+        processes.python(str(SUPPORT / "rmw_worker.py"), a[0], str(home), *a[1:], name="worker")
+        for a in args
+    ]
+    wait_until(
+        lambda: all("ready" in w.log() or w.proc.poll() is not None for w in workers),
+        timeout=60,
+        what="the workers to start",
+    )
     (home / "go").touch()
     for worker in workers:
         assert worker.proc.wait(120) == 0, worker.log()
@@ -346,8 +421,12 @@ def test_processes_with_if_match_lose_no_write(home: Path, processes: ProcessGro
     setup = Store(home)
     setup.create_endpoint(EndpointSpec("counter"))
     workers = run_workers(processes, home, [["increment", "30"] for _ in range(3)])
-    acks = [int(line.split()[1]) for w in workers for line in w.log().splitlines()
-            if line.startswith("ack ")]
+    acks = [
+        int(line.split()[1])
+        for w in workers
+        for line in w.log().splitlines()
+        if line.startswith("ack ")
+    ]
     assert sorted(acks) == list(range(1, 91))
     assert setup.endpoint("counter").spec.tags["n"] == "90"
     setup.close()
@@ -367,12 +446,15 @@ def test_a_stale_write_between_read_and_write_is_refused(store: Store) -> None:
     store.create_endpoint(EndpointSpec("counter"))
     read = store.endpoint("counter")
     store.update_endpoint(read.spec.with_changes(tags={"n": "1"}), if_match=read.etag)
-    refused(PreconditionFailed, lambda: store.update_endpoint(
-        read.spec.with_changes(tags={"n": "2"}), if_match=read.etag))
+    refused(
+        PreconditionFailed,
+        lambda: store.update_endpoint(read.spec.with_changes(tags={"n": "2"}), if_match=read.etag),
+    )
     assert store.endpoint("counter").spec.tags == {"n": "1"}
 
 
 # Crash safety -------------------------------------------------------------------------------
+
 
 def last_ack(started: Started) -> tuple[int, int] | None:
     acks = [line.split() for line in started.log().splitlines() if line.startswith("ack ")]
@@ -380,14 +462,22 @@ def last_ack(started: Started) -> tuple[int, int] | None:
     return (int(complete[-1][1]), int(complete[-1][2])) if complete else None
 
 
+def acked_or_exited(started: Started) -> bool:
+    return last_ack(started) is not None or started.proc.poll() is not None
+
+
 def test_kill_9_during_writes_keeps_the_last_acknowledged_state(
-        home: Path, processes: ProcessGroup) -> None:
+    home: Path, processes: ProcessGroup
+) -> None:
     rng = random.Random(os.getpid())
     previous_n = 0
     for round_number in range(22):
         writer = processes.python(str(SUPPORT / "writer.py"), str(home), name="writer")
-        wait_until(lambda: last_ack(writer) is not None or writer.proc.poll() is not None,
-                   timeout=60, what="the writer's first acknowledged write")
+        wait_until(
+            functools.partial(acked_or_exited, writer),
+            timeout=60,
+            what="the writer's first acknowledged write",
+        )
         assert writer.proc.poll() is None, writer.log()
         threading.Event().wait(rng.uniform(0, 0.06))
         processes.stop(writer, signal.SIGKILL)
@@ -399,7 +489,11 @@ def test_kill_9_during_writes_keeps_the_last_acknowledged_state(
         store.close()
         endpoint = state.endpoints["crash-test"].spec
         stored_n = int(endpoint.tags["n"])
-        assert stored_n in (n, n + 1), (round_number, n, stored_n)  # the acked write or the one in flight
+        assert stored_n in (n, n + 1), (
+            round_number,
+            n,
+            stored_n,
+        )  # the acked write or the one in flight
         assert stored_n > previous_n
         assert state.revision >= revision
         blue = state.deployments["crash-test/blue"].spec

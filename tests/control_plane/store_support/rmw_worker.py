@@ -25,7 +25,9 @@ def increment(store: Store, count: int) -> None:
         record = store.endpoint(ENDPOINT)
         n = int(record.spec.tags.get("n", "0")) + 1
         try:
-            store.update_endpoint(record.spec.with_changes(tags={"n": str(n)}), if_match=record.etag)
+            store.update_endpoint(
+                record.spec.with_changes(tags={"n": str(n)}), if_match=record.etag
+            )
         except PreconditionFailed:
             stale += 1
             continue

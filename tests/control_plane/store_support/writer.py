@@ -20,8 +20,10 @@ def write(store: Store, n: int) -> None:
     blue = n % 101
     store.apply(
         [EndpointSpec(ENDPOINT, traffic={"blue": blue, "green": 100 - blue}, tags={"n": str(n)})],
-        [DeploymentSpec("blue", ENDPOINT, environment_variables={"N": str(n)}),
-         DeploymentSpec("green", ENDPOINT, instance_count=1 + n % 3, tags={"n": str(n)})],
+        [
+            DeploymentSpec("blue", ENDPOINT, environment_variables={"N": str(n)}),
+            DeploymentSpec("green", ENDPOINT, instance_count=1 + n % 3, tags={"n": str(n)}),
+        ],
     )
 
 

@@ -26,13 +26,17 @@ QUIET_KEYS = ("$schema",)  # kept in not_applied, but not a setting worth a line
 MAX_KEYS = 100_000  # counted with aliases expanded; real files have dozens
 DEPLOYMENT_MARKERS = ("endpoint_name", "model", "code_configuration", "url", "urls",
                       "instance_count")
+MINIMAL_ENDPOINT = frozenset({"$schema", "name", "description", "tags"})  # auth_mode defaults
 ENDPOINT_MARKERS = ("auth_mode", "traffic", "mirror_traffic", "compute", "identity",
                     "public_network_access")
 
 
-def load_file(path: str | Path, *, name: str | None = None,
+def load_file(path: str | Path, *, kind: Kind | None = None, name: str | None = None,
               endpoint_name: str | None = None) -> Spec:
-    """One endpoint or deployment file; `name`/`endpoint_name` override the file's, as in `az`."""
+    """One endpoint or deployment file; `name`/`endpoint_name` override the file's, as in `az`.
+
+    `kind` is for callers that know it (`online-endpoint create -f`); else the file tells it.
+    """
     file = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -43,7 +47,7 @@ def load_file(path: str | Path, *, name: str | None = None,
     except UnicodeDecodeError as error:
         raise ConfigError(file, None, f"not UTF-8 text (byte {error.start})") from None
     base_dir = Path(path).absolute().parent
-    return load_text(content, file, base_dir, name=name, endpoint_name=endpoint_name)
+    return load_text(content, file, base_dir, kind=kind, name=name, endpoint_name=endpoint_name)
 
 
 def load_folder(path: str | Path) -> tuple[list[EndpointSpec], list[DeploymentSpec]]:
@@ -110,7 +114,7 @@ def kind_of(data: Any, source: str) -> Kind:
                                              "deployment schema")
     if any(key in data for key in DEPLOYMENT_MARKERS):
         return "deployment"
-    if any(key in data for key in ENDPOINT_MARKERS):
+    if any(key in data for key in ENDPOINT_MARKERS) or set(data) <= MINIMAL_ENDPOINT:
         return "endpoint"
     raise ConfigError(source, None, "neither an online endpoint nor an online deployment: an "
                                     "endpoint has auth_mode, a deployment has endpoint_name")

@@ -89,14 +89,16 @@ def deployment_from_mapping(data: Any, source: str, base_dir: Path, *, name: str
     data = mapping(src, data, "")
     not_applied: dict[str, Any] = {}
     check_keys(src, data, "", DEPLOYMENT_KEYS, DEPLOYMENT_CLOUD_KEYS, not_applied, DEPLOYMENT)
+    name = _name(src, data, "name", "deployment", name)
+    endpoint_name = _name(src, data, "endpoint_name", "endpoint", endpoint_name)
     urls = _urls(src, data)
     model_path = _model(src, data, not_applied)
     code_dir, script = _code(src, data, urls, not_applied)
     if urls and "instance_count" in data:
         not_applied["instance_count"] = plain(src, data["instance_count"], "instance_count")
     return DeploymentSpec(
-        name=_name(src, data, "name", "deployment", name),
-        endpoint_name=_name(src, data, "endpoint_name", "endpoint", endpoint_name),
+        name=name,
+        endpoint_name=endpoint_name,
         model_path=model_path,
         code_dir=code_dir,
         scoring_script=script,
@@ -140,13 +142,14 @@ def _auth_mode(src: Source, data: Mapping[str, Any]) -> str:
 def _check_percents(src: Source, traffic: dict[str, int], mirror: dict[str, int]) -> None:
     """The rules one file can break alone; unknown deployments are the store's to check."""
     names = set(traffic) | set(mirror)
-    for key, check in (("traffic", validation.validate_traffic),
-                       ("mirror_traffic", validation.validate_mirror)):
-        try:
-            check(traffic if key == "traffic" else mirror, names,
-                  mirror if key == "traffic" else traffic)
-        except ValidationError as error:
-            raise src.invalid(key, error) from None
+    try:
+        validation.validate_traffic(traffic, names, mirror)
+    except ValidationError as error:
+        raise src.invalid("traffic", error) from None
+    try:
+        validation.validate_mirror(mirror, names, traffic)
+    except ValidationError as error:
+        raise src.invalid("mirror_traffic", error) from None
 
 
 def _urls(src: Source, data: Mapping[str, Any]) -> tuple[str, ...]:

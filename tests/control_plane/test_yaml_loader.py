@@ -152,13 +152,6 @@ def test_mlflow_sample_without_script_is_not_supported_yet() -> None:
     assert error.key == "model.type" and "not supported yet" in str(error)
 
 
-def test_example_files_are_the_public_ones() -> None:
-    """Guard against 'fixing' a copied file to make it load: they keep Azure's cloud keys."""
-    for relative in LOADABLE:
-        content = (ONLINE / relative).read_text()
-        assert "name:" in content and ("$schema" in content or "kubernetes" in relative)
-
-
 # --- defaults, paths, external servers --------------------------------------------------------
 
 def test_defaults_are_azures(folder: Path) -> None:
@@ -242,8 +235,8 @@ def test_environment_forms(folder: Path) -> None:
 
 
 def test_fully_applied_spec_has_no_not_applied_line(folder: Path) -> None:
-    spec = load_file(write(folder, "blue.yml", DEPLOYMENT.replace("instance_type: Standard_DS3_v2\n",
-                                                                  "")))
+    text = DEPLOYMENT.replace("instance_type: Standard_DS3_v2\n", "")
+    spec = load_file(write(folder, "blue.yml", text))
     assert spec.not_applied == {} and describe_not_applied(spec) == []
 
 
@@ -254,6 +247,19 @@ def test_cli_flags_override_names(folder: Path) -> None:
     assert (spec.name, spec.endpoint_name) == ("green", "other-ep")
     endpoint = load_endpoint_text("auth_mode: aml_token\n", "body", folder, name="my-ep")
     assert (endpoint.name, endpoint.auth_mode) == ("my-ep", "aml_token")
+
+
+def test_kind_from_schema_keys_or_caller(folder: Path) -> None:
+    minimal = load_file(write(folder, "endpoint.yml", "name: my-endpoint\n"))
+    assert isinstance(minimal, EndpointSpec) and minimal.auth_mode == "key"
+    text = "$schema: https://x/managedOnlineDeployment.schema.json\nname: my-endpoint\n"
+    error = refused_file(folder, text)  # the schema says deployment: endpoint_name is missing
+    assert error.key == "endpoint_name" and "required" in str(error)
+    forced = refused(lambda: load_file(folder / "endpoint.yml", kind="deployment"))
+    assert forced.key == "endpoint_name"
+    external = load_file(write(folder, "ext.yml", "name: ext\nurl: http://h:1\n"),
+                         endpoint_name="my-endpoint")
+    assert isinstance(external, DeploymentSpec) and external.endpoint_name == "my-endpoint"
 
 
 def test_json_bodies_share_rules_and_messages(folder: Path) -> None:
@@ -348,7 +354,7 @@ def test_endpoint_errors(tmp_path: Path, content: str, key: str, words: str) -> 
     ("a: 2024-13-45\n", "not valid YAML"),
     ("", "is empty"),
     ("- just\n- a list\n", "mapping"),
-    ("name: something\ndescription: which kind?\n", "neither"),
+    ("name: model-env\ndependencies: [python=3.11]\n", "neither"),
     ("$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json\nname: m\n",
      "not an online endpoint or online deployment schema"),
     ("---\nname: a\n---\nname: b\n", "not valid YAML"),

@@ -4,6 +4,7 @@ import functools
 import os
 import random
 import signal
+import sqlite3
 import stat
 import threading
 from collections.abc import Callable, Iterator
@@ -502,4 +503,9 @@ def test_kill_9_during_writes_keeps_the_last_acknowledged_state(
         assert green.tags == {"n": str(stored_n)} and green.instance_count == 1 + stored_n % 3
         assert endpoint.traffic == {"blue": stored_n % 101, "green": 100 - stored_n % 101}
         assert set(state.secrets) == {"crash-test"}
+        etags = [int(r.etag) for r in [*state.endpoints.values(), *state.deployments.values()]]
+        assert max(etags) == state.revision  # every commit of the writer changes the endpoint
+        with sqlite3.connect(home / "state.db") as check:
+            assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        check.close()
         previous_n = stored_n

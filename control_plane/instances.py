@@ -84,20 +84,24 @@ class Supervisor:
     # --- the contract -------------------------------------------------------------------
 
     async def reconcile(self, deployments: Mapping[str, DeploymentSpec]) -> None:
-        """Make what runs match `deployments`; returns once the changes are under way.
+        """Make what runs match `deployments`.
 
-        New instances are started, removed ones are out of rotation (and drain in the
-        background); `wait_ready` waits for the result.
+        Removed instances leave the ready set at once and drain in the background. Returns
+        when every instance this call started is ready or has failed (as `az ml` returns
+        once a deployment is provisioned), bounded by `timings.start_wait_s`; the wait holds
+        no lock, so other reconciles and `close` are not held up by it.
         """
+        started: list[ManagedInstance] = []
         async with self._lock:
             if self._closed:
                 raise RuntimeError("the supervisor is closed")
-            external = {key: self._checked_external(key, spec) for key, spec in deployments.items()}
+            external = {key: self._checked_external(key, spec)
+                        for key, spec in deployments.items()}
             for key, current in list(self._deployments.items()):
                 if key not in deployments:
                     current.spec = None
                     current.external = ()
-                    self._converge(key)
+                    started += self._converge(key)
             for key, spec in deployments.items():
                 current = self._deployments.get(key)
                 if current is None:
@@ -105,8 +109,18 @@ class Supervisor:
                                                                    spec)
                 current.spec = spec
                 current.external = external[key]
-                self._converge(key)
+                started += self._converge(key)
             self._notify_change()
+        await self._until_started(started)
+
+    async def _until_started(self, instances: list[ManagedInstance]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timings.start_wait_s
+        while not self._closed and loop.time() < deadline:
+            if all(i.ready or i.restarts or i.state in ("failed", "draining", "stopped")
+                   for i in instances):
+                return
+            await asyncio.sleep(0.05)
 
     def ready_instances(self) -> dict[str, tuple[InstanceRoute, ...]]:
         ready: dict[str, tuple[InstanceRoute, ...]] = {}
@@ -157,7 +171,8 @@ class Supervisor:
 
     # --- convergence ----------------------------------------------------------------------
 
-    def _converge(self, key: str) -> None:
+    def _converge(self, key: str) -> list[ManagedInstance]:
+        """Start and retire instances of `key` as its spec asks; returns those started."""
         deployment = self._deployments[key]
         spec = deployment.spec
         live = [i for i in deployment.instances.values() if i.state != "draining"
@@ -165,19 +180,21 @@ class Supervisor:
         if spec is None or spec.is_external:
             for instance in live:
                 self._retire(deployment, instance)
-            return
+            return []
         current = [i for i in live if _same_process(i.spec, spec)]
         stale = [i for i in live if not _same_process(i.spec, spec)]
         for instance in current:
             instance.spec = spec  # instance_count or cosmetic fields changed
-        for _ in range(spec.instance_count - len(current)):
-            current.append(self._start(deployment, spec))
+        started = [self._start(deployment, spec)
+                   for _ in range(spec.instance_count - len(current))]
+        current += started
         for instance in _retire_order(current)[:max(0, len(current) - spec.instance_count)]:
             self._retire(deployment, instance)
         ready_new = sum(1 for i in current if i.ready)
         keep = max(0, spec.instance_count - ready_new)
         for instance in _retire_order(stale)[:max(0, len(stale) - keep)]:
             self._retire(deployment, instance)
+        return started
 
     def _start(self, deployment: _Deployment, spec: DeploymentSpec) -> ManagedInstance:
         used = {_index(i) for i in deployment.instances}

@@ -39,6 +39,7 @@ class SupervisorTimings:
     stable_after_s: float = 30.0  # ready this long → the next crash backs off from the start
     stop_grace_s: float = 10.0  # SIGTERM → SIGKILL
     drain_margin_s: float = 2.0  # added to the request timeout while waiting for in-flight
+    start_wait_s: float = 120.0  # reconcile returns once new instances are ready, or after this
 
 
 @dataclass(frozen=True)

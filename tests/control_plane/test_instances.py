@@ -265,8 +265,8 @@ def test_scale_up_adds_instances_and_keeps_the_running_one(run_with_supervisor) 
     async def body(h: Harness) -> None:
         await h.start(h.spec(count=1))
         first = h.pids()["blue-0"]
-        await h.start(h.spec(count=3))
-        assert h.ready_ids() == ["blue-0", "blue-1", "blue-2"]
+        await h.supervisor.reconcile({KEY: h.spec(count=3)})
+        assert h.ready_ids() == ["blue-0", "blue-1", "blue-2"]  # reconcile waited for them
         assert h.pids()["blue-0"] == first
         assert len(started_pids(h.tmp)) == 3
 

@@ -76,7 +76,8 @@ def deployment_logs(log_root: Path, endpoint: str, deployment: str, lines: int) 
     folder = deployment_log_dir(log_root, endpoint, deployment)
     if not folder.is_dir():
         return ""
-    logs = [path for path in folder.glob("*.log") if _INSTANCE_ID.fullmatch(path.stem)]
+    logs = [path for path in folder.glob("*.log")
+            if _INSTANCE_ID.fullmatch(path.stem) and _is_inside(log_root, path)]
     logs.sort(key=lambda path: (path.stat().st_mtime, path.name))
     out: list[str] = []
     for path in logs:
@@ -85,6 +86,11 @@ def deployment_logs(log_root: Path, endpoint: str, deployment: str, lines: int) 
 
 
 def _inside(root: Path, path: Path) -> None:
-    resolved_root = root.resolve()
-    if resolved_root != path.resolve() and resolved_root not in path.resolve().parents:
+    if not _is_inside(root, path):
         raise ValueError(f"log path {path} is outside the log root {root}")
+
+
+def _is_inside(root: Path, path: Path) -> bool:
+    """After following symlinks: a link planted in the log folder cannot point elsewhere."""
+    resolved_root, resolved = root.resolve(), path.resolve()
+    return resolved == resolved_root or resolved_root in resolved.parents

@@ -368,6 +368,13 @@ def test_bad_keys_and_log_paths_are_refused(run_with_supervisor) -> None:
         with pytest.raises(ValidationError, match="does not match"):
             await h.supervisor.reconcile({"shop/green": h.spec()})
         assert h.supervisor.logs(KEY) == ""  # nothing ran yet
+        secret = h.tmp / "secret.txt"
+        secret.write_text("do not show\n")
+        folder = h.tmp / "logs" / "shop" / "blue"
+        folder.mkdir(parents=True)
+        (folder / "blue-7.log").symlink_to(secret)  # a link planted beside the real logs
+        (folder / "blue-8.log").write_text("mine\n")
+        assert h.supervisor.logs(KEY) == "[blue-8] mine\n"
 
     run_with_supervisor(body)
 

@@ -105,8 +105,9 @@ def _toggles(children: Children, settings: Settings, backends: Backends, scorega
              results: Results) -> None:
     variants = [scoregate]
     for metrics, access_log in ((False, True), (True, False), (False, False)):
-        label = "scoregate:" + ("" if metrics else "no-metrics") + \
-            ("" if metrics or access_log else ",") + ("" if access_log else "no-access-log")
+        off = [name for name, on in (("no-metrics", metrics), ("no-access-log", access_log))
+               if not on]
+        label = "scoregate:" + ",".join(off)
         config = ScoregateConfig(label=label, metrics=metrics, access_log=access_log)
         variants.append(start_scoregate(children, settings.work / label.replace(":", "-"),
                                         backends, config, settings.launcher))

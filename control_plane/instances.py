@@ -97,18 +97,14 @@ class Supervisor:
                 raise RuntimeError("the supervisor is closed")
             external = {key: self._checked_external(key, spec)
                         for key, spec in deployments.items()}
-            for key, current in list(self._deployments.items()):
+            for key, removed in list(self._deployments.items()):
                 if key not in deployments:
-                    current.spec = None
-                    current.external = ()
+                    removed.spec, removed.external = None, ()
                     started += self._converge(key)
             for key, spec in deployments.items():
-                current = self._deployments.get(key)
-                if current is None:
-                    current = self._deployments[key] = _Deployment(spec.endpoint_name, spec.name,
-                                                                   spec)
-                current.spec = spec
-                current.external = external[key]
+                wanted = self._deployments.setdefault(
+                    key, _Deployment(spec.endpoint_name, spec.name, spec))
+                wanted.spec, wanted.external = spec, external[key]
                 started += self._converge(key)
             self._notify_change()
         await self._until_started(started)

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Awaitable, Callable, Iterator
 
-import joblib
+import joblib  # type: ignore[import-untyped]
 import pytest
 import uvloop
 
@@ -110,10 +110,11 @@ class Harness:
 
 
 Body = Callable[[Harness], Awaitable[None]]
+Runner = Callable[[Body], None]
 
 
 @pytest.fixture
-def run_with_supervisor(tmp_path: Path) -> Iterator[Callable[[Body], None]]:
+def run_with_supervisor(tmp_path: Path) -> Iterator[Runner]:
     """Runs a test body against a fresh Supervisor in a uvloop loop; cleans up every process."""
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "weights.txt").write_text("42")
@@ -121,7 +122,9 @@ def run_with_supervisor(tmp_path: Path) -> Iterator[Callable[[Body], None]]:
 
     def run(body: Body) -> None:
         async def main() -> None:
-            events, in_flight, changes = Events(), {}, []
+            events = Events()
+            in_flight: dict[str, int] = {}
+            changes: list[dict[str, tuple[str, ...]]] = []
             harness: Harness
 
             def on_change() -> None:
@@ -171,7 +174,8 @@ def _kill_group(pid: int) -> None:
 # --- tests ---------------------------------------------------------------------------------
 
 
-def test_two_instances_start_ready_with_azure_env_and_logs(run_with_supervisor) -> None:
+def test_two_instances_start_ready_with_azure_env_and_logs(
+        run_with_supervisor: Runner) -> None:
     async def body(h: Harness) -> None:
         spec = h.spec(count=2, env={"GREETING": "hello", "STANDIN_CHECK_PATH":
                                     "model/weights.txt"})
@@ -199,7 +203,7 @@ def test_two_instances_start_ready_with_azure_env_and_logs(run_with_supervisor) 
 
 
 def test_sigkilled_instance_restarts_on_its_port_while_the_other_stays_ready(
-        run_with_supervisor) -> None:
+        run_with_supervisor: Runner) -> None:
     async def body(h: Harness) -> None:
         await h.start(h.spec(count=2))
         before = {s.id: s for s in h.supervisor.status(KEY)}
@@ -225,7 +229,8 @@ def test_sigkilled_instance_restarts_on_its_port_while_the_other_stays_ready(
     run_with_supervisor(body)
 
 
-def test_init_failure_is_failed_with_backoff_not_a_hot_loop(run_with_supervisor) -> None:
+def test_init_failure_is_failed_with_backoff_not_a_hot_loop(
+        run_with_supervisor: Runner) -> None:
     async def body(h: Harness) -> None:
         await h.supervisor.reconcile({KEY: h.spec(count=1, env={"STANDIN_EXIT_CODE": "3"})})
         await asyncio.sleep(3.0)
@@ -241,7 +246,8 @@ def test_init_failure_is_failed_with_backoff_not_a_hot_loop(run_with_supervisor)
     run_with_supervisor(body)
 
 
-def test_scale_down_drains_until_nothing_is_in_flight(run_with_supervisor) -> None:
+def test_scale_down_drains_until_nothing_is_in_flight(
+        run_with_supervisor: Runner) -> None:
     async def body(h: Harness) -> None:
         await h.start(h.spec(count=2, timeout_ms=60000))
         leaving = h.pids()["blue-1"] or 0
@@ -261,7 +267,8 @@ def test_scale_down_drains_until_nothing_is_in_flight(run_with_supervisor) -> No
     run_with_supervisor(body)
 
 
-def test_scale_up_adds_instances_and_keeps_the_running_one(run_with_supervisor) -> None:
+def test_scale_up_adds_instances_and_keeps_the_running_one(
+        run_with_supervisor: Runner) -> None:
     async def body(h: Harness) -> None:
         await h.start(h.spec(count=1))
         first = h.pids()["blue-0"]
@@ -273,7 +280,8 @@ def test_scale_up_adds_instances_and_keeps_the_running_one(run_with_supervisor) 
     run_with_supervisor(body)
 
 
-def test_readiness_failure_takes_it_out_of_rotation_and_back(run_with_supervisor) -> None:
+def test_readiness_failure_takes_it_out_of_rotation_and_back(
+        run_with_supervisor: Runner) -> None:
     async def body(h: Harness) -> None:
         await h.start(h.spec(count=2))
         pid = h.pids()["blue-0"]
@@ -291,7 +299,8 @@ def test_readiness_failure_takes_it_out_of_rotation_and_back(run_with_supervisor
     run_with_supervisor(body)
 
 
-def test_liveness_failure_restarts_the_instance(run_with_supervisor) -> None:
+def test_liveness_failure_restarts_the_instance(
+        run_with_supervisor: Runner) -> None:
     async def body(h: Harness) -> None:
         liveness = ProbeSettings(initial_delay=0, period=1, timeout=1, success_threshold=1,
                                  failure_threshold=2)
@@ -308,7 +317,8 @@ def test_liveness_failure_restarts_the_instance(run_with_supervisor) -> None:
     run_with_supervisor(body)
 
 
-def test_changed_spec_rolls_over_without_an_empty_ready_set(run_with_supervisor) -> None:
+def test_changed_spec_rolls_over_without_an_empty_ready_set(
+        run_with_supervisor: Runner) -> None:
     async def body(h: Harness) -> None:
         await h.start(h.spec(count=2, env={"GREETING": "v1"}))
         old = set(h.pids().values())
@@ -324,7 +334,8 @@ def test_changed_spec_rolls_over_without_an_empty_ready_set(run_with_supervisor)
     run_with_supervisor(body)
 
 
-def test_removed_deployment_and_close_leave_no_process(run_with_supervisor) -> None:
+def test_removed_deployment_and_close_leave_no_process(
+        run_with_supervisor: Runner) -> None:
     async def body(h: Harness) -> None:
         await h.start(h.spec(count=2))
         pids = [pid or 0 for pid in h.pids().values()]
@@ -343,7 +354,8 @@ def test_removed_deployment_and_close_leave_no_process(run_with_supervisor) -> N
     run_with_supervisor(body)
 
 
-def test_external_deployment_launches_nothing(run_with_supervisor) -> None:
+def test_external_deployment_launches_nothing(
+        run_with_supervisor: Runner) -> None:
     async def body(h: Harness) -> None:
         spec = DeploymentSpec(name="blue", endpoint_name="shop",
                               urls=("http://127.0.0.1:9/v1/predict", "http://127.0.0.1:10"))
@@ -360,7 +372,8 @@ def test_external_deployment_launches_nothing(run_with_supervisor) -> None:
     run_with_supervisor(body)
 
 
-def test_bad_keys_and_log_paths_are_refused(run_with_supervisor) -> None:
+def test_bad_keys_and_log_paths_are_refused(
+        run_with_supervisor: Runner) -> None:
     async def body(h: Harness) -> None:
         for key in ("../etc/passwd", "shop/../../x", "shop", "shop/blue/x", "shop/b"):
             with pytest.raises(ValidationError):

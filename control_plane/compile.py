@@ -18,6 +18,7 @@ from gateway.snapshot import (
 )
 
 from .models import DeploymentSpec, EndpointSpec
+from .store import deployment_key
 
 
 class EndpointKeys(Protocol):
@@ -27,10 +28,6 @@ class EndpointKeys(Protocol):
     def secondary_key(self) -> str: ...
     @property
     def token_secret(self) -> bytes: ...
-
-
-def deployment_key(endpoint: str, deployment: str) -> str:
-    return f"{endpoint}/{deployment}"
 
 
 def compile_snapshot(

@@ -97,10 +97,12 @@ class Runtime:
         self.store.close()
 
     def _read_committed(self) -> AppliedState:
-        endpoints = {name: record.spec for name, record in self.store.endpoints().items()}
-        deployments = {key: record.spec for key, record in self.store.deployments().items()}
-        secrets = {name: self.store.secrets(name) for name in endpoints}
-        return AppliedState(endpoints, deployments, secrets)
+        state = self.store.state()  # one read transaction: never a mix of two commits
+        return AppliedState(
+            endpoints={name: record.spec for name, record in state.endpoints.items()},
+            deployments={key: record.spec for key, record in state.deployments.items()},
+            secrets=state.secrets,
+        )
 
 
 def _publish_metrics(snapshot: RoutingSnapshot) -> None:

@@ -211,6 +211,7 @@ def _config(app: Any, options: ServeOptions, graceful_timeout_s: float) -> uvico
         timeout_graceful_shutdown=int(graceful_timeout_s),
         timeout_keep_alive=30,
         server_header=False,
+        proxy_headers=False,
         date_header=False,
         limit_concurrency=None,
         h11_max_incomplete_event_size=64 * 1024,

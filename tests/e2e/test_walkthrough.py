@@ -151,8 +151,8 @@ def test_kill_9_mid_update_restarts_into_the_last_acknowledged_state(
     (folder / "code").mkdir(parents=True)
     (folder / "code" / "score.py").write_text(
         "def init():\n    pass\n\ndef run(raw_data):\n    return {'ok': True}\n")
-    (folder / "endpoint.yml").write_text("name: crash-endpoint\nauth_mode: key\ntraffic: {a: 100}\n")
-    for name in ("a", "b"):
+    (folder / "endpoint.yml").write_text("name: crash-endpoint\nauth_mode: key\ntraffic: {alpha: 100}\n")
+    for name in ("alpha", "beta"):
         (folder / f"{name}.yml").write_text(
             f"name: {name}\nendpoint_name: crash-endpoint\nurl: http://127.0.0.1:9/score\n")
     (folder / "m.yml").write_text(
@@ -177,9 +177,9 @@ def test_kill_9_mid_update_restarts_into_the_last_acknowledged_state(
             nonlocal acknowledged, pending
             while not stop.is_set():
                 a = rng.choice(range(0, 101, 10))
-                pending = {"a": a, "b": 100 - a}
+                pending = {"alpha": a, "beta": 100 - a}
                 result = gateway.cli("online-endpoint", "update", "--name", "crash-endpoint",
-                                     "--traffic", f"a={a} b={100 - a}", check=False)
+                                     "--traffic", f"alpha={a} beta={100 - a}", check=False)
                 if result.returncode != 0:
                     return
                 acknowledged = pending

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timezone
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol, Sequence, TypeVar
 
 import anyio.to_thread
@@ -34,6 +35,8 @@ from gateway.auth import bearer, issue_token
 from .errors import PreconditionFailed, ScoregateError, ValidationError
 from .models import DeploymentSpec, EndpointSpec
 from .openapi import PATHS, check_body, openapi_document
+from .validation import validate_deployment
+from .yaml_schema import deployment_from_mapping
 
 if TYPE_CHECKING:
     from .store import Store
@@ -182,8 +185,7 @@ class _AdminApi:
         if body.setdefault("endpoint_name", endpoint) != endpoint:
             raise ValidationError("endpoint-name", f"the body names endpoint "
                                   f"{body['endpoint_name']} but the path names {endpoint}")
-        spec = DeploymentSpec.from_dict(body)
-        _check_paths(spec)
+        spec = _checked_sources(DeploymentSpec.from_dict(body))
         all_traffic = _flag(request.query_params.get("all_traffic"), "all_traffic")
         record = await self._store(self.runtime.store.create_deployment, spec,
                                    all_traffic=all_traffic)
@@ -194,8 +196,7 @@ class _AdminApi:
         patch = await _body(request, "DeploymentPatch")
 
         def write(record: Any, if_match: str) -> Any:
-            spec = DeploymentSpec.from_dict(_merge(record.spec.to_dict(), patch))
-            _check_paths(spec)
+            spec = _checked_sources(DeploymentSpec.from_dict(_merge(record.spec.to_dict(), patch)))
             return self.runtime.store.update_deployment(spec, if_match=if_match)
 
         record = await self._read_merge_write(
@@ -309,12 +310,25 @@ def _merge(current: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _check_paths(spec: DeploymentSpec) -> None:
+def _checked_sources(spec: DeploymentSpec) -> DeploymentSpec:
+    """The YAML loader's rules for what a deployment runs (code and script that exist, or
+    http(s) URLs, not both; a model path that exists), applied to a JSON body's fields."""
+    validate_deployment(spec)  # names, settings and probes first, with their rule ids
     for field_name in ("model_path", "code_dir"):
         value = getattr(spec, field_name)
         if value is not None and not value.startswith("/"):
             raise ScoregateError(f"{field_name} must be an absolute path, got {value!r} "
                                  "(the CLI resolves paths against the YAML file's folder)")
+    azure: dict[str, Any] = {"name": spec.name, "endpoint_name": spec.endpoint_name}
+    if spec.model_path is not None:
+        azure["model"] = spec.model_path
+    if spec.code_dir is not None or spec.scoring_script is not None:
+        azure["code_configuration"] = {"code": spec.code_dir, "scoring_script": spec.scoring_script}
+    if spec.urls:
+        azure["urls"] = list(spec.urls)
+    checked = deployment_from_mapping(azure, "request body", Path("/"))
+    return spec.with_changes(model_path=checked.model_path, code_dir=checked.code_dir,
+                             scoring_script=checked.scoring_script, urls=checked.urls)
 
 
 def _deployment_key(request: Request) -> tuple[str, str]:

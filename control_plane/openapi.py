@@ -93,8 +93,10 @@ SCHEMAS: dict[str, Schema] = {
         **_STATUS_FIELDS,
     }, ("name", "auth_mode", "traffic", "mirror_traffic", "scoring_uri", "swagger_uri",
         "provisioning_state", "description", "tags", "etag"), extra=True),
-    "DeploymentCreate": _object({"name": _NAME, "endpoint_name": _NAME, **_DEPLOYMENT_FIELDS,
-                                 "not_applied": _ANY_OBJECT}, ("name",)),
+    "DeploymentCreate": {**_object({"name": _NAME, "endpoint_name": _NAME, **_DEPLOYMENT_FIELDS,
+                                    "not_applied": _ANY_OBJECT}, ("name",)),
+                         "description": "Either code_dir + scoring_script (absolute paths that "
+                                        "exist) or urls of external scoring servers, not both."},
     "DeploymentPatch": _object({**_DEPLOYMENT_FIELDS, "environment_variables": _STRINGS_OR_NULL,
                                 "tags": _STRINGS_OR_NULL}),
     "Instance": _object({

@@ -13,7 +13,7 @@ import json
 import socket
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -43,7 +43,6 @@ class StandInRuntime:
     admin_token: str
     scoring_url: str
     version: int = 0
-    changes: list[int] = field(default_factory=list)
 
     async def apply_change(self) -> int:
         self.version += 1
@@ -122,6 +121,11 @@ class AdminServer:
     url: str
     home: Path
 
+    @property
+    def code_dir(self) -> Path:
+        """A scoring-script folder that exists, for deployments created through the API."""
+        return self.home.parent / "code"
+
     def call(self, method: str, path: str, body: Any = None, token: str | None = ADMIN_TOKEN,
              headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
         sent = dict(headers or {})
@@ -147,7 +151,11 @@ def start_stand_in(processes: ProcessGroup, home: Path) -> AdminServer:
             return False
 
     wait_until(up, timeout=60, what="the admin API stand-in")
-    return AdminServer(json.loads((home / "server.json").read_text())["admin_url"], home)
+    server = AdminServer(json.loads((home / "server.json").read_text())["admin_url"], home)
+    server.code_dir.mkdir(exist_ok=True)
+    (server.code_dir / "score.py").write_text("def init():\n    pass\n\n"
+                                              "def run(raw):\n    return raw\n")
+    return server
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +170,8 @@ def make_endpoint(admin: AdminServer, name: str, *deployments: str, **fields: An
     created = admin.call("POST", "/v1/endpoints", {"name": name, **fields})
     assert created.status_code == 201, created.text
     for deployment in deployments:
-        answer = admin.call("POST", f"/v1/endpoints/{name}/deployments", {"name": deployment})
+        answer = admin.call("POST", f"/v1/endpoints/{name}/deployments", {
+            "name": deployment, "code_dir": str(admin.code_dir), "scoring_script": "score.py"})
         assert answer.status_code == 201, answer.text
 
 
@@ -247,15 +256,17 @@ def test_creating_what_exists_is_a_conflict(admin: AdminServer) -> None:
     make_endpoint(admin, "ep-twice", "blue")
     again = admin.call("POST", "/v1/endpoints", {"name": "ep-twice"})
     assert again.status_code == 409 and "update it instead" in again.json()["message"]
-    again = admin.call("POST", "/v1/endpoints/ep-twice/deployments", {"name": "blue"})
+    again = admin.call("POST", "/v1/endpoints/ep-twice/deployments", {
+        "name": "blue", "code_dir": str(admin.code_dir), "scoring_script": "score.py"})
     assert again.status_code == 409 and "update it instead" in again.json()["message"]
 
 
 def test_deployments_create_show_patch_and_all_traffic(admin: AdminServer) -> None:
     make_endpoint(admin, "ep-deploy", "blue")
     created = admin.call("POST", "/v1/endpoints/ep-deploy/deployments?all_traffic=true",
-                         {"name": "green", "model_path": "/models/m", "code_dir": "/code",
-                          "scoring_script": "score.py", "environment_variables": {"A": "1"},
+                         {"name": "green", "model_path": str(admin.code_dir),
+                          "code_dir": str(admin.code_dir), "scoring_script": "score.py",
+                          "environment_variables": {"A": "1"},
                           "request_settings": {"max_concurrent_requests_per_instance": 3}})
     assert created.status_code == 201, created.text
     assert created.json()["endpoint_name"] == "ep-deploy"
@@ -282,6 +293,18 @@ def test_deployments_create_show_patch_and_all_traffic(admin: AdminServer) -> No
     relative = admin.call("POST", "/v1/endpoints/ep-deploy/deployments",
                           {"name": "red", "model_path": "models/m"})
     assert relative.status_code == 400 and "absolute" in relative.json()["message"]
+    for body, words in (({"name": "red"}, "code_configuration"),
+                        ({"name": "red", "code_dir": "/no/such/dir", "scoring_script": "s.py"},
+                         "does not exist"),
+                        ({"name": "red", "urls": ["ftp://x"]}, "http"),
+                        ({"name": "red", "urls": ["http://127.0.0.1:9"],
+                          "code_dir": str(admin.code_dir), "scoring_script": "score.py"},
+                         "not both")):
+        refused = admin.call("POST", "/v1/endpoints/ep-deploy/deployments", body)
+        assert refused.status_code == 400 and words in refused.json()["message"], refused.text
+    external = admin.call("POST", "/v1/endpoints/ep-deploy/deployments",
+                          {"name": "ext", "urls": ["http://127.0.0.1:9"]})
+    assert external.json()["urls"] == ["http://127.0.0.1:9/score"]
 
 
 RULE_CASES = [
@@ -323,7 +346,8 @@ def test_each_rule_refusal_is_a_400_naming_the_rule(admin: AdminServer, rule: st
 
 def test_max_deployments_refusal(admin: AdminServer) -> None:
     make_endpoint(admin, "ep-many", *[f"d{i:02d}" for i in range(20)])
-    answer = admin.call("POST", "/v1/endpoints/ep-many/deployments", {"name": "d20"})
+    answer = admin.call("POST", "/v1/endpoints/ep-many/deployments", {
+        "name": "d20", "urls": ["http://127.0.0.1:9/score"]})
     assert answer.status_code == 400 and answer.json()["rule"] == "max-deployments"
     assert len(admin.call("GET", "/v1/endpoints/ep-many/deployments").json()) == 20
 

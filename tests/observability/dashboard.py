@@ -76,7 +76,8 @@ def promtool() -> str | None:
     return shutil.which("promtool")
 
 
-def check_expressions_parse(expressions: list[str], workdir: Path) -> subprocess.CompletedProcess[str]:
+def check_expressions_parse(expressions: list[str],
+                            workdir: Path) -> subprocess.CompletedProcess[str]:
     """Parse PromQL offline: each expression becomes a recording rule for `promtool check rules`."""
     rules = {"groups": [{"name": "dashboard", "rules": [
         {"record": f"dashboard:expr_{i}", "expr": expr} for i, expr in enumerate(expressions)]}]}

@@ -101,7 +101,8 @@ def start_prometheus(group: ProcessGroup, workdir: Path, target: str,
 
     def ready() -> bool:
         if started.proc.poll() is not None:
-            raise AssertionError(f"prometheus exited with {started.proc.returncode}:\n{started.log()}")
+            code = started.proc.returncode
+            raise AssertionError(f"prometheus exited with {code}:\n{started.log()}")
         return http_ok(f"{url}/-/ready")
 
     wait_until(ready, timeout=60, what="Prometheus to be ready")

@@ -76,7 +76,8 @@ def _mounts(service: dict[str, Any]) -> dict[str, str]:
 def _host_path(source: str, container_path: str, mounts: dict[str, str]) -> Path | None:
     """The host file behind `container_path`, through the bind mounts of one service."""
     for target, src in mounts.items():
-        if src.startswith(".") and (container_path == target or container_path.startswith(target + "/")):
+        inside = container_path == target or container_path.startswith(target + "/")
+        if src.startswith(".") and inside:
             return REPO_ROOT / src / container_path[len(target):].lstrip("/")
     return None
 
@@ -137,7 +138,8 @@ def test_grafana_is_anonymous_viewer_with_the_dashboard_as_home() -> None:
     assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
     mounts = _mounts(service)
     home = _host_path(".", env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"], mounts)
-    assert home is not None and home.resolve() == (CONFIG / "grafana/dashboards/scoregate.json").resolve()
+    dashboard = CONFIG / "grafana" / "dashboards" / "scoregate.json"
+    assert home is not None and home.resolve() == dashboard.resolve()
     datasources = _host_path(".", "/etc/grafana/provisioning/datasources/prometheus.yml", mounts)
     assert datasources is not None and datasources.resolve() == DATASOURCES.resolve()
     # The dashboard provider reads the folder the dashboards are mounted at.
@@ -251,8 +253,9 @@ def test_dashboard_covers_the_required_metrics() -> None:
     for needle in ("scoregate_requests_total", "scoregate_traffic_percent",
                    "scoregate_mirror_percent", "scoregate_request_duration_seconds_bucket",
                    "scoregate_mirror_copies_total", "scoregate_upstream_duration_seconds_bucket",
-                   'role="mirror"', "scoregate_ready_instances", "scoregate_instance_restarts_total",
-                   "histogram_quantile(0.5,", "histogram_quantile(0.95,", "histogram_quantile(0.99,",
+                   'role="mirror"', "scoregate_ready_instances",
+                   "scoregate_instance_restarts_total", "histogram_quantile(0.5,",
+                   "histogram_quantile(0.95,", "histogram_quantile(0.99,",
                    "408|424|429", "status_class"):
         assert needle in text, f"no dashboard expression uses {needle}"
 

@@ -58,14 +58,20 @@ def start_scoregate(group: ProcessGroup, home: Path, folder: Path) -> RunningGat
     return start_gateway(group, home, str(folder))
 
 
+Series = set[frozenset[tuple[str, str]]]
+# Every scoregate series but those the supervisor may add at any time on its own.
+SCOREGATE_SERIES = ('{__name__=~"scoregate_.+", '
+                    '__name__!~"scoregate_(probe_failures|instance_restarts)_total"}')
+
+
 @dataclass(frozen=True)
 class Stack:
     gateway: RunningGateway
     prometheus: Prometheus
-    sent: Counter[str]  # requests by kind: live, live-fail, direct:<name>, ..., unauthorized, random
+    sent: Counter[str]  # by kind: live, live-fail, direct:<name>[-fail], unauthorized, random
     random_values: tuple[str, ...]
-    series_after_warmup: set[frozenset[tuple[str, str]]]
-    series_after_random: set[frozenset[tuple[str, str]]]
+    series_after_warmup: Series
+    series_after_random: Series
     secrets: tuple[str, ...]
     rate_interval: str
 
@@ -82,7 +88,8 @@ def _write_config(folder: Path, marker: str) -> None:
             "code_configuration: {code: code, scoring_script: score.py}\n"
             f"environment_variables: {{OBS_DEPLOYMENT: {marker}-{name}}}\n"
             "instance_count: 1\n"
-            "request_settings: {request_timeout_ms: 5000, max_concurrent_requests_per_instance: 4}\n"
+            "request_settings: {request_timeout_ms: 5000,"
+            " max_concurrent_requests_per_instance: 4}\n"
             "readiness_probe: {initial_delay: 0, period: 1}\n"
             "liveness_probe: {initial_delay: 0, period: 1}\n")
 
@@ -157,6 +164,34 @@ def _load(client: Client, prometheus: Prometheus) -> None:
                       range(N_UNAUTHORIZED)))
 
 
+def _random_headers(client: Client, prometheus: Prometheus,
+                    since: float) -> tuple[tuple[str, ...], Series, Series]:
+    """Random deployment names: a few first (the `none` series appear), then many more."""
+    rng = random.Random(11)
+    values = tuple(_random_name(rng) for _ in range(N_RANDOM_WARMUP + N_RANDOM))
+    seen = []
+    for batch in (values[:N_RANDOM_WARMUP], values[N_RANDOM_WARMUP:]):
+        for value in batch:
+            client.send("random", 0, value)
+        prometheus.wait_for_scrape_after(time.time())
+        seen.append(prometheus.series(SCOREGATE_SERIES, since))
+    return values, seen[0], seen[1]
+
+
+def _restart_each_deployment(marker: str, prometheus: Prometheus) -> None:
+    """SIGKILL each deployment's instance once; the supervisor restarts it and counts it."""
+    for name in (LIVE, SHADOW):
+        pids = _instance_pids(marker, name)
+        assert pids, f"no scoring-server process found for {name}"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+    for name in (LIVE, SHADOW):
+        restarts = (f'sum(scoregate_instance_restarts_total{{endpoint="{ENDPOINT}", '
+                    f'deployment="{name}"}})')
+        wait_until(lambda: prometheus.value(restarts) >= 1, timeout=60, interval=0.5,
+                   what=f"{name}'s restart to reach Prometheus")
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("observability")
@@ -173,31 +208,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                        what=f"{name} to answer")
         load_started = time.time()
         _load(client, prometheus)
-
-        rng = random.Random(11)
-        random_values = tuple(_random_name(rng) for _ in range(N_RANDOM_WARMUP + N_RANDOM))
-        for value in random_values[:N_RANDOM_WARMUP]:
-            client.send("random", 0, value)
-        prometheus.wait_for_scrape_after(time.time())
-        scoregate_series = '{__name__=~"scoregate_.+", __name__!~"scoregate_(probe_failures|instance_restarts)_total"}'
-        before = prometheus.series(scoregate_series, load_started - 60)
-        for value in random_values[N_RANDOM_WARMUP:]:
-            client.send("random", 0, value)
-        prometheus.wait_for_scrape_after(time.time())
-        after = prometheus.series(scoregate_series, load_started - 60)
-
-        # Restarts: kill each deployment's instance once; the supervisor restarts it.
-        for name in (LIVE, SHADOW):
-            pids = _instance_pids(marker, name)
-            assert pids, f"no scoring-server process found for {name}"
-            for pid in pids:
-                os.kill(pid, signal.SIGKILL)
-        for name in (LIVE, SHADOW):
-            restarts = f'sum(scoregate_instance_restarts_total{{endpoint="{ENDPOINT}", deployment="{name}"}})'
-            wait_until(lambda: prometheus.value(restarts) >= 1, timeout=60, interval=0.5,
-                       what=f"{name}'s restart to reach Prometheus")
-        prometheus.wait_for_scrape_after(time.time())
+        random_values, before, after = _random_headers(client, prometheus, load_started - 60)
         client.http.close()
+        _restart_each_deployment(marker, prometheus)
+        prometheus.wait_for_scrape_after(time.time())
 
         secrets = (str(credentials["primaryKey"]), str(credentials["secondaryKey"]),
                    (gateway.home / "admin_token").read_text().strip())
@@ -221,8 +235,8 @@ def test_request_counts_match_what_was_sent_exactly(stack: Stack) -> None:
     assert _total(stack, f'deployment="{SHADOW}", role="direct"') == shadow
     assert _total(stack, f'deployment="{LIVE}", role="direct"') == direct_live
     assert _total(stack, f'deployment="{SHADOW}", role="live"') == 0
-    assert _total(stack, f'deployment="{LIVE}", role="live", status_code="424", model_status_code="500"') \
-        == sent["live-fail"]
+    live_424 = f'deployment="{LIVE}", role="live", status_code="424", model_status_code="500"'
+    assert _total(stack, live_424) == sent["live-fail"]
     assert _total(stack, f'deployment="{SHADOW}", role="direct", status_code="424"') \
         == sent[f"direct:{SHADOW}-fail"]
     assert _total(stack, 'status_code="401"') == sent["unauthorized"] == N_UNAUTHORIZED
@@ -239,7 +253,8 @@ def test_mirror_share_is_within_tolerance(stack: Stack) -> None:
     sd = math.sqrt(MIRROR_PERCENT / 100 * (1 - MIRROR_PERCENT / 100) / live)
     assert abs(share - MIRROR_PERCENT / 100) < 4 * sd, f"mirror share {share:.3f}"
     mirrored = stack.prometheus.value(
-        f'sum(scoregate_requests_total{{endpoint="{ENDPOINT}", deployment="{SHADOW}", role="mirror"}})')
+        f'sum(scoregate_requests_total{{endpoint="{ENDPOINT}", deployment="{SHADOW}", '
+        'role="mirror"})')
     assert 0 < mirrored <= copies
     assert stack.prometheus.value(
         f'sum(scoregate_mirror_copies_total{{endpoint="{ENDPOINT}", deployment="{LIVE}"}})') == 0
@@ -251,7 +266,8 @@ def _mirror_only(query: Query) -> bool:
 
 
 @pytest.mark.parametrize("deployment", [SHADOW, LIVE])
-def test_every_dashboard_expression_returns_data_for_the_deployment(stack: Stack, deployment: str) -> None:
+def test_every_dashboard_expression_returns_data_for_the_deployment(stack: Stack,
+                                                                   deployment: str) -> None:
     checked = 0
     empty = []
     for query in queries(load_dashboard()):
@@ -302,4 +318,4 @@ def test_no_secret_appears_in_any_log_line(stack: Stack) -> None:
         leaked = [line for line in lines if secret in line]
         assert not leaked, f"a secret appears in the logs: {leaked[0][:200]}"
     wrong_keys = [line for line in lines if "wrong-" in line]
-    assert not wrong_keys, f"a client's Authorization value appears in the logs: {wrong_keys[0][:200]}"
+    assert not wrong_keys, f"a client's Authorization value is logged: {wrong_keys[0][:200]}"

@@ -124,6 +124,10 @@ def render() -> tuple[bytes, str]:
 
 def set_ready_instances(endpoint: str, deployment: str, count: int) -> None:
     READY_INSTANCES.labels(endpoint, deployment).set(count)
+    # Restart and probe-failure series exist from the start at 0, so dashboards draw a line.
+    RESTARTS.labels(endpoint, deployment)
+    for probe in PROBES:
+        PROBE_FAILURES.labels(endpoint, deployment, probe)
 
 
 def count_restart(endpoint: str, deployment: str) -> None:

@@ -9,6 +9,8 @@ Every error body is JSON `{"message": ...}`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from typing import Any, Awaitable, Callable, MutableMapping
@@ -21,22 +23,25 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Background = Callable[[], Awaitable[None]]
 
 JSON = b"application/json"
 MAX_REQUEST_ID = 100  # azmlinfsrv's limit for x-request-id
 
 
 class ScoringScriptApp:
-    __slots__ = ("_runner", "_swagger")
+    __slots__ = ("_runner", "_swagger", "_background")
 
-    def __init__(self, runner: Runner, swagger: SwaggerDocuments) -> None:
+    def __init__(self, runner: Runner, swagger: SwaggerDocuments,
+                 background: Background | None = None) -> None:
         self._runner = runner
         self._swagger = swagger
+        self._background = background  # runs while serving (the log flusher)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                await _lifespan(receive, send)
+                await _lifespan(receive, send, self._background)
             return
         path = scope["path"]
         method = scope["method"]
@@ -141,12 +146,19 @@ async def _error(send: Send, status: int, message: str) -> None:
     await _respond(send, status, error_body(message), JSON)
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    """Nothing to open or close: init() ran before the server started."""
+async def _lifespan(receive: Receive, send: Send, background: Background | None) -> None:
+    """init() ran before the server started; only the background task starts and stops here."""
+    task: asyncio.Task[None] | None = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            if background is not None:
+                task = asyncio.create_task(background())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import signal
 import socket
-import sys
 from types import FrameType
 
 import uvicorn
 
 from scoring_servers.azureml.app import ScoringScriptApp
 from scoring_servers.azureml.errors import UsageError
+from scoring_servers.azureml.logs import configure_logging
 from scoring_servers.azureml.runner import Runner
 from scoring_servers.azureml.script import load_entry_script, run_init
 from scoring_servers.azureml.settings import ServerSettings
@@ -23,14 +23,8 @@ from scoring_servers.azureml.swagger import load_swagger
 
 logger = logging.getLogger("scoring_servers.azureml")
 
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 BACKLOG = 2048
 GRACEFUL_SHUTDOWN_S = 10
-
-
-def configure_logging(level: int) -> None:
-    """Root logging to stdout, so the script's `logging.info` reaches the instance log."""
-    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stdout, force=True)
 
 
 def open_socket(settings: ServerSettings) -> socket.socket:
@@ -67,7 +61,7 @@ def listening_url(sock: socket.socket) -> str:
 
 def serve(settings: ServerSettings) -> int:
     """Serve until SIGTERM/SIGINT; returns how many run() calls were still running at the end."""
-    configure_logging(settings.log_level)
+    log_handler = configure_logging(settings.log_level)
     sock = open_socket(settings)
     try:
         script = load_entry_script(settings.code_dir, settings.entry_path)
@@ -77,9 +71,12 @@ def serve(settings: ServerSettings) -> int:
         logger.info("init() finished; %d worker thread(s) for run()", settings.worker_count)
         runner = Runner(script.run, settings.worker_count, settings.scoring_timeout_s)
         config = uvicorn.Config(
-            ScoringScriptApp(runner, swagger), loop="uvloop", http="httptools", lifespan="off",
+            ScoringScriptApp(runner, swagger, log_handler.flush_periodically), loop="uvloop",
+            http="httptools", lifespan="on",
             access_log=settings.access_log, log_config=None, log_level=settings.log_level,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            # Per-request work we do not need: X-Forwarded-* parsing, Date and Server headers.
+            proxy_headers=False, server_header=False, date_header=False)
         print(f"listening on {listening_url(sock)}", flush=True)
         _absorb_stop_signals()
         uvicorn.Server(config).run(sockets=[sock])
@@ -87,6 +84,8 @@ def serve(settings: ServerSettings) -> int:
         return runner.busy
     finally:
         sock.close()
+        log_handler.immediate = True
+        log_handler.flush_pending()
 
 
 def _absorb_stop_signals() -> None:

@@ -64,7 +64,8 @@ class ProcessGroup:
     started: list[Started] = field(default_factory=list)
 
     def start(self, args: Sequence[str], env: Mapping[str, str] | None = None,
-              cwd: Path | None = None, name: str = "proc") -> Started:
+              cwd: Path | None = None, name: str = "proc",
+              pass_fds: Sequence[int] = ()) -> Started:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}-{len(self.started)}.log"
         full_env = dict(os.environ)
@@ -75,7 +76,8 @@ class ProcessGroup:
             full_env.update(env)
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(list(args), env=full_env, cwd=cwd, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    pass_fds=tuple(pass_fds))
         started = Started(proc, log_path)
         self.started.append(started)
         return started

@@ -44,6 +44,20 @@ TRAFFIC_PERCENT = Gauge("scoregate_traffic_percent", "Live traffic percent.", _E
 MIRROR_PERCENT = Gauge("scoregate_mirror_percent", "Mirror traffic percent.", _ED)
 SNAPSHOT_VERSION = Gauge("scoregate_snapshot_version", "Version of the routing snapshot in use.")
 
+# --- shadow comparison (gateway/comparisons.py) ---------------------------------------------
+# Relative differences |a - b| / max(|a|, |b|) lie in [0, 2]; dense around typical tolerances.
+DIFFERENCE_BUCKETS = (1e-12, 1e-9, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.002, 0.005, 0.01, 0.02, 0.05,
+                      0.1, 0.2, 0.5, 1.0, 2.0)
+MIRROR_COMPARISONS = Counter("scoregate_mirror_comparisons",
+                             "Shadow answers compared with the live ones, by outcome.",
+                             _ED + ("outcome",))
+MIRROR_DIFFERENCE = Histogram("scoregate_mirror_relative_difference",
+                              "Largest relative numeric difference per comparison.", _ED,
+                              buckets=DIFFERENCE_BUCKETS)
+MIRROR_COMPARE_BYTES = Gauge("scoregate_mirror_compare_bytes",
+                             "Memory held by shadow comparisons (pending answers and kept "
+                             "mismatching pairs).", ("endpoint",))
+
 
 def status_class(status: int) -> str:
     return f"{status // 100}xx"

@@ -368,6 +368,9 @@ def _endpoint_commands(parser: argparse.ArgumentParser,
     invoke = verbs.add("invoke", endpoint_invoke, "score a request and print the answer")
     invoke.add_argument("-r", "--request-file", required=True, help="the JSON body to send")
     invoke.add_argument("-d", "--deployment-name", help="send it to this deployment directly")
+    from .evaluate import add_command as add_evaluate  # evaluate imports this module
+
+    add_evaluate(verbs.verbs)
     verbs.add("get-credentials", _post(lambda args: _endpoint_path(args, "/get-credentials")),
               "keys (auth_mode key) or a token (aml_token)")
     keys = verbs.add("regenerate-keys",

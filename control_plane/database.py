@@ -16,6 +16,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from .rollout_rows import SCHEMA as ROLLOUT_SCHEMA
+
 DB_NAME = "state.db"
 BUSY_TIMEOUT_S = 60.0
 
@@ -46,7 +48,7 @@ class Database:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         with self.write() as conn:
-            for statement in _SCHEMA.split(";"):
+            for statement in (_SCHEMA + ROLLOUT_SCHEMA).split(";"):
                 if statement.strip():
                     conn.execute(statement)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from . import validation
+from . import rollout_rows, validation
 from .database import Database
 from .errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from .models import DeploymentSpec, EndpointSpec
@@ -271,6 +271,29 @@ class Store:
         ]
         return lines
 
+    # Rollouts (control_plane/rollout_engine.py) ------------------------------------------
+
+    def rollout_write(
+        self, endpoint: str, traffic: Mapping[str, int] | None,
+        mirror: Mapping[str, int] | None, save: Callable[[sqlite3.Connection, EndpointSpec], None],
+    ) -> int:
+        """One transaction per rollout transition: `save` writes the rollout's row (it sees the
+        endpoint as committed and may refuse by raising), then traffic and mirror are set.
+        Returns the revision, so a crash never leaves a rollout and its traffic apart."""
+        with self._db.write() as conn:
+            draft = _Draft(_read_state(conn))
+            draft.by_rollout = True
+            spec = draft.endpoint(endpoint)
+            save(conn, spec)
+            changes = {"traffic": traffic, "mirror_traffic": mirror}
+            draft.endpoints[endpoint] = spec.with_changes(
+                **{name: dict(value) for name, value in changes.items() if value is not None})
+            return _commit(conn, draft).revision
+
+    def rollout_read(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        with self._db.read() as conn:
+            return read(conn)
+
     # Internals ---------------------------------------------------------------------------
 
     def _set_endpoint_map(
@@ -299,6 +322,7 @@ class _Draft:
         self.endpoints = {name: record.spec for name, record in before.endpoints.items()}
         self.deployments = {key: record.spec for key, record in before.deployments.items()}
         self.secrets = dict(before.secrets)
+        self.by_rollout = False  # the rollout engine's own traffic writes pass its check
 
     def endpoint(self, name: str, if_match: str | None = None) -> EndpointSpec:
         if name not in self.endpoints:
@@ -361,6 +385,10 @@ def _commit(conn: sqlite3.Connection, draft: _Draft) -> StoreState:
         and after.secrets == before.secrets
     ):
         return before
+    if not draft.by_rollout:
+        rollout_rows.refuse_manual_change(
+            conn, {name: record.spec for name, record in before.endpoints.items()},
+            {name: record.spec for name, record in after.endpoints.items()})
     _write_rows(conn, before, after)
     return after
 

@@ -1,0 +1,244 @@
+"""A misbehaving upstream that speaks real HTTP/1.1 over raw sockets, and records what it sees.
+
+    python tests/reliability/fault_backend.py --port-file F
+
+The first path segment picks the behaviour, so one process serves every fault: a deployment's
+`url:` is `http://127.0.0.1:PORT/<mode>/score`.
+
+    good      200 JSON {"ok": true, "bytes": n}
+    echo      200 with the request body as the response body
+    big       200 with a 10 MiB body (bytes i % 251)
+    slow      200 whose head and body are written one byte at a time, 10 ms apart
+    pause     200 like good, after one second (requests that stay in flight)
+    hang      a 200 head announcing 100 body bytes, then nothing (the connection stays open)
+    reset     half of a head, then a TCP reset (SO_LINGER 0)
+    truncated a head announcing 1000 body bytes, 10 of them, then close
+    malformed bytes that are not an HTTP response, then close
+    flaky     200 like good, then closes the kept-alive connection at random (half the time,
+              after 0-30 ms) without saying Connection: close
+
+`GET /` answers Healthy. `GET /__requests` returns every request seen so far (method, path,
+headers, body as latin-1) except its own; `POST /__reset` forgets them. A raw parser, not a
+framework, so that the recorded bytes are exactly what the gateway sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import socket
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIG_BYTES = 10 * 1024 * 1024
+MAX_HEAD = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+    def to_json(self) -> dict[str, object]:
+        return {"method": self.method, "path": self.path, "headers": list(self.headers),
+                "body": self.body.decode("latin-1")}
+
+
+class BadRequest(Exception):
+    pass
+
+
+@dataclass
+class Recorder:
+    seen: list[Request] = field(default_factory=list)
+    rng: random.Random = field(default_factory=random.Random)
+
+
+async def read_request(reader: asyncio.StreamReader) -> Request | None:
+    """One request, or None at a clean end of the connection."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as error:
+        if error.partial:
+            raise BadRequest("connection closed inside a request head") from None
+        return None
+    except asyncio.LimitOverrunError:
+        raise BadRequest("request head too large") from None
+    lines = head[:-4].decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3:
+        raise BadRequest(f"bad request line {lines[0]!r}")
+    headers = tuple((name.strip(), value.strip()) for name, _, value in
+                    (line.partition(":") for line in lines[1:]))
+    request = Request(parts[0], parts[1], headers, b"")
+    lengths = [v for k, v in headers if k.lower() == "content-length"]
+    chunked = (request.header("transfer-encoding") or "").lower() == "chunked"
+    if len(lengths) > 1 or (lengths and chunked):
+        raise BadRequest("ambiguous body framing")
+    if chunked:
+        body = await _read_chunked(reader)
+    else:
+        body = await reader.readexactly(int(lengths[0])) if lengths else b""
+    return Request(request.method, request.path, headers, body)
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    chunks = []
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        if size == 0:
+            await reader.readuntil(b"\r\n")
+            return b"".join(chunks)
+        chunks.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+
+
+def response(status: int, body: bytes, content_type: str = "application/json",
+             extra: str = "") -> bytes:
+    head = (f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{extra}\r\n")
+    return head.encode("latin-1") + body
+
+
+def big_body() -> bytes:
+    return bytes(i % 251 for i in range(251)) * (BIG_BYTES // 251) + bytes(range(BIG_BYTES % 251))
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+class FaultServer:
+    def __init__(self) -> None:
+        self.recorder = Recorder()
+        self._big = big_body()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request = await read_request(reader)
+                if request is None:
+                    break
+                if not await self._answer(request, writer):
+                    break
+        except (BadRequest, ValueError) as error:
+            writer.write(response(400, json.dumps({"message": str(error)}).encode(),
+                                  extra="Connection: close\r\n"))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def _answer(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        """Write the answer; False when the connection must end."""
+        if request.path == "/__requests":
+            writer.write(response(200, json.dumps([r.to_json() for r in self.recorder.seen])
+                                  .encode()))
+            await writer.drain()
+            return True
+        if request.path == "/__reset":
+            self.recorder.seen.clear()
+            writer.write(response(200, b"{}"))
+            return True
+        if request.method == "GET" and request.path == "/":
+            writer.write(response(200, b"Healthy", "text/plain"))
+            return True
+        self.recorder.seen.append(request)
+        mode = request.path.strip("/").split("/")[0]
+        return await getattr(self, f"_mode_{mode}", self._mode_unknown)(request, writer)
+
+    async def _mode_good(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(response(200, json.dumps({"ok": True, "bytes": len(request.body)}).encode()))
+        await writer.drain()
+        return True
+
+    async def _mode_echo(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(response(200, request.body, "application/octet-stream"))
+        await writer.drain()
+        return True
+
+    async def _mode_big(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(response(200, self._big, "application/octet-stream"))
+        await writer.drain()
+        return True
+
+    async def _mode_slow(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        for byte in response(200, b'{"slow": true}'):
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        return True
+
+    async def _mode_pause(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(1.0)
+        return await self._mode_good(request, writer)
+
+    async def _mode_hang(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(3600)
+        return False
+
+    async def _mode_reset(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Le")
+        await writer.drain()
+        await asyncio.sleep(0.01)
+        reset(writer)
+        return False
+
+    async def _mode_truncated(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"partial\":")
+        await writer.drain()
+        return False
+
+    async def _mode_malformed(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 2OO 0K\r\nContent-Length: banana\r\n\x00\x01\r\n\r\nnot http")
+        await writer.drain()
+        return False
+
+    async def _mode_flaky(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        await self._mode_good(request, writer)
+        if self.recorder.rng.random() < 0.5:
+            await asyncio.sleep(self.recorder.rng.uniform(0, 0.03))
+            return False
+        return True
+
+    async def _mode_unknown(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(response(404, json.dumps({"message": f"no mode {request.path}"}).encode()))
+        return True
+
+
+async def serve(port_file: Path) -> None:
+    server = FaultServer()
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, limit=MAX_HEAD,
+                                          backlog=1024)
+    port_file.write_text(str(listener.sockets[0].getsockname()[1]))
+    async with listener:
+        await listener.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port-file", required=True, type=Path)
+    args = parser.parse_args()
+    try:
+        asyncio.run(serve(args.port_file))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -15,6 +15,8 @@ import orjson
 
 from gateway.access_log import AccessLog
 from gateway.auth import check_authorization
+from gateway.compare import CompareSettings
+from gateway.comparisons import ComparisonReport, Comparisons
 from gateway.errors import JSON_HEADERS, GatewayError, not_found, printable, unauthorized
 from gateway.http_io import Receive, Scope, Send, send_response
 from gateway.metrics import Recorders, render
@@ -31,6 +33,7 @@ _PREFIX = "/endpoints/"
 class GatewayOptions:
     metrics: bool = True
     access_log: bool = True
+    compare: CompareSettings = CompareSettings()  # shadow comparison of mirror copies
 
 
 def _host(scope: Scope) -> str | None:
@@ -55,7 +58,8 @@ class ScoringApp:
         self._upstream = Upstream()
         recorders = Recorders(options.metrics)
         access_log = AccessLog(options.access_log)
-        self._mirror = Mirror(self._upstream, recorders, access_log, self._random.random)
+        self._mirror = Mirror(self._upstream, recorders, access_log, self._random.random,
+                              Comparisons(options.compare, options.metrics))
         self._score = ScoreHandler(self._upstream, self._mirror, recorders, access_log,
                                    self._random)
 
@@ -66,6 +70,15 @@ class ScoringApp:
     @property
     def mirror_in_flight(self) -> int:
         return self._mirror.in_flight
+
+    def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport:
+        """Shadow comparisons of mirror copies sent to that deployment: counts, agreement,
+        memory and the last mismatching pairs (the admin API's `.../compare`)."""
+        return self._mirror.comparisons.report(endpoint, deployment)
+
+    def comparison_counts(self, endpoint: str, deployment: str) -> dict[str, int]:
+        """Comparisons so far by outcome; cheap, for a rollout to diff over its window."""
+        return self._mirror.comparisons.counts(endpoint, deployment)
 
     async def startup(self) -> None:
         await self._upstream.open()

@@ -83,10 +83,12 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Side:
-    """One answer: the model's status (None when it gave none) and its body."""
+    """One answer: the model's status (None when it gave none) and its body. `oversize`: the
+    body was larger than the limit and was not kept."""
 
     status: int | None
-    body: bytes
+    body: bytes = b""
+    oversize: bool = False
 
 
 def _ok(status: int) -> bool:
@@ -101,7 +103,7 @@ def compare_answers(live: Side, shadow: Side, settings: CompareSettings) -> Verd
     if not (_ok(live.status) and _ok(shadow.status)) or live.status != shadow.status:
         return _by_status(live.status, shadow.status)
     for name, side in (("live", live), ("shadow", shadow)):
-        if len(side.body) > settings.max_body_bytes:
+        if side.oversize or len(side.body) > settings.max_body_bytes:
             return Verdict(INCOMPARABLE, None, f"the {name} body is larger than "
                                                f"{settings.max_body_bytes} bytes")
     try:

@@ -2,7 +2,8 @@
 
 A copy runs as its own task on the mirror pool with the mirror timeout. Tasks are held in a
 set (so they are not garbage-collected mid-flight) and dropped from it when done. Over the
-bound, a copy is dropped and counted, never queued.
+bound, a copy is dropped and counted, never queued. A copy sampled for shadow comparison
+hands its answer to its `Pairing` (gateway/comparisons.py), whatever happens to it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from typing import Callable
 
 from gateway.access_log import AccessLog, AccessRecord
+from gateway.comparisons import Comparisons, Pairing
 from gateway.metrics import Recorders
 from gateway.picking import least_in_flight
 from gateway.snapshot import DeploymentRoute, GatewaySettings
@@ -22,8 +24,9 @@ MIRROR_HEADER = ("x-scoregate-mirror", "1")
 
 class Mirror:
     def __init__(self, upstream: Upstream, recorders: Recorders, access_log: AccessLog,
-                 draw: Callable[[], float]) -> None:
+                 draw: Callable[[], float], comparisons: Comparisons | None = None) -> None:
         self._upstream = upstream
+        self.comparisons = comparisons or Comparisons(metrics_enabled=recorders.enabled)
         self._recorders = recorders
         self._access_log = access_log
         self._draw = draw
@@ -34,21 +37,28 @@ class Mirror:
         return len(self._tasks)
 
     def submit(self, deployment: DeploymentRoute, settings: GatewaySettings, body: bytes,
-               headers: list[tuple[str, str]], request_id: str) -> None:
-        """Start a copy now, or drop it when `mirror_max_in_flight` copies are running."""
+               headers: list[tuple[str, str]], request_id: str) -> Pairing | None:
+        """Start a copy now, or drop it when `mirror_max_in_flight` copies are running.
+        Returns the copy's pairing when it is sampled for comparison: the caller hands it the
+        live answer once the client has it."""
         endpoint, name = deployment.endpoint, deployment.name
         if len(self._tasks) >= settings.mirror_max_in_flight:
             self._recorders.mirror(endpoint, name, "dropped")
-            return
+            return None
         self._recorders.mirror(endpoint, name, "sent")
+        pairing = self.comparisons.start(endpoint, name, request_id, self._draw())
         task = asyncio.get_running_loop().create_task(
-            self._copy(deployment, settings.mirror_timeout_s, body, headers, request_id))
+            self._copy(deployment, settings.mirror_timeout_s, body, headers, request_id,
+                       pairing))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return pairing
 
     async def _copy(self, deployment: DeploymentRoute, timeout_s: float, body: bytes,
-                    headers: list[tuple[str, str]], request_id: str) -> None:
+                    headers: list[tuple[str, str]], request_id: str,
+                    pairing: Pairing | None = None) -> None:
         started = time.perf_counter()
+        answered: tuple[int | None, bytes] = (None, b"")
         endpoint, name = deployment.endpoint, deployment.name
         status, model_status, size, outcome = 502, None, 0, "failed"
         copies = self._upstream.in_flight.mirror
@@ -64,6 +74,7 @@ class Mirror:
                                                    body, headers + [MIRROR_HEADER], timeout_s)
                 model_status, size = answer.status, len(answer.body)
                 status = answer.status
+                answered = (answer.status, answer.body)
                 outcome = "completed" if 200 <= answer.status < 300 else "failed"
                 if self._recorders.enabled:
                     self._recorders.recorder(endpoint, name, MIRROR).upstream_seconds.observe(
@@ -74,8 +85,12 @@ class Mirror:
                 status = 502
             finally:
                 copies[key] -= 1
+                if pairing is not None:
+                    pairing.shadow(*answered)
         else:
             status = 503
+            if pairing is not None:
+                pairing.shadow(None, b"")
         self._finish(deployment, request_id, outcome, status, model_status, started, len(body),
                      size)
 

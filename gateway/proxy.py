@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from gateway.access_log import AccessLog, AccessRecord
 from gateway.auth import check_authorization
+from gateway.comparisons import Pairing
 from gateway.errors import JSON_HEADERS, GatewayError, not_found, printable, unauthorized
 from gateway.http_io import Headers, Receive, Scope, Send, declared_length, read_body, send_response
 from gateway.metrics import NONE, Recorders
@@ -116,6 +117,7 @@ class ScoreHandler:
         deployment_label = NONE
         role = ROLE_LIVE if incoming.deployment is None else ROLE_DIRECT
         body = b""
+        pairing: Pairing | None = None
         try:
             if endpoint is None:
                 raise not_found(missing_endpoint)
@@ -127,7 +129,8 @@ class ScoreHandler:
             deployment, role = self._choose(snapshot, endpoint, incoming.deployment)
             deployment_label = deployment.name
             if role == ROLE_LIVE and endpoint.mirror is not None:
-                self._maybe_mirror(snapshot, endpoint, body, incoming.forward, request_id)
+                pairing = self._maybe_mirror(snapshot, endpoint, body, incoming.forward,
+                                             request_id)
             answer = await self._forward(deployment, role, body, incoming.forward, request_id)
         except GatewayError as error:
             headers = list(JSON_HEADERS) + list(error.headers)
@@ -142,6 +145,8 @@ class ScoreHandler:
         if client_id is not None:
             headers.append((CLIENT_ID_HEADER, client_id))
         await send_response(send, status, headers, out)
+        if pairing is not None:  # shadow comparison, judged later off this handler
+            pairing.live(model_status, out)
         self._record(endpoint, deployment_label, role, status, model_status, started,
                      request_id, client_id, len(body), len(out))
 
@@ -163,12 +168,13 @@ class ScoreHandler:
         return deployment, ROLE_LIVE
 
     def _maybe_mirror(self, snapshot: RoutingSnapshot, endpoint: EndpointRoute, body: bytes,
-                      headers: list[tuple[str, str]], request_id: str) -> None:
+                      headers: list[tuple[str, str]], request_id: str) -> Pairing | None:
         name = mirror_due(endpoint.mirror, self._random())
         target = endpoint.deployments.get(name) if name is not None else None
-        if target is not None:
-            self._mirror.submit(target, snapshot.settings, body,
-                                headers + [("x-request-id", request_id)], request_id)
+        if target is None:
+            return None
+        return self._mirror.submit(target, snapshot.settings, body,
+                                   headers + [("x-request-id", request_id)], request_id)
 
     async def _forward(self, deployment: DeploymentRoute, role: str, body: bytes,
                        forward: list[tuple[str, str]], request_id: str) -> Answer:

@@ -102,13 +102,15 @@ class Children:
 
 
 def exit_on_signals() -> None:
-    """Turn SIGTERM and SIGHUP into SystemExit so that `finally` blocks clean up."""
+    """Turn SIGTERM and SIGHUP into SystemExit, and SIGINT into KeyboardInterrupt even when
+    the shell started us with SIGINT ignored (a background job), so `finally` blocks clean up."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def free_port() -> int:

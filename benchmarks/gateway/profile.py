@@ -73,7 +73,7 @@ def main() -> int:
                                   "--nonblocking", "--output", str(out)], name="py-spy")
             result = run_wrk(target.url, load, work / "wrk", children)
             spy.popen.wait(30)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         print("interrupted: every process started was stopped", file=sys.stderr)
         return 130
     finally:

@@ -79,9 +79,11 @@ def main(argv: list[str] | None = None) -> int:
             cases.main_cases(children, settings, results)
             if not args.skip_mirror:
                 cases.mirror_case(children, settings, results)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as stop:
         print("\ninterrupted: every process started was stopped", file=sys.stderr)
-        return 130
+        if not args.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+        return stop.code if isinstance(stop, SystemExit) and isinstance(stop.code, int) else 130
     except Exception as error:  # noqa: BLE001 - the CLI turns any failure into a message
         print(f"\nbenchmark failed: {error}\n(logs kept in {work / 'logs'})", file=sys.stderr)
         return 1

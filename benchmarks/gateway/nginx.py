@@ -75,7 +75,9 @@ _MIRROR = """\
 
 
 def nginx_binary() -> str:
-    path = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    path = shutil.which("nginx")
+    if path is None and os.path.exists("/usr/sbin/nginx"):  # sbin is not on every PATH
+        path = "/usr/sbin/nginx"
     if path is None:
         raise RuntimeError("nginx is not installed (Debian: apt-get install nginx)")
     return path

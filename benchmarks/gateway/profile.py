@@ -28,7 +28,10 @@ from benchmarks.gateway.payloads import SIZES, write_payloads  # noqa: E402
 from benchmarks.gateway.scoregate import REPO_ROOT, ScoregateConfig, start_scoregate  # noqa: E402
 
 
-def top_frames(collapsed: str, limit: int = 25) -> tuple[list[tuple[str, int]], list[tuple[str, int]], int]:
+Counts = list[tuple[str, int]]
+
+
+def top_frames(collapsed: str, limit: int = 25) -> tuple[Counts, Counts, int]:
     """(own, inclusive, total) sample counts per frame from py-spy's collapsed stacks."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
@@ -47,7 +50,8 @@ def top_frames(collapsed: str, limit: int = 25) -> tuple[list[tuple[str, int]], 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Profile scoregate serve under wrk load with py-spy.")
+    parser = argparse.ArgumentParser(
+        description="Profile scoregate serve under wrk load with py-spy.")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--payload", choices=tuple(SIZES), default="200B")
     parser.add_argument("--connections", type=int, default=32)

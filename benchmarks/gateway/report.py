@@ -61,7 +61,8 @@ def targets_check(summary: dict[tuple[str, str, str], Row], notes: dict[str, Any
             checks.append(_check(f"gateway CPU per request, {case}, {payload}",
                                  row["cpu_us_per_request"], CPU_TARGET_US, "µs"))
         if target == "scoregate" and case == "half":
-            added = difference(row["p50_ms"], summary.get((case, payload, "direct"), {}).get("p50_ms"))
+            direct = summary.get((case, payload, "direct"), {})
+            added = difference(row["p50_ms"], direct.get("p50_ms"))
             checks.append(_check(f"p50 added over direct at half saturation, {payload}",
                                  added, P50_ADDED_TARGET_MS, "ms"))
         if target == "scoregate:mirror" and case.startswith("mirror"):

@@ -123,7 +123,8 @@ def _version(args: list[str]) -> str:
         done = subprocess.run(args, capture_output=True, text=True, timeout=10)
     except OSError as error:
         return f"unknown ({error})"
-    return (done.stdout + done.stderr).strip().splitlines()[0] if (done.stdout + done.stderr) else ""
+    text = (done.stdout + done.stderr).strip()
+    return text.splitlines()[0] if text else ""
 
 
 if __name__ == "__main__":

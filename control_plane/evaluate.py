@@ -26,8 +26,8 @@ import httpx
 from . import cli_output
 from .cli import INVOKE_TIMEOUT_S, URL_ENV, AdminClient, Raw
 from .errors import ScoregateError
-from .evaluate_metrics import (HIGHER_IS_BETTER, METRICS, Label, as_label, compute,
-                               default_metric, percentile)
+from .evaluate_metrics import (HIGHER_IS_BETTER, METRICS, Label, as_label, check_pos_label,
+                               compute, default_metric, percentile)
 
 FORMATS = ("azure", "mlflow")
 STEPS = (50, 75, 100)  # the winner's share after each suggestion: 1:1, then 1:3, then 0:1
@@ -48,8 +48,8 @@ def read_csv(path: str, label_column: str) -> LabelledData:
         with open(path, newline="", encoding="utf-8-sig") as file:
             lines = [line for line in csv.reader(file) if line]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise ScoregateError(f"cannot read --data {path}: {getattr(error, 'strerror', None) or error}"
-                             ) from None
+        reason = getattr(error, "strerror", None) or error
+        raise ScoregateError(f"cannot read --data {path}: {reason}") from None
     if not lines:
         raise ScoregateError(f"--data {path} is empty: it needs a header line and rows")
     header = [name.strip() for name in lines[0]]
@@ -224,13 +224,14 @@ class Plan:
 async def score_all(target: Target, plan: Plan, progress: Progress) -> dict[str, _Tally]:
     tallies = {d.name: _Tally(len(plan.data.rows)) for d in target.deployments}
     limit = asyncio.Semaphore(plan.concurrency)
-    limits = httpx.Limits(max_connections=plan.concurrency, max_keepalive_connections=plan.concurrency)
+    limits = httpx.Limits(max_connections=plan.concurrency,
+                          max_keepalive_connections=plan.concurrency)
     async with httpx.AsyncClient(timeout=INVOKE_TIMEOUT_S, limits=limits) as http:
         workers = []
         for deployment in target.deployments:
             batches = iter(plan.batches())  # shared by this deployment's workers
-            workers += [_worker(http, target, deployment.name, plan, batches, tallies[deployment.name],
-                                limit, progress)
+            workers += [_worker(http, target, deployment.name, plan, batches,
+                                tallies[deployment.name], limit, progress)
                         for _ in range(min(deployment.capacity, plan.concurrency))]
         await asyncio.gather(*workers)
     return tallies
@@ -315,7 +316,8 @@ def suggest_traffic(target: Target, ranked: Sequence[Result], metric: str) -> Su
     if best.value is None:
         return Suggestion("no deployment answered; nothing to suggest")
     if _rank_key(best, metric) == _rank_key(second, metric):
-        return Suggestion(f"{best.deployment} and {second.deployment} tie; keep the current traffic")
+        return Suggestion(f"{best.deployment} and {second.deployment} tie; "
+                          "keep the current traffic")
     current = target.traffic.get(best.deployment, 0)
     step = next((share for share in STEPS if share > current), None)
     if step is None:
@@ -356,6 +358,7 @@ def run(client: AdminClient, args: argparse.Namespace) -> Any:
         if text is not None:
             raise ScoregateError(f"{metric} needs numeric labels, but column "
                                  f"{args.label_column!r} holds {text!r}")
+    pos_label = _pos_label(args.pos_label, metric, data.labels)
     wanted = list(dict.fromkeys(name.strip() for name in (args.deployments or "").split(",")
                                 if name.strip()))
     target = find_target(client, args.name, wanted)
@@ -365,13 +368,22 @@ def run(client: AdminClient, args: argparse.Namespace) -> Any:
         tallies = asyncio.run(score_all(target, plan, progress))
     finally:
         progress.close()
-    pos_label = as_label(args.pos_label) if args.pos_label is not None else None
     results = [summarize(name, tally, data.labels, metric, pos_label, len(plan.batches()))
                for name, tally in tallies.items()]
     report = _report(target, plan, metric, results, args.suggest_traffic)
     if args.output == "table" and not args.query:
         return Raw(_table(report))
     return report
+
+
+def _pos_label(text: str | None, metric: str, labels: Sequence[Label]) -> Label | None:
+    if text is None:
+        return None
+    if metric != "f1":
+        raise ScoregateError(f"--pos-label applies to --metric f1 only, not {metric}")
+    label = as_label(text)
+    check_pos_label(labels, label)
+    return label
 
 
 def _report(target: Target, plan: Plan, metric: str, results: list[Result],
@@ -399,7 +411,7 @@ def _table(report: dict[str, Any]) -> str:
     metric = report["metric"]
     rows = [{"deployment": d["deployment"],
              metric: "-" if d[metric] is None else f"{d[metric]:.4f}",
-             "p50 ms": d["latency_p50_ms"], "p99 ms": d["latency_p99_ms"],
+             "p50 ms": d["latency_p50_ms"] or "-", "p99 ms": d["latency_p99_ms"] or "-",
              "errors": d["errors"], "rows scored": f"{d['rows_scored']}/{report['rows']}"}
             for d in report["deployments"]]
     better = "higher" if report["higher_is_better"] else "lower"

@@ -57,12 +57,9 @@ def accuracy(truth: Sequence[Label], predicted: Sequence[Label]) -> float:
 
 def f1(truth: Sequence[Label], predicted: Sequence[Label], pos_label: Label | None = None) -> float:
     _check_pairs(truth, predicted)
-    classes = sorted(set(truth), key=_sort_key)
     if pos_label is not None:
-        if pos_label not in classes:
-            shown = ", ".join(_show(c) for c in classes)
-            raise ScoregateError(f"--pos-label {_show(pos_label)} is not one of the labels ({shown})")
         return _class_f1(truth, predicted, pos_label)
+    classes = sorted(set(truth), key=_sort_key)
     if len(classes) <= 2:
         return _class_f1(truth, predicted, classes[-1])
     seen = sorted(set(truth) | set(predicted), key=_sort_key)
@@ -75,6 +72,12 @@ def _class_f1(truth: Sequence[Label], predicted: Sequence[Label], positive: Labe
     fp = sum(t != positive and p == positive for t, p in zip(truth, predicted))
     fn = sum(t == positive and p != positive for t, p in zip(truth, predicted))
     return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+
+
+def check_pos_label(labels: Sequence[Label], pos_label: Label) -> None:
+    if pos_label not in set(labels):
+        shown = ", ".join(_show(c) for c in sorted(set(labels), key=_sort_key)[:10])
+        raise ScoregateError(f"--pos-label {_show(pos_label)} is not one of the labels ({shown})")
 
 
 def rmse(truth: Sequence[Label], predicted: Sequence[Label]) -> float:

@@ -26,6 +26,7 @@ from gateway.snapshot import GatewaySettings, SnapshotHolder
 from . import yaml_loader
 from .errors import ScoregateError
 from .instances import Supervisor
+from .rollout_engine import start_engine
 from .runtime import Runtime
 from .state_dir import StateDir, default_home
 
@@ -167,6 +168,7 @@ async def _run(runtime: Runtime, options: ServeOptions) -> int:
     ]
     try:
         await runtime.start()
+        await start_engine(runtime, scoring_app, options.metrics)
         runtime.state_dir.write_server_info(scoring_url=scoring_url, admin_url=admin_url)
         print(f"scoring listener: {scoring_url}", flush=True)
         print(f"admin listener:   {admin_url}", flush=True)
@@ -183,6 +185,8 @@ async def _run(runtime: Runtime, options: ServeOptions) -> int:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*serving, return_exceptions=True),
                                    options.graceful_timeout_s + 5)
+        if runtime.rollouts is not None:
+            await runtime.rollouts.close()  # running rollouts stay stored; the next start resumes
         await supervisor.close()
         runtime.state_dir.remove_server_info()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -9,19 +9,20 @@ import io
 import json
 import math
 from pathlib import Path
+from typing import Sequence
 
 import httpx
 import numpy
 import pytest
 from hypothesis import given, settings, strategies as st
-from sklearn import metrics as sk
+from sklearn import metrics as sk  # type: ignore[import-untyped]
 
 from control_plane.errors import ScoregateError
 from control_plane.evaluate import (Deployment, LabelledData, Plan, Progress, Result, Target,
                                     rank, read_csv, read_predictions, request_body, score_all,
                                     suggest_traffic, summarize)
-from control_plane.evaluate_metrics import (accuracy, as_label, default_metric, f1, mae,
-                                            percentile, rmse)
+from control_plane.evaluate_metrics import (accuracy, as_label, check_pos_label, default_metric,
+                                            f1, mae, percentile, rmse)
 from tests.support.processes import ProcessGroup, free_port, http_ok, wait_until
 
 # --- metrics against scikit-learn --------------------------------------------------------------
@@ -36,7 +37,7 @@ number_pairs = st.integers(1, 60).flatmap(
                         st.lists(numbers, min_size=n, max_size=n)))
 
 
-def _labels(values: list[object]) -> list[float | str]:
+def _labels(values: Sequence[object]) -> list[float | str]:
     return [as_label(value) for value in values]
 
 
@@ -73,8 +74,10 @@ def test_f1_with_text_labels_and_an_explicit_positive() -> None:
     assert f1(truth, predicted) == pytest.approx(sk.f1_score(truth, predicted, pos_label="dog"))
     assert f1(truth, predicted, "cat") == pytest.approx(sk.f1_score(truth, predicted,
                                                                     pos_label="cat"))
-    with pytest.raises(ScoregateError, match="--pos-label bird is not one of the labels"):
-        f1(truth, predicted, "bird")
+    assert f1(truth, predicted, "bird") == 0.0
+    with pytest.raises(ScoregateError, match="--pos-label bird is not one of the labels "
+                                             "\\(cat, dog\\)"):
+        check_pos_label(truth, "bird")
 
 
 @given(number_pairs)
@@ -153,7 +156,7 @@ def test_predictions_come_as_a_list_an_object_or_a_quoted_list() -> None:
         read_predictions(b'["cat"]', 1, True)
 
 
-# --- the traffic rule ------------------------------------------------------------------------------
+# --- the traffic rule ---------------------------------------------------------------------
 
 def _target(traffic: dict[str, int], mirror: dict[str, int] | None = None) -> Target:
     names = tuple(Deployment(name, 1) for name in traffic)

@@ -35,6 +35,7 @@ from gateway.auth import bearer, issue_token
 from .errors import PreconditionFailed, ScoregateError, ValidationError
 from .models import DeploymentSpec, EndpointSpec
 from .openapi import PATHS, check_body, openapi_document
+from .rollout_api import rollout_handlers
 from .validation import validate_deployment
 from .yaml_schema import deployment_from_mapping
 
@@ -97,6 +98,7 @@ def _handlers(api: "_AdminApi") -> dict[str, dict[str, Handler]]:
         d: {"get": api.show_deployment, "patch": api.update_deployment,
             "delete": api.delete_deployment},
         d + "/logs": {"get": api.logs},
+        **rollout_handlers(api.runtime),
     }
 
 

@@ -24,6 +24,7 @@ from . import cli_output
 from .admin_token import ENV_VAR as TOKEN_ENV, TOKEN_FILE
 from .errors import ScoregateError
 from .models import DeploymentSpec, EndpointSpec
+from .rollout_cli import add_rollout_commands
 from .state_dir import default_home
 
 URL_ENV = "SCOREGATE_URL"
@@ -379,6 +380,7 @@ def _endpoint_commands(parser: argparse.ArgumentParser,
                      "replace the primary or the secondary key")
     keys.add_argument("--key-type", required=True, choices=("primary", "secondary"))
     verbs.add_delete(endpoint_delete, "delete an endpoint and its deployments")
+    add_rollout_commands(verbs.verbs, common)
 
 
 def _deployment_commands(parser: argparse.ArgumentParser,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ScoregateError
+from .rollout_doc import PATHS as ROLLOUT_PATHS, SCHEMAS as ROLLOUT_SCHEMAS
 
 Schema = dict[str, Any]
 
@@ -126,6 +127,7 @@ SCHEMAS: dict[str, Schema] = {
         "message": {"type": "string"}, "snapshot_version": {"type": "integer"},
         "effective_at": {"type": "string", "format": "date-time"},
     }, ("message", "snapshot_version", "effective_at")),
+    **ROLLOUT_SCHEMAS,
 }
 
 
@@ -285,6 +287,7 @@ PATHS: dict[str, Schema] = {
         "get": _op("getLogs", "The last lines of the deployment's instance logs", "Logs",
                    query=(_LINES,)),
     },
+    **ROLLOUT_PATHS,
 }
 
 _ERROR_ANSWERS = {

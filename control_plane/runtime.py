@@ -41,6 +41,7 @@ class Runtime:
         self._applied = AppliedState()
         self._version = 0
         self._lock: asyncio.Lock | None = None
+        self.rollouts: Any = None  # the RolloutEngine, set by `serve` once it runs
 
     def attach(self, *, holder: SnapshotHolder, supervisor: Supervisor, scoring_url: str) -> None:
         self._holder = holder

@@ -30,6 +30,7 @@ from .models import DeploymentSpec, EndpointSpec
 from .spec_diff import describe_changes
 
 T = TypeVar("T")
+Percents = Mapping[str, int]
 KEY_TYPES = ("primary", "secondary")
 
 
@@ -274,17 +275,17 @@ class Store:
     # Rollouts (control_plane/rollout_engine.py) ------------------------------------------
 
     def rollout_write(
-        self, endpoint: str, traffic: Mapping[str, int] | None,
-        mirror: Mapping[str, int] | None, save: Callable[[sqlite3.Connection, EndpointSpec], None],
+        self, endpoint: str,
+        save: Callable[[sqlite3.Connection, EndpointSpec], tuple[Percents | None, Percents | None]],
     ) -> int:
-        """One transaction per rollout transition: `save` writes the rollout's row (it sees the
-        endpoint as committed and may refuse by raising), then traffic and mirror are set.
-        Returns the revision, so a crash never leaves a rollout and its traffic apart."""
+        """One transaction per rollout transition: `save` sees the endpoint as committed, writes
+        the rollout's row (or refuses by raising) and returns the traffic and mirror to set
+        (None: unchanged). Returns the revision: a crash never splits a rollout from its traffic."""
         with self._db.write() as conn:
             draft = _Draft(_read_state(conn))
             draft.by_rollout = True
             spec = draft.endpoint(endpoint)
-            save(conn, spec)
+            traffic, mirror = save(conn, spec)
             changes = {"traffic": traffic, "mirror_traffic": mirror}
             draft.endpoints[endpoint] = spec.with_changes(
                 **{name: dict(value) for name, value in changes.items() if value is not None})

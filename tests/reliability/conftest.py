@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -10,8 +9,10 @@ from tests.support.processes import ProcessGroup
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One fault backend and one `scoregate serve` shared by the tests of a module."""
+def stack(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One fault backend and one `scoregate serve` shared by the tests of a module; a module
+    may set SERVE_FLAGS (extra `serve` arguments)."""
     tmp = tmp_path_factory.mktemp("reliability")
     with ProcessGroup(tmp / "process-logs") as group:
-        yield start_stack(group, tmp)
+        yield start_stack(group, tmp, tuple(getattr(request.module, "SERVE_FLAGS", ())))

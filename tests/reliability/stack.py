@@ -93,6 +93,13 @@ class Stack:
     keys: dict[str, str]
 
     @property
+    def port(self) -> int:
+        return int(self.gateway.scoring_url.rsplit(":", 1)[1])
+
+    def log_has_no_traceback(self) -> bool:
+        return "Traceback" not in self.gateway.started.log()
+
+    @property
     def score_url(self) -> str:
         return f"{self.gateway.scoring_url}/endpoints/{FAULTS}/score"
 

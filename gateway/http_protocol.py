@@ -1,0 +1,127 @@
+"""uvicorn's httptools protocol with the three bounds a gateway in front of clients needs.
+
+uvicorn arms no timer until a first request is complete, and llhttp does not bound header
+size, so a client could hold a connection forever by sending half a request head (slowloris),
+or make the server buffer headers without limit. `hardened_protocol` returns a subclass that:
+- closes a connection whose request head is not complete `header_timeout_s` after its first
+  byte arrived (or after the connection was made), with a 408;
+- answers 431 and closes when the request line plus headers pass `max_header_bytes`;
+- closes new connections at once while `max_connections` are open.
+Requests llhttp refuses (bad framing, smuggling attempts) get a JSON 400, and the connection
+is closed, so nothing after the bad bytes is ever read as a request.
+It is still uvicorn's httptools protocol: only these callbacks are extended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_MAX_CONNECTIONS = 4096
+
+
+class HeadersTooLarge(Exception):
+    pass
+
+
+class HardenedHttpToolsProtocol(HttpToolsProtocol):
+    header_timeout_s = DEFAULT_HEADER_TIMEOUT_S
+    max_header_bytes = DEFAULT_MAX_HEADER_BYTES
+    max_connections = DEFAULT_MAX_CONNECTIONS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        self._head_too_large = False
+        self._in_message = False  # between llhttp's message begin and message complete
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            transport.abort()
+            return
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is None and not self._in_message:
+            self._arm_head_timer()  # the first byte of a request (or of junk) starts the clock
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        self._head_bytes = 0
+        self._in_message = True
+        super().on_message_begin()
+
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        super().on_message_complete()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to what llhttp refuses, as JSON like every other error."""
+        if self._head_too_large:
+            self._send_and_close(b"431 Request Header Fields Too Large",
+                                 f"the request line and headers are larger than "
+                                 f"{self.max_header_bytes} bytes")
+        else:
+            self._send_and_close(b"400 Bad Request", "malformed HTTP request")
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self.max_header_bytes:
+            self._head_too_large = True
+            raise HeadersTooLarge()  # llhttp stops parsing; uvicorn calls send_400_response
+
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self._send_and_close(b"408 Request Timeout", f"the request head did not arrive "
+                                 f"within {self.header_timeout_s:g} s")
+
+    def _send_and_close(self, status: bytes, message: str) -> None:
+        body = b'{"message":"' + message.encode("ascii") + b'"}'
+        self.transport.write(b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+                             b"content-length: " + str(len(body)).encode("ascii") +
+                             b"\r\nconnection: close\r\n\r\n" + body)
+        self.transport.close()
+
+
+def hardened_protocol(header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+                      max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+                      max_connections: int = DEFAULT_MAX_CONNECTIONS
+                      ) -> type[HardenedHttpToolsProtocol]:
+    """The protocol class to pass as uvicorn's `http=`, with these bounds."""
+    if header_timeout_s <= 0 or max_header_bytes < 1024 or max_connections < 1:
+        raise ValueError("header_timeout_s must be > 0, max_header_bytes >= 1024 and "
+                         "max_connections >= 1")
+    return type("BoundedHttpToolsProtocol", (HardenedHttpToolsProtocol,), {
+        "header_timeout_s": header_timeout_s, "max_header_bytes": max_header_bytes,
+        "max_connections": max_connections})

@@ -17,7 +17,8 @@ The rules, in order:
      in [0, 1] and each sum to 1 (± 0.001) match when their argmax (the predicted label) is
      the same, whatever the probabilities' own differences.
 The relative difference of two numbers is |a - b| / max(|a|, |b|) (0 when both are 0), so it
-lies in [0, 2]; a verdict carries the largest one seen over every number compared.
+lies in [0, 2]; a verdict carries the largest one seen over every number compared (0 for two
+byte-identical bodies, None when no number was compared).
 """
 
 from __future__ import annotations
@@ -107,7 +108,10 @@ def compare_answers(live: Side, shadow: Side, settings: CompareSettings) -> Verd
             return Verdict(INCOMPARABLE, None, f"the {name} body is larger than "
                                                f"{settings.max_body_bytes} bytes")
     try:
-        live_value, shadow_value = orjson.loads(live.body), orjson.loads(shadow.body)
+        live_value = orjson.loads(live.body)
+        if live.body == shadow.body:
+            return Verdict(MATCH, 0.0, "")  # identical: no need to walk them
+        shadow_value = orjson.loads(shadow.body)
     except orjson.JSONDecodeError:
         return Verdict(INCOMPARABLE, None, "an answer is not JSON")
     walk = _Walk(settings)
@@ -130,11 +134,16 @@ def relative_difference(a: float, b: float) -> float:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return type(value) is float or type(value) is int  # not bool; JSON has no subclasses
+
+
+def _all_numbers(values: list[Any]) -> bool:
+    return all(type(v) is float or type(v) is int for v in values)
 
 
 def _probabilities(values: list[Any]) -> bool:
-    if len(values) < 2 or not all(_is_number(v) and 0.0 <= v <= 1.0 for v in values):
+    """Numbers only (checked by the caller), at least 2, each in [0, 1], summing to 1."""
+    if len(values) < 2 or not all(0.0 <= v <= 1.0 for v in values):
         return False
     return abs(math.fsum(values) - 1.0) <= _SUM_SLACK
 
@@ -144,17 +153,18 @@ def _argmax(values: list[float]) -> int:
 
 
 class _Walk:
-    """Walks two JSON values together; `largest` is the largest relative difference seen."""
+    """Walks two JSON values together; `largest` is the largest relative difference seen.
+    Paths are formatted only for the first difference, so a long list costs a tight loop."""
 
     def __init__(self, settings: CompareSettings) -> None:
         self.rel = settings.rel_tolerance
-        self.abs = settings.abs_tolerance
+        self.absolute = settings.abs_tolerance
         self.largest: float | None = None
 
     def value(self, live: Any, shadow: Any, path: str) -> str | None:
         """The first difference as text, or None when the two values match."""
         if _is_number(live) and _is_number(shadow):
-            return self._number(live, shadow, path)
+            return self._numbers([live], [shadow], path, single=True)
         if type(live) is not type(shadow):
             return (f"{path}: {type(live).__name__} (live) vs {type(shadow).__name__} "
                     "(shadow)")
@@ -166,19 +176,35 @@ class _Walk:
             return f"{path}: {_short(live)} (live) vs {_short(shadow)} (shadow)"
         return None
 
-    def _number(self, live: float, shadow: float, path: str) -> str | None:
-        difference = relative_difference(live, shadow)
-        if self.largest is None or difference > self.largest:
-            self.largest = difference
-        if isinstance(live, int) and isinstance(shadow, int):
-            same = live == shadow
-        else:
-            gap = abs(live - shadow)
-            same = gap <= self.abs or gap <= self.rel * max(abs(live), abs(shadow))
-        if same:
+    def _numbers(self, live: list[Any], shadow: list[Any], path: str,
+                 single: bool = False) -> str | None:
+        """Numbers pairwise; two integers must be equal, other pairs within the tolerance."""
+        rel, absolute = self.rel, self.absolute
+        largest = -1.0 if self.largest is None else self.largest
+        first = -1
+        for index, (a, b) in enumerate(zip(live, shadow)):
+            if a == b:
+                continue
+            gap = a - b if a > b else b - a
+            scale = a if a > -a else -a
+            if b > scale or -b > scale:
+                scale = b if b > -b else -b
+            difference = gap / scale
+            if difference > largest:
+                largest = difference
+            if first < 0 and ((type(a) is int and type(b) is int)
+                              or (gap > absolute and gap > rel * scale)):
+                first = index
+        if largest < 0.0 and live:
+            largest = 0.0
+        if largest >= 0.0:
+            self.largest = largest
+        if first < 0:
             return None
-        return (f"{path}: {live!r} (live) vs {shadow!r} (shadow), relative difference "
-                f"{difference:.3g} > {self.rel:g}")
+        a, b = live[first], shadow[first]
+        where = path if single else f"{path}[{first}]"
+        return (f"{where}: {a!r} (live) vs {b!r} (shadow), relative difference "
+                f"{relative_difference(a, b):.3g} > {rel:g}")
 
     def _object(self, live: dict[str, Any], shadow: dict[str, Any], path: str) -> str | None:
         if live.keys() != shadow.keys():
@@ -194,14 +220,15 @@ class _Walk:
     def _list(self, live: list[Any], shadow: list[Any], path: str) -> str | None:
         if len(live) != len(shadow):
             return f"{path}: {len(live)} items (live) vs {len(shadow)} items (shadow)"
-        if _probabilities(live) and _probabilities(shadow):
-            for a, b in zip(live, shadow):
-                self._number(a, b, path)  # only for `largest`: the label decides
-            label_live, label_shadow = _argmax(live), _argmax(shadow)
-            if label_live != label_shadow:
-                return (f"{path}: predicted class {label_live} (live) vs {label_shadow} "
-                        "(shadow)")
-            return None
+        if _all_numbers(live) and _all_numbers(shadow):
+            if _probabilities(live) and _probabilities(shadow):
+                self._numbers(live, shadow, path)  # only for `largest`: the label decides
+                label_live, label_shadow = _argmax(live), _argmax(shadow)
+                if label_live != label_shadow:
+                    return (f"{path}: predicted class {label_live} (live) vs {label_shadow} "
+                            "(shadow)")
+                return None
+            return self._numbers(live, shadow, path)
         first: str | None = None
         for index, (a, b) in enumerate(zip(live, shadow)):
             found = self.value(a, b, f"{path}[{index}]")

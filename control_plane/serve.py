@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 import uvicorn
 
 from gateway.app import GatewayOptions, ScoringApp
+from gateway.http_protocol import hardened_protocol
 from gateway.snapshot import GatewaySettings, SnapshotHolder
 
 from . import yaml_loader
@@ -47,6 +48,8 @@ class ServeOptions:
     access_log: bool = True
     settings: GatewaySettings = GatewaySettings()
     graceful_timeout_s: float = 30.0
+    header_timeout_s: float = 10.0  # slowloris bound: a request head must arrive within this
+    max_connections: int = 4096
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,9 +73,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mirror-max-in-flight", type=int, default=64,
                         help="mirror copies in flight before new copies are dropped")
     parser.add_argument("--mirror-timeout-ms", type=int, default=10_000)
+    parser.add_argument("--header-timeout-s", type=float, default=10.0,
+                        help="close connections whose request head takes longer (slowloris)")
+    parser.add_argument("--max-connections", type=int, default=4096,
+                        help="scoring connections open at once; more are closed at once")
 
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
+    if args.header_timeout_s <= 0 or args.max_connections < 1:
+        raise SystemExit("error: --header-timeout-s must be above 0 and --max-connections "
+                         "at least 1")
     return ServeOptions(
         sources=tuple(args.paths) + tuple(args.files),
         host=args.host,
@@ -83,6 +93,8 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         log_format=args.log_format,
         metrics=not args.no_metrics,
         access_log=not args.no_access_log,
+        header_timeout_s=args.header_timeout_s,
+        max_connections=args.max_connections,
         settings=GatewaySettings(
             max_body_bytes=int(args.max_body_mb * 1024 * 1024),
             mirror_max_in_flight=args.mirror_max_in_flight,
@@ -207,7 +219,7 @@ def _config(app: Any, options: ServeOptions, graceful_timeout_s: float) -> uvico
     return uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=hardened_protocol(options.header_timeout_s, max_connections=options.max_connections),
         lifespan="on",
         access_log=False,
         log_config=None,

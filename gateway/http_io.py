@@ -35,6 +35,8 @@ def declared_length(value: bytes | None, limit: int) -> int | None:
 async def read_body(receive: Receive, limit: int) -> bytes:
     """The whole request body as bytes; 413 as soon as it grows past `limit`."""
     message = await receive()
+    if message["type"] == "http.disconnect":  # not an empty body: never forward it as one
+        raise GatewayError(400, "the client disconnected before sending the body")
     body = message.get("body", b"")
     if not message.get("more_body", False):
         if len(body) > limit:

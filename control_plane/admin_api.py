@@ -69,6 +69,7 @@ class AdminRuntime(Protocol):
 
     def instance_status(self, key: str) -> Sequence[Any]: ...  # key is "endpoint/deployment"
     def logs(self, key: str, lines: int) -> str: ...
+    def comparisons(self, endpoint: str, deployment: str) -> Mapping[str, Any]: ...
 
 
 def build_admin_app(runtime: AdminRuntime) -> Starlette:
@@ -98,6 +99,7 @@ def _handlers(api: "_AdminApi") -> dict[str, dict[str, Handler]]:
         d: {"get": api.show_deployment, "patch": api.update_deployment,
             "delete": api.delete_deployment},
         d + "/logs": {"get": api.logs},
+        d + "/compare": {"get": api.compare},
         **rollout_handlers(api.runtime),
     }
 
@@ -218,6 +220,11 @@ class _AdminApi:
         await self._store(self.runtime.store.deployment, endpoint, name)
         text = await anyio.to_thread.run_sync(self.runtime.logs, f"{endpoint}/{name}", lines)
         return _json({"logs": text})
+
+    async def compare(self, request: Request) -> Response:
+        endpoint, name = _deployment_key(request)
+        await self._store(self.runtime.store.deployment, endpoint, name)  # 404 if unknown
+        return _json(self.runtime.comparisons(endpoint, name))
 
     # --- shared steps ----------------------------------------------------------------------
 

@@ -401,6 +401,9 @@ def _deployment_commands(parser: argparse.ArgumentParser,
     verbs.add_delete(deployment_delete, "delete a deployment (not one with traffic)")
     logs = verbs.add("get-logs", deployment_logs, "print the last lines of its instances' logs")
     logs.add_argument("-l", "--lines", type=int, default=5000, help="how many (default 5000)")
+    verbs.add("compare", _get(lambda args: _deployment_path(args, "/compare")),
+              "shadow comparison of its mirror copies with the live answers: counts, "
+              "agreement rate, memory, last mismatching pairs")
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:

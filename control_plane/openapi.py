@@ -115,6 +115,22 @@ SCHEMAS: dict[str, Schema] = {
         extra=True),
     "Percents": _PERCENTS,
     "Logs": _object({"logs": {"type": "string"}}, ("logs",)),
+    "Comparison": {**_object({
+        "endpoint": {"type": "string"}, "deployment": {"type": "string"},
+        "counts": _object({o: {"type": "integer"} for o in
+                           ("match", "mismatch", "shadow_error", "incomparable")}),
+        "compared": {"type": "integer"}, "skipped": {"type": "integer"},
+        "agreement_rate": {"type": "number", "nullable": True,
+                           "description": "match / (match + mismatch + shadow_error)"},
+        "memory_bytes": {"type": "integer"}, "memory_limit_bytes": {"type": "integer"},
+        "sample_percent": {"type": "number"}, "rel_tolerance": {"type": "number"},
+        "abs_tolerance": {"type": "number"}, "max_body_bytes": {"type": "integer"},
+        "keep_mismatches": {"type": "integer"},
+        "last_mismatches": {"type": "array", "items": _ANY_OBJECT},
+    }, ("endpoint", "deployment", "counts", "agreement_rate", "memory_bytes",
+        "last_mismatches"), extra=True),
+        "description": "Mirror copies to this deployment whose answer was compared with the "
+                       "live one since the server started (gateway/compare.py has the rules)."},
     "KeyType": _object({"key_type": {"type": "string", "enum": ["primary", "secondary"]}},
                        ("key_type",)),
     "Keys": _object({"primaryKey": {"type": "string"}, "secondaryKey": {"type": "string"}},
@@ -286,6 +302,10 @@ PATHS: dict[str, Schema] = {
     _DEPLOYMENT + "/logs": {
         "get": _op("getLogs", "The last lines of the deployment's instance logs", "Logs",
                    query=(_LINES,)),
+    },
+    _DEPLOYMENT + "/compare": {
+        "get": _op("getComparison", "Shadow comparison of the deployment's mirror copies: "
+                   "counts, agreement rate, memory, last mismatching pairs", "Comparison"),
     },
     **ROLLOUT_PATHS,
 }

@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from gateway.app import ScoringApp
 from gateway.snapshot import GatewaySettings, RoutingSnapshot, SnapshotHolder
 
 from .admin_token import load_admin_token
@@ -42,8 +43,11 @@ class Runtime:
         self._version = 0
         self._lock: asyncio.Lock | None = None
         self.rollouts: Any = None  # the RolloutEngine, set by `serve` once it runs
+        self.scoring_app: ScoringApp | None = None  # set by attach(); its comparison reports
 
-    def attach(self, *, holder: SnapshotHolder, supervisor: Supervisor, scoring_url: str) -> None:
+    def attach(self, *, holder: SnapshotHolder, supervisor: Supervisor, scoring_url: str,
+               scoring_app: ScoringApp | None = None) -> None:
+        self.scoring_app = scoring_app
         self._holder = holder
         self._supervisor = supervisor
         self.scoring_url = scoring_url
@@ -93,6 +97,12 @@ class Runtime:
 
     def logs(self, key: str, lines: int = 5000) -> str:
         return self.supervisor.logs(key, lines)
+
+    def comparisons(self, endpoint: str, deployment: str) -> dict[str, Any]:
+        """The shadow comparison report of a deployment (gateway/comparisons.py), as JSON."""
+        if self.scoring_app is None:
+            raise RuntimeError("the runtime is not attached to a scoring app yet")
+        return self.scoring_app.comparisons(endpoint, deployment).to_dict()
 
     def close(self) -> None:
         self.store.close()

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 import uvicorn
 
 from gateway.app import GatewayOptions, ScoringApp
+from gateway.compare import CompareSettings, add_compare_arguments, compare_from_args
 from gateway.http_protocol import hardened_protocol
 from gateway.snapshot import GatewaySettings, SnapshotHolder
 
@@ -48,6 +49,7 @@ class ServeOptions:
     access_log: bool = True
     settings: GatewaySettings = GatewaySettings()
     graceful_timeout_s: float = 30.0
+    compare: CompareSettings = CompareSettings()
     header_timeout_s: float = 10.0  # slowloris bound: a request head must arrive within this
     max_connections: int = 4096
 
@@ -73,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mirror-max-in-flight", type=int, default=64,
                         help="mirror copies in flight before new copies are dropped")
     parser.add_argument("--mirror-timeout-ms", type=int, default=10_000)
+    add_compare_arguments(parser)
     parser.add_argument("--header-timeout-s", type=float, default=10.0,
                         help="close connections whose request head takes longer (slowloris)")
     parser.add_argument("--max-connections", type=int, default=4096,
@@ -93,6 +96,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         log_format=args.log_format,
         metrics=not args.no_metrics,
         access_log=not args.no_access_log,
+        compare=compare_from_args(args),
         header_timeout_s=args.header_timeout_s,
         max_connections=args.max_connections,
         settings=GatewaySettings(
@@ -155,13 +159,15 @@ async def _run(runtime: Runtime, options: ServeOptions) -> int:
     admin_url = _url(admin_socket)
     holder = SnapshotHolder()
     scoring_app = ScoringApp(holder, GatewayOptions(metrics=options.metrics,
-                                                    access_log=options.access_log))
+                                                    access_log=options.access_log,
+                                                    compare=options.compare))
     supervisor = Supervisor(
         log_root=runtime.state_dir.logs,
         on_change=runtime.publish,
         in_flight=scoring_app.in_flight,
     )
-    runtime.attach(holder=holder, supervisor=supervisor, scoring_url=scoring_url)
+    runtime.attach(holder=holder, supervisor=supervisor, scoring_url=scoring_url,
+                   scoring_app=scoring_app)
 
     from .admin_api import build_admin_app
 

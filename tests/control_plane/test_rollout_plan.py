@@ -1,0 +1,103 @@
+"""Rollout traffic math: totals, integers, monotone steps, exact rollback inputs."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, strategies as st
+
+from control_plane.errors import ValidationError
+from control_plane.rollout_model import RolloutRequest
+from control_plane.rollout_plan import (
+    apportion, plan_percents, plan_steps, promoted, traffic_at,
+)
+
+NAMES = st.sampled_from(["blue", "red", "teal", "gold", "aqua"])
+
+
+@st.composite
+def starts(draw: st.DrawFn) -> dict[str, int]:
+    """A valid starting split (total 100) over 1..5 stable deployments, plus green at 0."""
+    names = draw(st.lists(NAMES, min_size=1, max_size=5, unique=True))
+    cuts = sorted(draw(st.lists(st.integers(0, 100), min_size=len(names) - 1,
+                                max_size=len(names) - 1)))
+    bounds = [0, *cuts, 100]
+    start = {name: bounds[i + 1] - bounds[i] for i, name in enumerate(names)}
+    if not any(start.values()):
+        start[names[0]] = 100
+    return {**start, "green": 0}
+
+
+@given(starts(), st.integers(1, 100))
+def test_every_step_totals_100_in_whole_percents(start: dict[str, int], percent: int) -> None:
+    traffic = traffic_at(start, "green", percent)
+    assert sum(traffic.values()) == 100
+    assert all(isinstance(v, int) and v >= 0 for v in traffic.values())
+    assert traffic["green"] == percent
+    assert set(traffic) == set(start)
+    assert all(traffic[n] == 0 for n, weight in start.items() if weight == 0 and n != "green")
+
+
+@given(starts(), st.integers(1, 99))
+def test_stable_shares_never_grow_as_the_target_grows(start: dict[str, int], p: int) -> None:
+    lower, higher = traffic_at(start, "green", p), traffic_at(start, "green", p + 1)
+    for name in start:
+        if name != "green":
+            assert higher[name] <= lower[name], (name, lower, higher)
+
+
+@given(st.dictionaries(NAMES, st.integers(1, 100), min_size=1), st.integers(0, 100))
+def test_apportion_stays_within_one_of_the_exact_quota(weights: dict[str, int],
+                                                      seats: int) -> None:
+    shares = apportion(weights, seats)
+    total = sum(weights.values())
+    assert sum(shares.values()) == seats
+    for name, weight in weights.items():
+        assert abs(shares[name] - seats * weight / total) < 1.0 + 1e-9
+
+
+def test_proportional_split_example() -> None:
+    assert traffic_at({"blue": 70, "red": 30, "green": 0}, "green", 10) == \
+        {"blue": 63, "red": 27, "green": 10}
+    assert traffic_at({"blue": 100, "green": 0}, "green", 100) == {"blue": 0, "green": 100}
+
+
+@pytest.mark.parametrize(("request_", "expected"), [
+    (RolloutRequest("e", "green", "all-at-once"), (100,)),
+    (RolloutRequest("e", "green", "canary", canary_percent=20), (20, 100)),
+    (RolloutRequest("e", "green", "linear", step=25), (25, 50, 75, 100)),
+    (RolloutRequest("e", "green", "linear", step=30), (30, 60, 90, 100)),
+    (RolloutRequest("e", "green", "canary", steps=(5, 25, 50)), (5, 25, 50, 100)),
+])
+def test_strategies_give_their_steps(request_: RolloutRequest,
+                                     expected: tuple[int, ...]) -> None:
+    assert plan_percents(request_) == expected
+
+
+@pytest.mark.parametrize(("request_", "rule"), [
+    (RolloutRequest("e", "green", "canary", canary_percent=60), "rollout-canary-percent"),
+    (RolloutRequest("e", "green", "linear", step=5), "rollout-step"),
+    (RolloutRequest("e", "green", "canary", steps=(50, 20)), "rollout-steps"),
+    (RolloutRequest("e", "green", "canary", steps=(0, 100)), "rollout-steps"),
+    (RolloutRequest("e", "green", "blue-green"), "rollout-strategy"),
+])
+def test_bad_plans_are_refused_with_a_rule(request_: RolloutRequest, rule: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        plan_percents(request_)
+    assert caught.value.rule == rule
+
+
+def test_mirror_phase_comes_first_and_the_start_mirror_returns_without_the_target() -> None:
+    request = RolloutRequest("e", "green", "canary", canary_percent=10, mirror_percent=20)
+    steps = plan_steps(request, {"blue": 100, "green": 0}, {})
+    assert [(s.phase, s.percent) for s in steps] == [("mirror", 20), ("traffic", 10),
+                                                      ("traffic", 100)]
+    assert steps[0].traffic == {"blue": 100, "green": 0} and steps[0].mirror == {"green": 20}
+    assert steps[1].mirror == {}
+    assert promoted({"blue": 100, "green": 0}, {"green": 10}, "green") == \
+        ({"blue": 0, "green": 100}, {})
+    assert promoted({"blue": 90, "red": 10, "green": 0}, {"teal": 5}, "green")[1] == {"teal": 5}
+
+
+def test_no_stable_deployment_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        traffic_at({"green": 100}, "green", 50)

@@ -146,8 +146,12 @@ class RolloutEngine:
         found = await self._thread(self.store.rollout_read, rollout_rows.active)
         resumed = []
         for rollout in found:
-            def change(r: Rollout, spec: EndpointSpec) -> tuple[Rollout, Any, Any]:
-                if r.target not in spec.traffic:
+            names = {record.spec.name for record in
+                     (await self._thread(self.store.deployments, rollout.endpoint)).values()}
+
+            def change(r: Rollout, spec: EndpointSpec, names: set[str] = names) -> tuple[
+                    Rollout, Any, Any]:
+                if r.target not in names:
                     return _ended(r, ROLLED_BACK, f"rolled back after a restart: deployment "
                                   f"{r.target} is gone, so the step cannot be judged")
                 if r.state == RUNNING:

@@ -81,22 +81,27 @@ def _known(body: dict[str, Any], fields: dict[str, Any], where: str) -> None:
 
 
 def _typed(name: str, value: Any, schema: dict[str, Any]) -> Any:
-    kind = schema.get("type")
+    kind = str(schema.get("type"))
     if value is None and (schema.get("nullable") or kind == "number"):
         return None
-    ok = {
-        "string": lambda v: isinstance(v, str),
-        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-        and math.isfinite(v),
-        "array": lambda v: isinstance(v, list) and all(
-            isinstance(i, int) and not isinstance(i, bool) for i in v),
-    }[kind]
+    ok = _TYPE_CHECKS[kind]
     if not ok(value):
         wanted = {"string": "text", "integer": "a whole number", "number": "a number",
                   "array": "a list of whole numbers"}[kind]
         raise ScoregateError(f"'{name}' must be {wanted}, got {value!r}")
     return float(value) if kind == "number" else value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": _is_int,
+    "number": lambda v: (_is_int(v) or isinstance(v, float)) and math.isfinite(v),
+    "array": lambda v: isinstance(v, list) and all(_is_int(i) for i in v),
+}
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

@@ -113,7 +113,8 @@ def add_rollout_commands(verbs: Any, common: argparse.ArgumentParser) -> None:
 
     def add(name: str, run: Callable[[Any, argparse.Namespace], Any],
             help_text: str) -> argparse.ArgumentParser:
-        sub = actions.add_parser(name, parents=[common], help=help_text)
+        sub: argparse.ArgumentParser = actions.add_parser(name, parents=[common],
+                                                          help=help_text)
         sub.add_argument("-n", "--name", required=True, help="endpoint name")
         sub.set_defaults(run=run)
         return sub

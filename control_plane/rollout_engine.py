@@ -73,8 +73,8 @@ class RolloutEngine:
     # --- reads ---------------------------------------------------------------------------
 
     async def show(self, endpoint: str) -> Rollout:
-        rollout = await self._thread(self.store.rollout_read,
-                                     functools.partial(rollout_rows.latest, endpoint=endpoint))
+        rollout: Rollout | None = await self._thread(
+            self.store.rollout_read, functools.partial(rollout_rows.latest, endpoint=endpoint))
         if rollout is None:
             await self._thread(self.store.endpoint, endpoint)  # 404 for an unknown endpoint
             raise NotFound(f"endpoint {endpoint} has had no rollout")

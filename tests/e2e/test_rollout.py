@@ -157,8 +157,8 @@ def key(gateway: RunningGateway) -> str:
     return gateway.key(E)
 
 
-def rollout(gateway: RunningGateway) -> dict[str, Any]:
-    return gateway.cli_json("online-endpoint", "rollout", "show", "--name", E)  # type: ignore[no-any-return]
+def rollout(gateway: RunningGateway) -> Any:
+    return gateway.cli_json("online-endpoint", "rollout", "show", "--name", E)
 
 
 def traffic(gateway: RunningGateway) -> dict[str, int]:

@@ -199,7 +199,8 @@ class Comparisons:
     def judge(self, pairing: Pairing) -> None:
         key = pairing.key
         self._pending -= 1
-        self._pending_bytes[key] -= pairing.held
+        if pairing.held:
+            self._pending_bytes[key] -= pairing.held
         live = pairing.live_side or Side(None)
         shadow = pairing.shadow_side or Side(None)
         verdict = compare_answers(live, shadow, self.settings)

@@ -163,6 +163,26 @@ def test_sampling_and_pending_bound() -> None:
     assert result["memory_bytes"] <= result["memory_limit_bytes"]
 
 
+def test_pairing_without_bodies_and_expiry() -> None:
+    async def run() -> dict[str, Any]:
+        comparisons = Comparisons(CompareSettings(), False)
+        failed = comparisons.start("e", "d", "r1", 0.0)
+        assert failed is not None
+        failed.shadow(None, b"")  # both sides failed: nothing was held
+        failed.live(None, b"")
+        orphan = comparisons.start("e", "d", "r2", 0.0)
+        assert orphan is not None
+        orphan.live(200, b"[1]")  # its shadow never answers
+        orphan.expire()  # what the LIVE_WAIT_S timer does
+        orphan.shadow(200, b"[1]")  # too late: ignored
+        await asyncio.sleep(0)
+        return comparisons.report("e", "d").to_dict()
+
+    result = asyncio.run(run())
+    assert result["counts"] == {"match": 0, "mismatch": 0, "shadow_error": 1, "incomparable": 1}
+    assert result["memory_bytes"] == 0
+
+
 # --- one gateway, one endpoint per kind of shadow ---------------------------------------------
 
 TOLERANCE = 1e-3

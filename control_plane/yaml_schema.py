@@ -228,6 +228,10 @@ def _code(src: Source, data: Mapping[str, Any], urls: tuple[str, ...],
     folder = local_path(src, required_text(src, code, "code", "code_configuration"),
                         "code_configuration.code", "folder")
     script = required_text(src, code, "scoring_script", "code_configuration")
+    inside = os.path.normpath(script)
+    if os.path.isabs(inside) or inside == ".." or inside.startswith(".." + os.sep):
+        raise src.error("code_configuration.scoring_script", f"{script!r} must be a path "
+                        "inside the code folder (as Azure ML uploads only that folder)")
     local_path(Source(src.file, Path(folder), src.lines), script,
                "code_configuration.scoring_script", "file")
     return folder, script

@@ -163,10 +163,9 @@ class ScoringApp:
                 raise GatewayError(502, f"swagger.json could not be fetched: {error}") from None
         except GatewayError as error:
             return await _error(send, error)
-        content_type = next((v for k, v in answer.headers if k.lower() == "content-type"),
-                            "application/json")
-        await send_response(send, answer.status, [(b"content-type", content_type.encode())],
-                            answer.body)
+        content_type = next((v for k, v in answer.headers if k == b"content-type"),
+                            b"application/json")
+        await send_response(send, answer.status, [(b"content-type", content_type)], answer.body)
 
 
 async def _error(send: Send, error: GatewayError) -> None:

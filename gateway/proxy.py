@@ -33,9 +33,9 @@ _DROP_REQUEST = frozenset({
     b"trailer", b"transfer-encoding", b"upgrade", b"authorization", b"content-length",
     b"expect", b"x-request-id", b"x-scoregate-mirror"})
 _DROP_RESPONSE = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "transfer-encoding", "upgrade", "content-length", "date", "server", "x-request-id",
-    "azureml-model-deployment", "x-ms-client-request-id"})
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+    b"trailer", b"transfer-encoding", b"upgrade", b"content-length", b"date", b"server",
+    b"x-request-id", b"azureml-model-deployment", b"x-ms-client-request-id"})
 
 
 def fast_uuid4(bits: int) -> str:
@@ -60,12 +60,12 @@ class Incoming:
     deployment: bytes | None
     client_id: bytes | None
     content_length: bytes | None
-    forward: list[tuple[str, str]]
+    forward: Headers  # as received (uvicorn lower-cases names), minus _DROP_REQUEST
 
     @classmethod
     def parse(cls, raw: Headers) -> "Incoming":
         authorization = deployment = client_id = content_length = None
-        forward: list[tuple[str, str]] = []
+        forward: Headers = []
         for name, value in raw:
             if name == b"authorization":
                 authorization = value
@@ -76,7 +76,7 @@ class Incoming:
             elif name == CLIENT_ID_HEADER:
                 client_id = value
             if name not in _DROP_REQUEST:
-                forward.append((name.decode("latin-1"), value.decode("latin-1")))
+                forward.append((name, value))
         return cls(authorization, deployment, client_id, content_length, forward)
 
 
@@ -136,8 +136,7 @@ class ScoreHandler:
             headers = list(JSON_HEADERS) + list(error.headers)
             status, out, model_status = error.status, error.body(), error.model_status
         else:
-            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers
-                       if k.lower() not in _DROP_RESPONSE]
+            headers = [pair for pair in answer.headers if pair[0] not in _DROP_RESPONSE]
             status, out, model_status = answer.status, answer.body, answer.status
         if deployment_label != NONE:
             headers.append((DEPLOYMENT_HEADER, deployment_label.encode("latin-1")))
@@ -168,16 +167,17 @@ class ScoreHandler:
         return deployment, ROLE_LIVE
 
     def _maybe_mirror(self, snapshot: RoutingSnapshot, endpoint: EndpointRoute, body: bytes,
-                      headers: list[tuple[str, str]], request_id: str) -> Pairing | None:
+                      headers: Headers, request_id: str) -> Pairing | None:
         name = mirror_due(endpoint.mirror, self._random())
         target = endpoint.deployments.get(name) if name is not None else None
         if target is None:
             return None
         return self._mirror.submit(target, snapshot.settings, body,
-                                   headers + [("x-request-id", request_id)], request_id)
+                                   headers + [(b"x-request-id", request_id.encode())],  # type: ignore[arg-type]
+                                   request_id)
 
     async def _forward(self, deployment: DeploymentRoute, role: str, body: bytes,
-                       forward: list[tuple[str, str]], request_id: str) -> Answer:
+                       forward: Headers, request_id: str) -> Answer:
         if not deployment.instances:
             raise GatewayError(503, f"deployment '{deployment.name}' has no ready instance")
         key = (deployment.endpoint, deployment.name)
@@ -191,7 +191,8 @@ class ScoreHandler:
             self._recorders.watch_in_flight(key, *self._upstream.in_flight.per_deployment)
         counts[key] = current + 1
         try:
-            answer = await self._send(deployment, body, forward + [("x-request-id", request_id)])
+            answer = await self._send(deployment, body,
+                                      forward + [(b"x-request-id", request_id.encode())])
         finally:
             counts[key] -= 1
         if not 200 <= answer.status < 300:
@@ -202,7 +203,7 @@ class ScoreHandler:
         return answer
 
     async def _send(self, deployment: DeploymentRoute, body: bytes,
-                    headers: list[tuple[str, str]]) -> Answer:
+                    headers: Headers) -> Answer:
         in_flight = self._upstream.in_flight.counts
         instance = least_in_flight(deployment.instances, in_flight, self._random())
         if instance is None:

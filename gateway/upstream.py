@@ -1,21 +1,21 @@
-"""Upstream clients: two aiohttp pools (live traffic, mirror copies) and in-flight counters.
+"""Upstream clients: two pools (live traffic, mirror copies) and in-flight counters.
 
 The mirror pool is separate so that slow shadows can never take connections from live
-traffic. aiohttp's errors are mapped here, in one place, onto `UpstreamTimeout`,
-`UpstreamRefused` (the connection provably never reached the instance: safe to retry) and
-`UpstreamFailed`.
+traffic. The client is `gateway.upstream_client.HttpClient` (chosen by
+`benchmarks/upstream_clients/run.py`: it costs less CPU per request than aiohttp's). Its
+errors are mapped here, in one place, onto `UpstreamTimeout`, `UpstreamRefused` (the request
+provably never reached the instance: safe to send elsewhere) and `UpstreamFailed`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
-from typing import Mapping
-
-import aiohttp
+from typing import Sequence
 
 from gateway.snapshot import InstanceRoute
+from gateway.upstream_client import (ConnectFailed, Header, HttpClient, ResponseFailed,
+                                     ResponseTimeout)
 
 LIVE = "live"
 MIRROR = "mirror"
@@ -30,7 +30,7 @@ class UpstreamTimeout(UpstreamError):
 
 
 class UpstreamRefused(UpstreamError):
-    pass
+    """Nothing of the request reached the instance (connect failed)."""
 
 
 class UpstreamFailed(UpstreamError):
@@ -41,7 +41,7 @@ class UpstreamFailed(UpstreamError):
 class Answer:
     status: int
     reason: str
-    headers: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[bytes, bytes], ...]  # names lower-cased
     body: bytes
     seconds: float
 
@@ -68,52 +68,43 @@ class InFlight:
 class Upstream:
     """Opens and closes the pools; sends one request to one instance, counting it in flight."""
 
-    def __init__(self, live_connections: int = 1000, mirror_connections: int = 256) -> None:
+    def __init__(self, idle_per_origin: int = 256) -> None:
         self.in_flight = InFlight()
-        self._limits = {LIVE: live_connections, MIRROR: mirror_connections}
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._idle_per_origin = idle_per_origin
+        self._clients: dict[str, HttpClient] = {}
 
     async def open(self) -> None:
-        for pool, limit in self._limits.items():
-            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0,
-                                             keepalive_timeout=30, enable_cleanup_closed=True)
-            self._sessions[pool] = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",),
-                timeout=aiohttp.ClientTimeout(total=None))
+        self._clients = {pool: HttpClient(self._idle_per_origin) for pool in (LIVE, MIRROR)}
 
     async def close(self) -> None:
-        sessions, self._sessions = self._sessions, {}
-        for session in sessions.values():
-            await session.close()
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            client.close()
 
     async def send(self, pool: str, instance: InstanceRoute, method: str, path: str,
-                   body: bytes | None, headers: Mapping[str, str] | list[tuple[str, str]],
-                   timeout_s: float) -> Answer:
-        session = self._sessions.get(pool)
-        if session is None:
+                   body: bytes | None, headers: Sequence[Header], timeout_s: float) -> Answer:
+        client = self._clients.get(pool)
+        if client is None:
             raise UpstreamFailed("the gateway is not started (lifespan not run)")
         counts = self.in_flight.counts
-        counts[instance.id] = counts.get(instance.id, 0) + 1
+        key = instance.id
+        counts[key] = counts.get(key, 0) + 1
         started = time.perf_counter()
         try:
-            async with session.request(method, instance.url + path, data=body, headers=headers,
-                                       timeout=aiohttp.ClientTimeout(total=timeout_s),
-                                       allow_redirects=False) as response:
-                data = await response.read()
-                return Answer(response.status, response.reason or "",
-                              tuple(response.headers.items()), data,
-                              time.perf_counter() - started)
-        except asyncio.TimeoutError as error:
-            raise UpstreamTimeout(f"no answer within {timeout_s:g} s") from error
-        except aiohttp.ClientConnectorError as error:
-            if isinstance(error.os_error, ConnectionRefusedError):
-                raise UpstreamRefused(f"connection refused by {instance.url}") from error
-            raise UpstreamFailed(f"cannot connect to {instance.url}: {error.os_error}") from error
-        except (aiohttp.ClientError, OSError) as error:
-            raise UpstreamFailed(f"{instance.url} failed: {type(error).__name__}") from error
+            response = await client.request(instance.url, method, path, headers, body, timeout_s)
+        except ResponseTimeout:
+            raise UpstreamTimeout(f"no answer within {timeout_s:g} s") from None
+        except ConnectFailed as error:  # nothing was sent: the caller may try another instance
+            if error.refused:
+                raise UpstreamRefused(f"connection refused by {instance.url}") from None
+            raise UpstreamRefused(f"cannot connect to {instance.url}: {error}") from None
+        except ResponseFailed as error:
+            raise UpstreamFailed(f"{instance.url} failed: {error}") from None
         finally:
-            left = counts[instance.id] - 1
+            left = counts[key] - 1
             if left:
-                counts[instance.id] = left
+                counts[key] = left
             else:
-                del counts[instance.id]
+                del counts[key]
+        return Answer(response.status, response.reason, response.headers, response.body,
+                      time.perf_counter() - started)

@@ -1,6 +1,9 @@
 """A bare ASGI proxy with a chosen upstream client, to price the client alone.
 
-    python benchmarks/upstream_clients/bare_proxy.py --client aiohttp|httpx --backend URL --port-file F
+    python benchmarks/upstream_clients/bare_proxy.py --client aiohttp|httpx|scoregate \
+        --backend URL --port-file F
+
+`scoregate` is gateway/upstream_client.py, the hot path's own client.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 class BareProxy:
     def __init__(self, client: str, backend: str) -> None:
-        self.client, self.url = client, backend + "/score"
+        self.client, self.backend, self.url = client, backend, backend + "/score"
         self.session: Any = None
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -28,6 +31,8 @@ class BareProxy:
                 if message["type"] == "lifespan.startup":
                     await self.open()
                     await send({"type": "lifespan.startup.complete"})
+                elif self.client == "scoregate":
+                    self.session.close()
                 else:
                     await self.session.aclose() if self.client == "httpx" else await self.session.close()
                     await send({"type": "lifespan.shutdown.complete"})
@@ -48,6 +53,9 @@ class BareProxy:
         if self.client == "httpx":
             import httpx
             self.session = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))
+        elif self.client == "scoregate":
+            from gateway.upstream_client import HttpClient
+            self.session = HttpClient()
         else:
             import aiohttp
             self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
@@ -57,13 +65,18 @@ class BareProxy:
         if self.client == "httpx":
             response = await self.session.post(self.url, content=body, headers=headers)
             return response.status_code, response.content
+        if self.client == "scoregate":
+            answer = await self.session.request(self.backend, "POST", "/score",
+                                                ((b"content-type", b"application/json"),),
+                                                body, 5.0)
+            return answer.status, answer.body
         async with self.session.post(self.url, data=body, headers=headers) as answer:
             return answer.status, await answer.read()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--client", choices=("aiohttp", "httpx"), required=True)
+    parser.add_argument("--client", choices=("aiohttp", "httpx", "scoregate"), required=True)
     parser.add_argument("--backend", required=True)
     parser.add_argument("--port-file", required=True)
     args = parser.parse_args()

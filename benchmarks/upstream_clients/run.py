@@ -1,4 +1,4 @@
-"""Gateway CPU µs per proxied request: aiohttp vs httpx as upstream client, and scoregate.
+"""Gateway CPU µs per proxied request: aiohttp, httpx and our own upstream client, and scoregate.
 
     python benchmarks/upstream_clients/run.py [--duration 5] [--runs 3] [--connections 8]
 
@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--only", action="append", default=[],
+                        help="run only targets whose name contains this text (repeatable)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="scoregate-bench-"))
     script = tmp / "post.lua"
@@ -100,13 +102,19 @@ def main() -> None:
                                            "--backend", backend],
             "bare proxy, httpx client": [str(HERE / "bare_proxy.py"), "--client", "httpx",
                                          "--backend", backend],
+            "bare proxy, scoregate client": [str(HERE / "bare_proxy.py"), "--client", "scoregate",
+                                             "--backend", backend],
             "scoregate, metrics+log on": [str(GATEWAY), str(snapshot)],
             "scoregate, metrics+log off": [str(GATEWAY), str(snapshot), "--no-metrics",
                                            "--no-access-log"],
+            "scoregate, metrics only": [str(GATEWAY), str(snapshot), "--no-access-log"],
+            "scoregate, access log only": [str(GATEWAY), str(snapshot), "--no-metrics"],
         }
+        if args.only:
+            targets = {k: v for k, v in targets.items() if any(o in k for o in args.only)}
         print(f"{args.runs} runs x {args.duration:g} s, wrk -t1 -c{args.connections}, "
               f"body {len(BODY)} B; medians")
-        print(f"{'target':30} {'CPU us/req':>10} {'req/s':>9}")
+        print(f"{'target':32} {'CPU us/req':>10} {'req/s':>9}")
         for index, (name, command) in enumerate(targets.items()):
             port_file = tmp / f"target-{index}.port"
             started = group.python(*command, "--port-file", str(port_file), name=f"target{index}",
@@ -116,7 +124,7 @@ def main() -> None:
                        timeout=30, what=name)
             runs = [measure(started.proc.pid, url + "/score", script, args.duration,
                             args.connections) for _ in range(args.runs)]
-            print(f"{name:30} {statistics.median(r.cpu_us_per_request for r in runs):10.0f} "
+            print(f"{name:32} {statistics.median(r.cpu_us_per_request for r in runs):10.0f} "
                   f"{statistics.median(r.rps for r in runs):9.0f}", flush=True)
             group.stop(started)
 

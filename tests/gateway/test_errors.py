@@ -13,7 +13,7 @@ import pytest
 from gateway.auth import issue_token
 from tests.gateway.harness import (KEY2, Gateway, auth, dead_url, deployment, endpoint, fire,
                                    metric, metrics_text, post, start_backend, start_gateway)
-from tests.support.processes import ProcessGroup
+from tests.support.processes import ProcessGroup, wait_until
 
 SECRET = "shared-token-secret"
 LIMIT = 4096
@@ -166,11 +166,13 @@ def test_random_deployment_names_create_no_series(gateway: Gateway) -> None:
                       b"azureml-model-deployment: evil\xe9\xffname\r\nContent-Length: 0\r\n\r\n")
     assert raw.startswith(b"HTTP/1.1 404") and b"\xe9" not in raw and b"\xff" not in raw
     assert b"deployment 'evil??name' not found" in raw
+    # The access log and metrics are written just after the answer is sent: wait for the last one.
+    wait_until(lambda: metric(metrics_text(gateway.url), "scoregate_requests_total",
+                              endpoint="main", deployment="none", role="direct",
+                              status_code="404") >= 21, timeout=10, what="the 404s to be counted")
     text = metrics_text(gateway.url)
     assert "random-" not in text and "evil" not in text
     assert len(series(text) - before) <= 1
-    assert metric(text, "scoregate_requests_total", endpoint="main", deployment="none",
-                  role="direct", status_code="404") >= 21
 
 
 def test_swagger_is_proxied_with_auth(gateway: Gateway) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -101,10 +100,14 @@ class RolloutEvents:
             self._sender = asyncio.get_running_loop().create_task(self._send_all())
 
     async def _send_all(self) -> None:
+        """The one sender: events go out in the order they happened, for as long as it runs."""
         async with httpx.AsyncClient(timeout=self.policy.timeout_s) as client:
-            while not self._queue.empty():
-                url, event = self._queue.get_nowait()
-                await self._deliver(client, url, event)
+            while True:
+                url, event = await self._queue.get()
+                try:
+                    await self._deliver(client, url, event)
+                finally:
+                    self._queue.task_done()
 
     async def _deliver(self, client: httpx.AsyncClient, url: str, event: dict[str, Any]) -> None:
         backoff = self.policy.first_backoff_s
@@ -124,13 +127,12 @@ class RolloutEvents:
                 backoff *= 2
 
     async def close(self, timeout_s: float = 5.0) -> None:
-        """Give queued events a bounded chance to go out, then stop."""
+        """Give queued events a bounded chance to go out, then stop the sender."""
         sender = self._sender
         if sender is None:
             return
-        deadline = time.monotonic() + timeout_s
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(sender), max(0.0, deadline - time.monotonic()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout_s)
         sender.cancel()
-        with contextlib.suppress(BaseException):
+        with contextlib.suppress(asyncio.CancelledError):
             await sender

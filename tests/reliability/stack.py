@@ -123,9 +123,9 @@ class Stack:
         urllib.request.urlopen(urllib.request.Request(self.backend + "/__reset", method="POST",
                                                       data=b""), timeout=10).close()
 
-    def admin(self, method: str, path: str, token: str | None = None,
+    def admin(self, method: str, path: str, headers: dict[str, bytes] | None = None,
               **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token or self.admin_token}"}
+        headers = {**(headers or {}), "Authorization": f"Bearer {self.admin_token}".encode()}
         return httpx.request(method, self.gateway.admin_url + path, headers=headers,
                              timeout=60, **kwargs)
 

@@ -1,0 +1,121 @@
+"""Managed instances killed or frozen under load: SIGKILL costs at most the requests in flight
+to that instance and it comes back; SIGSTOP gives 408s until readiness takes it out of
+rotation, within its probe period, and SIGCONT puts it back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from typing import Any, Iterator
+
+import pytest
+
+from tests.e2e.gateway_process import RunningGateway, start_gateway
+from tests.reliability.load import Background
+from tests.support.processes import ProcessGroup, wait_until
+
+E, D = "managed", "blue"
+CONCURRENCY = 4
+TIMEOUT_MS = 1000
+PERIOD_S, PROBE_TIMEOUT_S = 1, 1
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    tmp = tmp_path_factory.mktemp("managed")
+    folder = tmp / "config"
+    folder.mkdir()
+    code = tmp / "code"
+    code.mkdir()
+    (code / "score.py").write_text("import logging\n\ndef init():\n    pass\n\n"
+                                   "def run(raw_data):\n    logging.info('request received')\n"
+                                   "    return [1]\n")
+    (folder / "endpoint.yml").write_text(f"name: {E}\nauth_mode: key\ntraffic: {{{D}: 100}}\n")
+    (folder / "blue.yml").write_text(
+        f"name: {D}\nendpoint_name: {E}\n"
+        f"code_configuration: {{code: {code}, scoring_script: score.py}}\ninstance_count: 2\n"
+        f"request_settings: {{request_timeout_ms: {TIMEOUT_MS}, "
+        "max_concurrent_requests_per_instance: 8}\n"
+        f"readiness_probe: {{initial_delay: 0, period: {PERIOD_S}, timeout: {PROBE_TIMEOUT_S}, "
+        "failure_threshold: 1}\n"
+        "liveness_probe: {initial_delay: 0, period: 1, timeout: 1, failure_threshold: 120}\n")
+    with ProcessGroup(tmp / "process-logs") as group:
+        yield start_gateway(group, tmp / "home", str(folder))
+
+
+def instances(gateway: RunningGateway) -> dict[str, dict[str, Any]]:
+    shown = gateway.cli_json("online-deployment", "show", "--name", D, "--endpoint-name", E)
+    return {i["id"]: i for i in shown["instances"]}
+
+
+def served_by(gateway: RunningGateway, instance: str) -> int:
+    logs = gateway.cli("online-deployment", "get-logs", "--name", D, "--endpoint-name", E,
+                       "--lines", "100000").stdout
+    return sum(1 for line in logs.splitlines() if line.startswith(f"[{instance}]")
+               and "request received" in line)
+
+
+def load(gateway: RunningGateway) -> Background:
+    headers = {"Authorization": f"Bearer {gateway.key(E)}"}
+    return Background(f"{gateway.scoring_url}/endpoints/{E}/score", headers, CONCURRENCY)
+
+
+def all_ready(gateway: RunningGateway) -> bool:
+    return all(i["state"] == "ready" for i in instances(gateway).values())
+
+
+def test_sigkill_under_load_costs_at_most_the_requests_in_flight(gateway: RunningGateway) -> None:
+    wait_until(lambda: all_ready(gateway), timeout=60, what="both instances ready")
+    victim = instances(gateway)[f"{D}-1"]
+    running = load(gateway).start()
+    try:
+        time.sleep(1.0)
+        os.kill(victim["pid"], signal.SIGKILL)
+        wait_until(lambda: instances(gateway)[victim["id"]]["restarts"] > victim["restarts"]
+                   and all_ready(gateway), timeout=60, what="the killed instance to come back")
+        time.sleep(1.0)
+    finally:
+        results = running.stop()
+    statuses = Counter(r.status for r in results)
+    assert set(statuses) <= {200, 502}, statuses
+    assert statuses[502] <= CONCURRENCY, statuses  # only requests that had reached it
+    assert instances(gateway)[victim["id"]]["pid"] != victim["pid"]
+
+
+def test_sigstop_takes_the_instance_out_of_rotation_and_sigcont_puts_it_back(
+    gateway: RunningGateway
+) -> None:
+    wait_until(lambda: all_ready(gateway), timeout=60, what="both instances ready")
+    victim = instances(gateway)[f"{D}-0"]
+    running = load(gateway).start()
+    try:
+        time.sleep(0.5)
+        os.kill(victim["pid"], signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        wait_until(lambda: instances(gateway)[victim["id"]]["state"] != "ready", timeout=30,
+                   interval=0.1, what="readiness to notice the frozen instance")
+        noticed_s = time.monotonic() - stopped_at
+        out_at = len(running.results)
+        time.sleep(2 * TIMEOUT_MS / 1000)  # requests already sent to it end in 408
+        settled_at = len(running.results)
+        time.sleep(1.5)
+        after_out = running.results[settled_at:]
+    finally:
+        os.kill(victim["pid"], signal.SIGCONT)
+    try:
+        wait_until(lambda: instances(gateway)[victim["id"]]["state"] == "ready", timeout=30,
+                   what="the thawed instance to be ready again")
+        before = served_by(gateway, victim["id"])
+        wait_until(lambda: served_by(gateway, victim["id"]) > before + 10, timeout=30,
+                   what="the thawed instance to get traffic again")
+    finally:
+        results = running.stop()
+    statuses = Counter(r.status for r in results)
+    assert set(statuses) <= {200, 408}, statuses
+    assert statuses[408] <= CONCURRENCY * 2, statuses
+    assert after_out and {r.status for r in after_out} == {200}
+    assert out_at > 0
+    # Out of rotation within its probe period (+ the probe's own timeout, and CLI polling).
+    assert noticed_s < 3 * (PERIOD_S + PROBE_TIMEOUT_S), noticed_s

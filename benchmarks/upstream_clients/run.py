@@ -3,7 +3,8 @@
     python benchmarks/upstream_clients/run.py [--duration 5] [--runs 3] [--connections 8]
 
 Same fake backend, same ~200 B JSON body, same wrk load (bounded connections) for each
-target; CPU is the proxy process's utime+stime from /proc over the wrk run. Prints medians.
+target, runs taken round-robin; CPU is the proxy process's utime+stime from /proc over the wrk
+run. Prints medians. scoregate runs under serve's uvicorn settings (serve_gateway.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tests.support.processes import ProcessGroup, Started, http_ok, wait_until  
 
 HERE = Path(__file__).resolve().parent
 BACKEND = ROOT / "tests" / "gateway" / "fake_backend.py"
-GATEWAY = ROOT / "tests" / "gateway" / "run_gateway.py"
+GATEWAY = HERE / "serve_gateway.py"  # ScoringApp under serve's uvicorn settings
 KEY = "bench-key"
 BODY = json.dumps({"data": [[round(i * 0.37, 3) for i in range(10)] for _ in range(3)]})
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -109,12 +110,14 @@ def main() -> None:
                                            "--no-access-log"],
             "scoregate, metrics only": [str(GATEWAY), str(snapshot), "--no-access-log"],
             "scoregate, access log only": [str(GATEWAY), str(snapshot), "--no-metrics"],
+            "scoregate, on, plain httptools": [str(GATEWAY), str(snapshot), "--http", "httptools"],
         }
         if args.only:
             targets = {k: v for k, v in targets.items() if any(o in k for o in args.only)}
         print(f"{args.runs} runs x {args.duration:g} s, wrk -t1 -c{args.connections}, "
               f"body {len(BODY)} B; medians")
         print(f"{'target':32} {'CPU us/req':>10} {'req/s':>9}")
+        urls: dict[str, tuple[int, str]] = {}
         for index, (name, command) in enumerate(targets.items()):
             port_file = tmp / f"target-{index}.port"
             started = group.python(*command, "--port-file", str(port_file), name=f"target{index}",
@@ -122,11 +125,14 @@ def main() -> None:
             url = f"http://127.0.0.1:{wait_port(port_file, started)}"
             wait_until(lambda: http_ok(url + "/healthz") or started.proc.poll() is not None,
                        timeout=30, what=name)
-            runs = [measure(started.proc.pid, url + "/score", script, args.duration,
-                            args.connections) for _ in range(args.runs)]
-            print(f"{name:32} {statistics.median(r.cpu_us_per_request for r in runs):10.0f} "
-                  f"{statistics.median(r.rps for r in runs):9.0f}", flush=True)
-            group.stop(started)
+            urls[name] = (started.proc.pid, url + "/score")
+        runs: dict[str, list[Run]] = {name: [] for name in targets}
+        for _ in range(args.runs):  # round-robin, so drift on a busy machine hits all alike
+            for name, (pid, url) in urls.items():
+                runs[name].append(measure(pid, url, script, args.duration, args.connections))
+        for name, done in runs.items():
+            print(f"{name:32} {statistics.median(r.cpu_us_per_request for r in done):10.0f} "
+                  f"{statistics.median(r.rps for r in done):9.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -125,8 +125,9 @@ class Stack:
 
     def admin(self, method: str, path: str, headers: dict[str, bytes] | None = None,
               **kwargs: Any) -> httpx.Response:
-        headers = {**(headers or {}), "Authorization": f"Bearer {self.admin_token}".encode()}
-        return httpx.request(method, self.gateway.admin_url + path, headers=headers,
+        sent = {k.encode(): v for k, v in (headers or {}).items()}
+        sent[b"Authorization"] = f"Bearer {self.admin_token}".encode()
+        return httpx.request(method, self.gateway.admin_url + path, headers=sent,
                              timeout=60, **kwargs)
 
     @property

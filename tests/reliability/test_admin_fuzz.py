@@ -42,11 +42,8 @@ class Call:
 
 def calls(doc: dict[str, Any], op: Operation) -> st.SearchStrategy[Call]:
     """Requests for one operation: path names, query, If-Match and body all drawn."""
-    path = st.just(op.path)
-    for name in ("endpoint", "deployment"):
-        if "{" + name + "}" in op.path:
-            path = st.tuples(path, NAMES).map(
-                lambda pair, n=name: pair[0].replace("{" + n + "}", quote(pair[1], safe="")))
+    path = st.tuples(NAMES, NAMES).map(lambda names: op.path.replace(
+        "{endpoint}", quote(names[0], safe="")).replace("{deployment}", quote(names[1], safe="")))
     params = st.fixed_dictionaries({}, optional={
         p["name"]: (from_schema(doc, p.get("schema", {})) | NASTY_TEXT).map(str)
         for p in op.query})

@@ -74,6 +74,6 @@ def test_traffic_text_in_any_alphabet(text: str) -> None:
 def test_mirror_of_any_shape_gives_only_validation_errors(mirror: object,
                                                           traffic: dict[str, int]) -> None:
     try:
-        validate_mirror(mirror, ["blue", "green"], traffic)  # type: ignore[arg-type]
+        validate_mirror(mirror, ["blue", "green"], traffic)
     except ValidationError as error:
         assert error.rule.startswith("mirror") or error.rule.startswith("traffic")

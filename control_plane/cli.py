@@ -190,10 +190,15 @@ def endpoint_update(client: AdminClient, args: argparse.Namespace) -> Any:
     return client.call("PATCH", _endpoint_path(args), patch)
 
 
+def scoring_target(client: AdminClient, endpoint_name: str) -> tuple[dict[str, Any], str]:
+    """The endpoint as `show` gives it, and a secret a client can score with (key or token)."""
+    endpoint = client.call("GET", f"/v1/endpoints/{endpoint_name}")
+    credentials = client.call("POST", f"/v1/endpoints/{endpoint_name}/get-credentials")
+    return endpoint, str(credentials.get("primaryKey") or credentials.get("accessToken"))
+
+
 def endpoint_invoke(client: AdminClient, args: argparse.Namespace) -> Raw:
-    endpoint = client.call("GET", _endpoint_path(args))
-    credentials = client.call("POST", _endpoint_path(args, "/get-credentials"))
-    secret = credentials.get("primaryKey") or credentials.get("accessToken")
+    endpoint, secret = scoring_target(client, args.name)
     try:
         body = Path(args.request_file).read_bytes()
     except OSError as error:

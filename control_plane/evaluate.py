@@ -24,7 +24,7 @@ from typing import Any, Iterator, Sequence, TextIO
 import httpx
 
 from . import cli_output
-from .cli import INVOKE_TIMEOUT_S, URL_ENV, AdminClient, Raw
+from .cli import INVOKE_TIMEOUT_S, URL_ENV, AdminClient, Raw, scoring_target
 from .errors import ScoregateError
 from .evaluate_metrics import (HIGHER_IS_BETTER, METRICS, Label, as_label, check_pos_label,
                                compute, default_metric, percentile)
@@ -140,8 +140,7 @@ class Target:
 
 
 def find_target(client: AdminClient, endpoint: str, wanted: Sequence[str]) -> Target:
-    shown = client.call("GET", f"/v1/endpoints/{endpoint}")
-    credentials = client.call("POST", f"/v1/endpoints/{endpoint}/get-credentials")
+    shown, secret = scoring_target(client, endpoint)
     listed = client.call("GET", f"/v1/endpoints/{endpoint}/deployments")
     known = {item["name"]: Deployment(item["name"], _capacity(item)) for item in listed}
     if not known:
@@ -151,7 +150,6 @@ def find_target(client: AdminClient, endpoint: str, wanted: Sequence[str]) -> Ta
         raise ScoregateError(f"unknown deployment {unknown[0]!r} of endpoint {endpoint} "
                              f"(its deployments: {', '.join(known)})")
     chosen = tuple(known[name] for name in wanted) or tuple(known.values())
-    secret = credentials.get("primaryKey") or credentials.get("accessToken")
     return Target(endpoint, shown["scoring_uri"], secret, chosen, dict(shown["traffic"]),
                   dict(shown.get("mirror_traffic") or {}))
 

@@ -198,9 +198,21 @@ def raw_request(gateway: Gateway, data: bytes) -> bytes:
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
         sock.sendall(data)
         received = b""
-        while b"\r\n\r\n" not in received:
+        while not _complete(received):
             chunk = sock.recv(65536)
             if not chunk:
                 break
             received += chunk
         return received
+
+
+def _complete(response: bytes) -> bool:
+    """The head has arrived and as many body bytes as its Content-Length says."""
+    head, separator, body = response.partition(b"\r\n\r\n")
+    if not separator:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value.strip())
+    return True

@@ -228,7 +228,8 @@ def test_openapi_document_is_valid_and_lists_every_route(admin: AdminServer) -> 
             if method != "parameters":
                 assert {"200", "201"} & operation["responses"].keys(), (path, method)
                 assert "401" in operation["responses"]
-    openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
+    import openapi_spec_validator  # a test dependency (pyproject's test extra)
+
     openapi_spec_validator.validate(document)
 
 

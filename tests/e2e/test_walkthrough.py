@@ -26,18 +26,22 @@ class Load:
     gateway: RunningGateway
     key: str
     body: bytes
+    endpoint: str = E
     stop: threading.Event = field(default_factory=threading.Event)
     seen: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
     sent: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self) -> None:
         deadline = time.monotonic() + 600
         with httpx.Client(timeout=30) as client:
             while not self.stop.is_set() and time.monotonic() < deadline and self.sent < 200_000:
-                self.sent += 1
+                with self.lock:
+                    self.sent += 1
                 try:
-                    response = self.gateway.score(E, self.body, self.key, client=client)
+                    response = self.gateway.score(self.endpoint, self.body, self.key,
+                                                  client=client)
                 except httpx.HTTPError as exc:
                     self.failures.append(f"request {self.sent}: {exc!r}")
                     continue

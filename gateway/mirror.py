@@ -1,9 +1,12 @@
 """Fire-and-forget mirror copies, bounded: the client never waits for the shadow.
 
-A copy runs as its own task on the mirror pool with the mirror timeout. Tasks are held in a
-set (so they are not garbage-collected mid-flight) and dropped from it when done. Over the
-bound, a copy is dropped and counted, never queued. A copy sampled for shadow comparison
-hands its answer to its `Pairing` (gateway/comparisons.py), whatever happens to it.
+The proxy submits a copy once the client has its answer, so a copy never competes with the
+request that caused it. A copy runs as its own task on the mirror pool with the mirror
+timeout. Tasks are held in a set (so they are not garbage-collected mid-flight) and dropped
+from it when done. Over the bound, a copy is dropped and counted, never queued; the bound is
+tested first, so a dropped copy costs one counter increment and allocates nothing. A copy
+sampled for shadow comparison hands its answer to its `Pairing` (gateway/comparisons.py),
+whatever happens to it.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from typing import Callable
 
 from gateway.access_log import AccessLog, AccessRecord
 from gateway.comparisons import Comparisons, Pairing
+from gateway.http_io import Headers
 from gateway.metrics import Recorders
 from gateway.picking import least_in_flight
 from gateway.snapshot import DeploymentRoute, GatewaySettings
 from gateway.upstream import MIRROR, Upstream, UpstreamError, UpstreamTimeout
 
-MIRROR_HEADER = ("x-scoregate-mirror", "1")
+MIRROR_HEADER = (b"x-scoregate-mirror", b"1")
 
 
 class Mirror:
@@ -37,14 +41,15 @@ class Mirror:
         return len(self._tasks)
 
     def submit(self, deployment: DeploymentRoute, settings: GatewaySettings, body: bytes,
-               headers: list[tuple[str, str]], request_id: str) -> Pairing | None:
+               forward: Headers, request_id: str) -> Pairing | None:
         """Start a copy now, or drop it when `mirror_max_in_flight` copies are running.
-        Returns the copy's pairing when it is sampled for comparison: the caller hands it the
-        live answer once the client has it."""
+        `forward` is the live request's forwarded headers (left unchanged). Returns the copy's
+        pairing when it is sampled for comparison: the caller hands it the live answer."""
         endpoint, name = deployment.endpoint, deployment.name
         if len(self._tasks) >= settings.mirror_max_in_flight:
             self._recorders.mirror(endpoint, name, "dropped")
             return None
+        headers = [*forward, (b"x-request-id", request_id.encode("ascii")), MIRROR_HEADER]
         self._recorders.mirror(endpoint, name, "sent")
         pairing = self.comparisons.start(endpoint, name, request_id, self._draw())
         task = asyncio.get_running_loop().create_task(
@@ -55,7 +60,7 @@ class Mirror:
         return pairing
 
     async def _copy(self, deployment: DeploymentRoute, timeout_s: float, body: bytes,
-                    headers: list[tuple[str, str]], request_id: str,
+                    headers: Headers, request_id: str,
                     pairing: Pairing | None = None) -> None:
         started = time.perf_counter()
         answered: tuple[int | None, bytes] = (None, b"")
@@ -71,7 +76,7 @@ class Mirror:
             copies[key] = copies.get(key, 0) + 1
             try:
                 answer = await self._upstream.send(MIRROR, instance, "POST", instance.score_path,
-                                                   body, headers + [MIRROR_HEADER], timeout_s)
+                                                   body, headers, timeout_s)
                 model_status, size = answer.status, len(answer.body)
                 status = answer.status
                 answered = (answer.status, answer.body)

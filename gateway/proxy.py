@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from gateway.access_log import AccessLog, AccessRecord
 from gateway.auth import check_authorization
-from gateway.comparisons import Pairing
 from gateway.errors import JSON_HEADERS, GatewayError, not_found, printable, unauthorized
 from gateway.http_io import Headers, Receive, Scope, Send, declared_length, read_body, send_response
 from gateway.metrics import NONE, Recorders
@@ -117,7 +116,7 @@ class ScoreHandler:
         deployment_label = NONE
         role = ROLE_LIVE if incoming.deployment is None else ROLE_DIRECT
         body = b""
-        pairing: Pairing | None = None
+        mirrored = False  # a live request whose body was read: a copy may be due
         try:
             if endpoint is None:
                 raise not_found(missing_endpoint)
@@ -128,9 +127,7 @@ class ScoreHandler:
             body = await read_body(receive, limit)
             deployment, role = self._choose(snapshot, endpoint, incoming.deployment)
             deployment_label = deployment.name
-            if role == ROLE_LIVE and endpoint.mirror is not None:
-                pairing = self._maybe_mirror(snapshot, endpoint, body, incoming.forward,
-                                             request_id)
+            mirrored = role == ROLE_LIVE and endpoint.mirror is not None
             answer = await self._forward(deployment, role, body, incoming.forward, request_id)
         except GatewayError as error:
             headers = list(JSON_HEADERS) + list(error.headers)
@@ -144,8 +141,9 @@ class ScoreHandler:
         if client_id is not None:
             headers.append((CLIENT_ID_HEADER, client_id))
         await send_response(send, status, headers, out)
-        if pairing is not None:  # shadow comparison, judged later off this handler
-            pairing.live(model_status, out)
+        if mirrored and endpoint is not None:  # after the answer: never competes with it
+            self._maybe_mirror(snapshot, endpoint, body, incoming.forward, request_id,
+                               model_status, out)
         self._record(endpoint, deployment_label, role, status, model_status, started,
                      request_id, client_id, len(body), len(out))
 
@@ -167,14 +165,17 @@ class ScoreHandler:
         return deployment, ROLE_LIVE
 
     def _maybe_mirror(self, snapshot: RoutingSnapshot, endpoint: EndpointRoute, body: bytes,
-                      headers: Headers, request_id: str) -> Pairing | None:
+                      forward: Headers, request_id: str, live_status: int | None,
+                      live_body: bytes) -> None:
+        """Submit the copy when the mirror share draws it; a copy sampled for comparison gets
+        the live answer (the model's status, None when it gave none) at once."""
         name = mirror_due(endpoint.mirror, self._random())
         target = endpoint.deployments.get(name) if name is not None else None
         if target is None:
-            return None
-        return self._mirror.submit(target, snapshot.settings, body,
-                                   headers + [(b"x-request-id", request_id.encode())],  # type: ignore[arg-type]
-                                   request_id)
+            return
+        pairing = self._mirror.submit(target, snapshot.settings, body, forward, request_id)
+        if pairing is not None:  # judged later, off this handler
+            pairing.live(live_status, live_body)
 
     async def _forward(self, deployment: DeploymentRoute, role: str, body: bytes,
                        forward: Headers, request_id: str) -> Answer:

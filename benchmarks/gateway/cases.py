@@ -4,8 +4,9 @@ run 2 of each, ...) so that drift on a noisy machine hits all of them alike.
 1. saturation: c connections as fast as they go, both payloads;
 2. half: paced at half of scoregate's saturated throughput (per payload), p50 added over direct;
 3. toggles: scoregate's CPU per request with metrics and access log on/off;
-4. mirror: 1 ms primaries and a 100 ms shadow; 50% mirror vs none, paced and saturated,
-   scoregate's p99 ratio and memory, nginx's figures beside.
+4. mirror: 1 ms primaries and a 100 ms shadow; 50% mirror vs none, paced at half and at a
+   quarter of saturation, and saturated; scoregate's p99 ratio, copies sent and dropped during
+   the paced runs, memory; nginx's figures beside (`--mirror-only` runs this case alone).
 """
 
 from __future__ import annotations
@@ -59,10 +60,11 @@ def round_robin(targets: Sequence[Target], load: Load, settings: Settings, child
     return samples
 
 
-def half_rate(samples: Sequence[Sample], payload: str, target: str = "scoregate") -> float:
-    """Half of the median saturated throughput of `target` for `payload`."""
+def half_rate(samples: Sequence[Sample], payload: str, target: str = "scoregate",
+              case: str = "saturation") -> float:
+    """Half of the median saturated throughput of `target` for `payload` in `case`."""
     saturated = median(s.throughput for s in samples
-                       if s.case == "saturation" and s.payload == payload and s.target == target)
+                       if s.case == case and s.payload == payload and s.target == target)
     if not saturated:
         raise RuntimeError(f"no saturation figure for {target} with {payload}")
     return saturated / 2
@@ -121,44 +123,76 @@ def _toggles(children: Children, settings: Settings, backends: Backends, scorega
             children.stop(target.child)
 
 
-def mirror_case(children: Children, settings: Settings, results: Results) -> None:
-    """Case 4: 50% mirror to a shadow 100× slower than the primaries."""
+def mirror_case(children: Children, settings: Settings, results: Results,
+                half: float | None = None, with_nginx: bool = True) -> None:
+    """Case 4: 50% mirror to a shadow 100× slower than the primaries, at half and a quarter of
+    scoregate's saturated throughput and saturated. `half` defaults to half of case 1's
+    figure; in a mirror-only run (no case 1) it is half of this case's own saturated
+    no-mirror throughput, measured first."""
     payload = next(iter(settings.payloads))
-    rate = half_rate(results.samples, payload)
+    if half is None and any(s.case == "saturation" for s in results.samples):
+        half = half_rate(results.samples, payload)
     backends = start_backends(children, PRIMARY_DELAY_MS, SHADOW_DELAY_MS)
-    plain = start_scoregate(children, settings.work / "m-scoregate", backends,
-                            ScoregateConfig(), settings.launcher)
-    key = plain.headers["Authorization"].removeprefix("Bearer ")
-    mirrored = start_scoregate(children, settings.work / "m-scoregate-mirror", backends,
-                               ScoregateConfig("scoregate:mirror", MIRROR_PERCENT),
-                               settings.launcher)
-    targets = [plain, mirrored,
-               start_nginx(children, settings.work / "m-nginx", backends, key),
-               start_nginx(children, settings.work / "m-nginx-mirror", backends, key,
-                           MIRROR_PERCENT, "nginx:mirror")]
+    targets = _mirror_targets(children, settings, backends, with_nginx)
     for target in targets:
         warm_up(target, settings.load(payload), settings.work / "wrk", children)
+    mirrored = targets[1]
     rss_before = _rss_mb(mirrored)
-    print(f"  mirror, paced at {rate:.0f} req/s, {payload}", flush=True)
-    results.samples += round_robin(targets, settings.load(payload, rate), settings, children,
-                                   "mirror-paced", payload)
-    print(f"  mirror, saturation, {payload}", flush=True)
-    results.samples += round_robin(targets, settings.load(payload), settings, children,
-                                   "mirror-saturation", payload)
+    copies_before = mirror_copies(mirrored)
+    if half is None:
+        _mirror_saturation(children, settings, results, targets, payload)
+        half = half_rate(results.samples, payload, case="mirror-saturation")
+    for case, rate in (("mirror-paced", half), ("mirror-quarter", half / 2)):
+        print(f"  mirror, paced at {rate:.0f} req/s, {payload}", flush=True)
+        results.samples += round_robin(targets, settings.load(payload, rate), settings,
+                                       children, case, payload)
+    paced_copies = _difference(mirror_copies(mirrored), copies_before)
+    if not any(s.case == "mirror-saturation" for s in results.samples):
+        _mirror_saturation(children, settings, results, targets, payload)
     results.notes["mirror"] = {
         "mirror_percent": MIRROR_PERCENT,
         "primary_delay_ms": PRIMARY_DELAY_MS,
         "shadow_delay_ms": SHADOW_DELAY_MS,
-        "paced_rate": rate,
+        "paced_rate": half,
+        "quarter_rate": half / 2,
         "scoregate_rss_mb_before": rss_before,
         "scoregate_rss_mb_after": _rss_mb(mirrored),
         "scoregate_mirror_copies": mirror_copies(mirrored),
+        "scoregate_mirror_copies_paced": paced_copies,
     }
     for target in targets:
         if target.child is not None:
             children.stop(target.child)
     for backend in (backends.blue, backends.green, backends.shadow):
         children.stop(backend.child)
+
+
+def _mirror_targets(children: Children, settings: Settings, backends: Backends,
+                    with_nginx: bool) -> list[Target]:
+    """scoregate without and with the mirror (in that order), then nginx's pair if asked."""
+    plain = start_scoregate(children, settings.work / "m-scoregate", backends,
+                            ScoregateConfig(), settings.launcher)
+    mirrored = start_scoregate(children, settings.work / "m-scoregate-mirror", backends,
+                               ScoregateConfig("scoregate:mirror", MIRROR_PERCENT),
+                               settings.launcher)
+    if not with_nginx:
+        return [plain, mirrored]
+    key = plain.headers["Authorization"].removeprefix("Bearer ")
+    return [plain, mirrored,
+            start_nginx(children, settings.work / "m-nginx", backends, key),
+            start_nginx(children, settings.work / "m-nginx-mirror", backends, key,
+                        MIRROR_PERCENT, "nginx:mirror")]
+
+
+def _mirror_saturation(children: Children, settings: Settings, results: Results,
+                       targets: Sequence[Target], payload: str) -> None:
+    print(f"  mirror, saturation, {payload}", flush=True)
+    results.samples += round_robin(targets, settings.load(payload), settings, children,
+                                   "mirror-saturation", payload)
+
+
+def _difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {outcome: value - before.get(outcome, 0.0) for outcome, value in after.items()}
 
 
 def _rss_mb(target: Target) -> float | None:

@@ -1,6 +1,6 @@
 """The gateway benchmark: scoregate vs nginx vs the backend directly, under wrk (issue 2 §7).
 
-    python benchmarks/gateway/run.py [--quick]
+    python benchmarks/gateway/run.py [--quick] [--mirror-only [--mirror-rate R]] [--runs N]
 
 Prints tables of medians and ratios and writes benchmarks/results/gateway-<timestamp>.json.
 Every process it starts (backends, nginx, scoregate, wrk) is stopped at the end, on failure,
@@ -42,6 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds per run (whole seconds; wrk's unit)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--skip-mirror", action="store_true", help="leave out the mirror case")
+    parser.add_argument("--mirror-only", action="store_true",
+                        help="only the mirror case, scoregate without and with the mirror (no "
+                             "nginx); paced at half and a quarter of --mirror-rate × 2")
+    parser.add_argument("--mirror-rate", type=float, default=None,
+                        help="the mirror case's half-saturation rate in req/s (default: half "
+                             "of the measured saturated throughput)")
     parser.add_argument("--launcher", choices=LAUNCHERS, default="serve",
                         help="how scoregate starts: `serve` (the real thing) or `runner` "
                              "(the data-plane test runner; development only)")
@@ -52,6 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("runs", "connections"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.skip_mirror and args.mirror_only:
+        parser.error("--skip-mirror and --mirror-only exclude each other")
+    if args.mirror_rate is not None and args.mirror_rate <= 0:
+        parser.error(f"--mirror-rate must be above 0, got {args.mirror_rate}")
     if args.duration is not None and args.duration < 1:
         parser.error(f"--duration must be at least 1 second, got {args.duration}")
     return args
@@ -76,9 +86,11 @@ def main(argv: list[str] | None = None) -> int:
           f"scoregate via {args.launcher}; work folder {work}", flush=True)
     try:
         with Children(work / "logs") as children:
-            cases.main_cases(children, settings, results)
+            if not args.mirror_only:
+                cases.main_cases(children, settings, results)
             if not args.skip_mirror:
-                cases.mirror_case(children, settings, results)
+                cases.mirror_case(children, settings, results, args.mirror_rate,
+                                  with_nginx=not args.mirror_only)
     except (KeyboardInterrupt, SystemExit) as stop:
         print("\ninterrupted: every process started was stopped", file=sys.stderr)
         if not args.keep_work:
@@ -96,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 {"started": started, "command": " ".join([sys.executable, *sys.argv]),
                  "settings": {"runs": args.runs, "duration_s": duration,
                               "connections": args.connections, "launcher": args.launcher,
+                              "mirror_only": args.mirror_only, "mirror_rate": args.mirror_rate,
                               "payload_bytes": {k: p.stat().st_size
                                                 for k, p in settings.payloads.items()}},
                  "machine": {**_machine(), "loadavg_1min_before": load_before,

@@ -1,9 +1,12 @@
 """Shadow comparisons in flight and their results: sampling, pairing, counts, kept mismatches.
 
-A `Pairing` waits for two answers: the shadow's (handed over by the mirror task) and the live
-one (handed over by the proxy once the client has it). Whichever comes second schedules the
-judgement with `call_soon`, so neither the live response nor the handler that sent it waits for
-the comparison. A pairing whose other answer never comes is judged after `LIVE_WAIT_S`.
+A `Pairing` waits for two answers: the live one (handed over by the proxy once the client has
+it, before the copy is sent) and the shadow's (handed over by the mirror task, whatever happens
+to the copy, within the mirror timeout). Whichever comes second queues the pairing for
+judgement; the queue is judged in one `call_soon` callback per loop turn (a batch of copies
+answers together), so neither the live response nor the handler that sent it waits for the
+comparison. Only a pairing that got its shadow answer first can miss its other answer: it
+alone arms a timer, and is judged after `LIVE_WAIT_S` at the latest.
 
 Memory is bounded and reported as body bytes held: at most `max_pending` pairings wait at
 once (more copies are not compared, and counted as skipped), each holding at most two bodies
@@ -18,6 +21,8 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+from prometheus_client import Counter, Histogram
 
 from gateway import metrics
 from gateway.compare import (MATCH, MISMATCH, OUTCOMES, SHADOW_ERROR, CompareSettings, Side,
@@ -111,7 +116,7 @@ class Pairing:
         self.shadow_side: Side | None = None
         self.held = 0
         self._done = False
-        self._timer = asyncio.get_running_loop().call_later(LIVE_WAIT_S, self.expire)
+        self._timer: asyncio.TimerHandle | None = None
 
     def live(self, status: int | None, body: bytes) -> None:
         """The live answer: the model's status (None when it gave none) and the body sent."""
@@ -122,6 +127,8 @@ class Pairing:
     def shadow(self, status: int | None, body: bytes) -> None:
         if not self._done and self.shadow_side is None:
             self.shadow_side = self._keep(status, body)
+            if self.live_side is None:  # the live answer may never come: bound the wait
+                self._timer = asyncio.get_running_loop().call_later(LIVE_WAIT_S, self.expire)
             self._maybe_judge()
 
     def expire(self) -> None:
@@ -142,8 +149,9 @@ class Pairing:
     def _maybe_judge(self) -> None:
         if self.live_side is not None and self.shadow_side is not None:
             self._done = True
-            self._timer.cancel()
-            asyncio.get_running_loop().call_soon(self._owner.judge, self)
+            if self._timer is not None:
+                self._timer.cancel()
+            self._owner.queue(self)
 
 
 class Comparisons:
@@ -159,6 +167,9 @@ class Comparisons:
         self._pending = 0
         self._pending_bytes: dict[Key, int] = {}
         self._watched: set[str] = set()
+        self._ready: list[Pairing] = []  # both answers in, judged at the next loop turn
+        self._outcome_counters: dict[tuple[Key, str], Counter] = {}  # metric children, by labels
+        self._difference_histograms: dict[Key, Histogram] = {}
 
     def start(self, endpoint: str, deployment: str, request_id: str,
               draw: float) -> Pairing | None:
@@ -196,6 +207,17 @@ class Comparisons:
     def hold(self, key: Key, size: int) -> None:
         self._pending_bytes[key] = self._pending_bytes.get(key, 0) + size
 
+    def queue(self, pairing: Pairing) -> None:
+        """Judge `pairing` at the next loop turn, with the others that are ready by then."""
+        if not self._ready:
+            asyncio.get_running_loop().call_soon(self._judge_ready)
+        self._ready.append(pairing)
+
+    def _judge_ready(self) -> None:
+        ready, self._ready = self._ready, []
+        for pairing in ready:
+            self.judge(pairing)
+
     def judge(self, pairing: Pairing) -> None:
         key = pairing.key
         self._pending -= 1
@@ -206,12 +228,23 @@ class Comparisons:
         verdict = compare_answers(live, shadow, self.settings)
         self._counts_of(key)[verdict.outcome] += 1
         if self._metrics:
-            metrics.MIRROR_COMPARISONS.labels(*key, verdict.outcome).inc()
-            if verdict.relative_difference is not None:
-                metrics.MIRROR_DIFFERENCE.labels(*key).observe(verdict.relative_difference)
+            self._count_metric(key, verdict.outcome, verdict.relative_difference)
         if verdict.outcome == MISMATCH:
             self._log_of(key).add(self._pair(pairing.request_id, live, shadow, verdict.reason,
                                              verdict.relative_difference))
+
+    def _count_metric(self, key: Key, outcome: str, difference: float | None) -> None:
+        counter = self._outcome_counters.get((key, outcome))
+        if counter is None:
+            counter = self._outcome_counters[(key, outcome)] = \
+                metrics.MIRROR_COMPARISONS.labels(*key, outcome)
+        counter.inc()
+        if difference is not None:
+            histogram = self._difference_histograms.get(key)
+            if histogram is None:
+                histogram = self._difference_histograms[key] = \
+                    metrics.MIRROR_DIFFERENCE.labels(*key)
+            histogram.observe(difference)
 
     def _pair(self, request_id: str, live: Side, shadow: Side, reason: str,
               difference: float | None) -> MismatchPair:

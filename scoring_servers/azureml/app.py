@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from typing import Any, Awaitable, Callable, MutableMapping
 from urllib.parse import parse_qs
 
+from scoring_servers.azureml.request_ids import RequestIds
 from scoring_servers.azureml.runner import Outcome, Runner, error_body
 from scoring_servers.azureml.swagger import SwaggerDocuments
 
@@ -30,13 +30,14 @@ MAX_REQUEST_ID = 100  # azmlinfsrv's limit for x-request-id
 
 
 class ScoringScriptApp:
-    __slots__ = ("_runner", "_swagger", "_background")
+    __slots__ = ("_runner", "_swagger", "_background", "_request_ids")
 
     def __init__(self, runner: Runner, swagger: SwaggerDocuments,
                  background: Background | None = None) -> None:
         self._runner = runner
         self._swagger = swagger
         self._background = background  # runs while serving (the log flusher)
+        self._request_ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,7 +77,7 @@ class ScoringScriptApp:
                                     f"{MAX_REQUEST_ID} characters")
             return
         if not request_id:
-            request_id = str(uuid.uuid4()).encode()
+            request_id = self._request_ids.next()
         try:
             raw_data = body.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -14,6 +14,7 @@ from types import FrameType
 import uvicorn
 
 from scoring_servers.azureml.app import ScoringScriptApp
+from scoring_servers.azureml.coalesce import CoalescingHttpToolsProtocol
 from scoring_servers.azureml.errors import UsageError
 from scoring_servers.azureml.logs import configure_logging
 from scoring_servers.azureml.runner import Runner
@@ -72,7 +73,7 @@ def serve(settings: ServerSettings) -> int:
         runner = Runner(script.run, settings.worker_count, settings.scoring_timeout_s)
         config = uvicorn.Config(
             ScoringScriptApp(runner, swagger, log_handler.flush_periodically), loop="uvloop",
-            http="httptools", lifespan="on",
+            http=CoalescingHttpToolsProtocol, ws="none", lifespan="on",
             access_log=settings.access_log, log_config=None, log_level=settings.log_level,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             # Per-request work we do not need: X-Forwarded-* parsing, Date and Server headers.

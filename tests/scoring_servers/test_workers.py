@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.scoring_servers.server_helpers import ScoringServer, start_server, write_script
-from tests.support.processes import ProcessGroup
+from tests.support.processes import ProcessGroup, wait_until
 
 SLEEPY = """
     import time
@@ -58,3 +58,33 @@ def test_scoring_timeout_gives_500_and_the_server_keeps_answering(
     # The stuck run() must not keep the process alive after SIGTERM.
     assert processes.stop(server.started, timeout=20) == 0
     assert "1 run() call(s) still running" in server.started.log()
+
+
+LOGGED_SLEEPY = """
+    import logging
+    import time
+
+    def init():
+        pass
+
+    def run(raw_data):
+        logging.info("run started: %s", raw_data)
+        time.sleep(float(raw_data.split()[0]))
+        return "slept"
+"""
+
+
+def test_a_request_that_times_out_while_queued_never_reaches_run(
+        processes: ProcessGroup, code_dir: Path) -> None:
+    server = start_server(processes, write_script(code_dir, LOGGED_SLEEPY),
+                          {"SCORING_TIMEOUT_MS": "300", "WORKER_COUNT": "1"})
+    with ThreadPoolExecutor(2) as pool:
+        busy = pool.submit(server.score, "1.5 first")
+        wait_until(lambda: "run started: 1.5 first" in server.started.log(), 20, what="the first run()")
+        queued = pool.submit(server.score, "0 queued")
+        assert queued.result().status == 500  # waited 300 ms behind the first, never started
+        assert busy.result().status == 500
+    # Once the first run() returned, the worker is free again (earlier tries time out queued).
+    wait_until(lambda: server.score("0 after").body == b'"slept"', 20, what="a free worker")
+    wait_until(lambda: "run started: 0 after" in server.started.log(), 20, what="the last run()")
+    assert "run started: 0 queued" not in server.started.log()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any, Awaitable, Callable, MutableMapping
+from typing import Any, Awaitable, Callable, Coroutine, MutableMapping
 from urllib.parse import parse_qs
 
 from scoring_servers.azureml.request_ids import RequestIds
@@ -23,7 +23,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Background = Callable[[], Awaitable[None]]
+Background = Callable[[], Coroutine[Any, Any, None]]
 
 JSON = b"application/json"
 MAX_REQUEST_ID = 100  # azmlinfsrv's limit for x-request-id

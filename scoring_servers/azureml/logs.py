@@ -39,7 +39,8 @@ class InstanceLogFormatter(logging.Formatter):
         if cached[0] != second:
             cached = (second, time.strftime(self.default_time_format, self.converter(record.created)))
             self._second = cached
-        return self.default_msec_format % (cached[1], record.msecs)
+        msec_format = self.default_msec_format
+        return msec_format % (cached[1], record.msecs) if msec_format else cached[1]
 
     def line(self, record: logging.LogRecord, message: str) -> str:
         """`format(record)` with `message` as logged (its arguments may have changed since)."""

@@ -93,7 +93,7 @@ def _raw_exchange(server: ScoringServer, payload: bytes, answers: int) -> list[t
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.sendall(payload)
         reader = sock.makefile("rb")
-        replies = []
+        replies: list[tuple[bytes, bytes]] = []
         for _ in range(answers):
             head = b""
             while not head.endswith(b"\r\n\r\n"):

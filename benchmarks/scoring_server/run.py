@@ -1,10 +1,11 @@
 """Scoring-server benchmark: scoregate's server vs Microsoft's azmlinfsrv on the same score.py.
 
-    python benchmarks/scoring_server/run.py [--runs 3] [--duration 5] [--connections 8]
+    python benchmarks/scoring_server/run.py [--runs 5] [--duration 5] [--connections 8]
 
-Both get WORKER_COUNT=1 and the same wrk load; runs alternate between the two servers so drift
-on a noisy machine hits both alike. Prints medians of req/s and server CPU µs per request
-(utime + stime of the server's whole process tree, before/after each run) and their ratios.
+Both get WORKER_COUNT=1, the same environment and the same wrk load; runs alternate between the
+two servers (in ABBA order, so a steady drift on a noisy machine hits both alike). Prints medians
+of req/s and server CPU µs per request (utime + stime of the server's whole process tree,
+before/after each run) and their ratios.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -76,7 +78,7 @@ def bench_workload(workload: Workload, args: argparse.Namespace, log_dir: Path,
             entered.append(server.__enter__())
             measure(server, workload, 1, args.connections)  # warm-up, not counted
         for run in range(args.runs):
-            for server in servers:
+            for server in servers if run % 2 == 0 else reversed(servers):
                 measurement = measure(server, workload, args.duration, args.connections)
                 results[server.name].append(measurement)
                 print(f"  {workload.name:8} {server.name:11} run {run + 1}: "
@@ -114,9 +116,15 @@ def print_table(summaries: dict[str, dict[str, float]]) -> None:
                   f"({verdict} the <= 1/3 target), req/s x{summary['throughput_ratio']:.2f}")
 
 
+def _thread_settings() -> str:
+    """The BLAS/OpenMP thread variables both servers inherit (they apply to both alike)."""
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    return " ".join(f"{name}={os.environ.get(name, '(unset)')}" for name in names)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3, help="measured runs per server (default 3)")
+    parser.add_argument("--runs", type=int, default=5, help="measured runs per server (default 5)")
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
     parser.add_argument("--only", choices=["trivial", "sklearn"], help="one workload only")
@@ -133,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(scratch_dir)
         print(f"wrk -t1 -c{args.connections} -d{args.duration}s, {args.runs} runs each, "
               f"WORKER_COUNT=1; server logs in {scratch / 'logs'} (removed at the end)", flush=True)
+        print(f"environment of both servers: {_thread_settings()}", flush=True)
         for workload in workloads(scratch):
             if args.only in (None, workload.name):
                 results = bench_workload(workload, args, scratch / "logs", targets)

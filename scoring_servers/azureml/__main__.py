@@ -27,7 +27,8 @@ def main() -> int:
         print(f"scoring server: {exc.message}", file=sys.stderr, flush=True)
         return exc.exit_code
     if stuck:
-        # A run() that never returns would block the interpreter's exit (it joins pool threads).
+        # The run() threads are daemons, but interpreter finalisation while one still runs the
+        # script's code can hang or crash in C extensions: leave without it.
         print(f"scoring server: {stuck} run() call(s) still running; exiting without them",
               file=sys.stderr, flush=True)
         sys.stdout.flush()

@@ -1,5 +1,5 @@
 """What a mirror copy may cost the primary: nothing before the client has its answer, nothing
-but a counter when dropped, one shadow wake-up per batch when sent."""
+but a counter when dropped."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from gateway.access_log import AccessLog
 from gateway.comparisons import Comparisons
 from gateway.compare import CompareSettings
 from gateway.metrics import Recorders
-from gateway.mirror import BATCH_S, Mirror
+from gateway.mirror import Mirror
 from gateway.snapshot import DeploymentRoute, GatewaySettings, InstanceRoute
 from gateway.upstream import Upstream
 from tests.gateway.harness import (deployment, endpoint, get_json, post, start_backend,
@@ -83,7 +83,7 @@ def test_a_dropped_copy_only_counts() -> None:
         accepted = [mirror.submit(route, settings, b"{}", forward, f"r{i}") for i in range(2)]
         assert all(pairing is not None for pairing in accepted)  # 100% sampled for comparison
         assert forward == [(b"content-type", b"application/json")]  # the caller's list unchanged
-        assert mirror.in_flight == 2  # waiting for their batch: they count against the bound
+        assert mirror.in_flight == 2
         for i in range(5):
             assert mirror.submit(route, settings, b"{}", Untouchable(), f"d{i}") is None
         assert mirror.in_flight == 2
@@ -96,37 +96,6 @@ def test_a_dropped_copy_only_counts() -> None:
         assert len(shadow.arrivals) == 2  # only the accepted copies were sent
 
     asyncio.run(_with_mirror(scenario))
-
-
-def test_copies_wait_for_their_batch_and_go_together() -> None:
-    settings = GatewaySettings()
-
-    async def scenario(mirror: Mirror, route: DeploymentRoute, shadow: Shadow,
-                       comparisons: Comparisons) -> float:
-        submitted = time.perf_counter()
-        mirror.submit(route, settings, b"{}", [], "first")
-        for _ in range(3):  # later loop turns, before the batch is due, join the same batch
-            await asyncio.sleep(0)
-        mirror.submit(route, settings, b"{}", [], "second")
-        mirror.submit(route, settings, b"{}", [], "third")
-        assert shadow.arrivals == []  # nothing is written before the batch is due
-        wait = 0.0
-        while len(shadow.arrivals) < 3 and wait < 30:
-            await asyncio.sleep(0.005)
-            wait += 0.005
-        assert len(shadow.arrivals) == 3
-        assert mirror.in_flight == 3  # sent, waiting for the shadow's answers
-        shadow.release.set()
-        while mirror.in_flight and wait < 60:
-            await asyncio.sleep(0.005)
-            wait += 0.005
-        assert mirror.in_flight == 0
-        counts = comparisons.counts("main", "green")
-        assert counts["match"] == 0 and sum(counts.values()) == 0  # no live answer handed over
-        return min(shadow.arrivals) - submitted
-
-    first_arrival = asyncio.run(_with_mirror(scenario))
-    assert first_arrival >= 0.9 * BATCH_S  # delays only make it later: never early
 
 
 PRIMARY_DELAY = 1.0

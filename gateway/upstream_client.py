@@ -303,14 +303,16 @@ class HttpClient:
         loop = asyncio.get_running_loop()
         started = loop.time()
         connection = pool.take(started)
+        remaining_s = timeout_s
         if connection is None:
             connection = await pool.connect(timeout_s)
-            timeout_s -= loop.time() - started
+            remaining_s -= loop.time() - started
         origin = pool.origin
         head = request_head(method, origin.base_path + path, origin, headers,
                             len(body) if body else 0)
         waiter: asyncio.Future[Response] = loop.create_future()
-        timer = loop.call_later(max(timeout_s, 0.0), connection.expire, timeout_s)
+        # The whole request gets `timeout_s`, connect included; the message names that budget.
+        timer = loop.call_later(max(remaining_s, 0.0), connection.expire, timeout_s)
         try:
             connection.send(head, body, waiter)
             return await waiter

@@ -169,4 +169,4 @@ class ScoringApp:
 
 
 async def _error(send: Send, error: GatewayError) -> None:
-    await send_response(send, error.status, list(JSON_HEADERS) + list(error.headers), error.body())
+    await send_response(send, error.status, error.response_headers(), error.body())

@@ -27,6 +27,10 @@ class GatewayError(Exception):
     def body(self) -> bytes:
         return error_body(self.message)
 
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        """A fresh list (the caller may append to it): JSON content type, then our own."""
+        return [*JSON_HEADERS, *self.headers]
+
 
 def error_body(message: str) -> bytes:
     return orjson.dumps({"message": message})

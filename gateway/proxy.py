@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from gateway.access_log import AccessLog, AccessRecord
 from gateway.auth import check_authorization
-from gateway.errors import JSON_HEADERS, GatewayError, not_found, printable, unauthorized
+from gateway.errors import GatewayError, not_found, printable, unauthorized
 from gateway.http_io import Headers, Receive, Scope, Send, declared_length, read_body, send_response
 from gateway.metrics import NONE, Recorders
 from gateway.mirror import Mirror
@@ -111,6 +111,7 @@ class ScoreHandler:
                      missing_endpoint: str = "") -> None:
         started = time.perf_counter()
         request_id = fast_uuid4(self._bits(128))
+        request_id_header = (b"x-request-id", request_id.encode("ascii"))  # to model and client
         incoming = Incoming.parse(scope["headers"])
         client_id = client_request_id(incoming.client_id)
         deployment_label = NONE
@@ -128,16 +129,17 @@ class ScoreHandler:
             deployment, role = self._choose(snapshot, endpoint, incoming.deployment)
             deployment_label = deployment.name
             mirrored = role == ROLE_LIVE and endpoint.mirror is not None
-            answer = await self._forward(deployment, role, body, incoming.forward, request_id)
+            answer = await self._forward(deployment, role, body, incoming.forward,
+                                        request_id_header)
         except GatewayError as error:
-            headers = list(JSON_HEADERS) + list(error.headers)
+            headers = error.response_headers()
             status, out, model_status = error.status, error.body(), error.model_status
         else:
             headers = [pair for pair in answer.headers if pair[0] not in _DROP_RESPONSE]
             status, out, model_status = answer.status, answer.body, answer.status
         if deployment_label != NONE:
             headers.append((DEPLOYMENT_HEADER, deployment_label.encode("latin-1")))
-        headers.append((b"x-request-id", request_id.encode("ascii")))
+        headers.append(request_id_header)
         if client_id is not None:
             headers.append((CLIENT_ID_HEADER, client_id))
         await send_response(send, status, headers, out)
@@ -178,7 +180,7 @@ class ScoreHandler:
             pairing.live(live_status, live_body)
 
     async def _forward(self, deployment: DeploymentRoute, role: str, body: bytes,
-                       forward: Headers, request_id: str) -> Answer:
+                       forward: Headers, request_id_header: tuple[bytes, bytes]) -> Answer:
         if not deployment.instances:
             raise GatewayError(503, f"deployment '{deployment.name}' has no ready instance")
         key = (deployment.endpoint, deployment.name)
@@ -192,8 +194,7 @@ class ScoreHandler:
             self._recorders.watch_in_flight(key, *self._upstream.in_flight.per_deployment)
         counts[key] = current + 1
         try:
-            answer = await self._send(deployment, body,
-                                      forward + [(b"x-request-id", request_id.encode())])
+            answer = await self._send(deployment, body, [*forward, request_id_header])
         finally:
             counts[key] -= 1
         if not 200 <= answer.status < 300:

@@ -18,7 +18,6 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator, Sequence, TextIO
 
 import httpx

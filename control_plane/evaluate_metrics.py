@@ -9,7 +9,6 @@ label), macro-averaged over every label seen otherwise, as scikit-learn's `f1_sc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Sequence, Union
 
 from .errors import ScoregateError

@@ -120,13 +120,6 @@ async def stop_group(proc: subprocess.Popen[bytes], grace_s: float) -> int:
     return await wait_exit(proc)
 
 
-def kill_group_now(proc: subprocess.Popen[bytes]) -> None:
-    """Last resort, with no event loop: SIGKILL the group and reap."""
-    _signal_group(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
-
-
 def _signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)

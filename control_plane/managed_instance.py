@@ -129,12 +129,6 @@ class ManagedInstance:
         self._sock.close()
         self._set_state(STOPPED)
 
-    def kill_now(self) -> None:
-        """Without an event loop (interpreter exit): no waiting, no orphans."""
-        if self._proc is not None:
-            launch.kill_group_now(self._proc)
-        self._sock.close()
-
     async def _run(self) -> None:
         backoff = self._timings.backoff_initial_s
         loop = asyncio.get_running_loop()

@@ -14,9 +14,8 @@ import functools
 import hmac
 import logging
 import time
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict
 from datetime import datetime, timezone
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol, Sequence, TypeVar
 
@@ -47,7 +46,6 @@ MAX_LOG_LINES = 100_000
 _MERGED_FIELDS = frozenset({"tags", "environment_variables", "request_settings",
                             "liveness_probe", "readiness_probe"})
 _PATCH_RETRIES = 5
-_INSTANCE_FIELDS = ("id", "url", "state", "restarts", "pid", "last_error")
 _log = logging.getLogger("scoregate.admin")
 T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -374,11 +372,8 @@ def _lines(value: str | None) -> int:
 
 
 def _instance_view(status: Any) -> dict[str, Any]:
-    if is_dataclass(status) and not isinstance(status, type):
-        data = asdict(status)
-    else:
-        data = {name: getattr(status, name, None) for name in _INSTANCE_FIELDS}
-    return {k: v.value if isinstance(v, Enum) else v for k, v in data.items()}
+    """An `InstanceStatus` (a frozen dataclass of plain values) as JSON."""
+    return asdict(status)
 
 
 # --- answers -------------------------------------------------------------------------------

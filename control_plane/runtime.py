@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from gateway import metrics
 from gateway.app import ScoringApp
 from gateway.snapshot import GatewaySettings, RoutingSnapshot, SnapshotHolder
 
@@ -89,7 +90,7 @@ class Runtime:
             self.settings,
         )
         self._holder.publish(snapshot)
-        _publish_metrics(snapshot)
+        metrics.publish_config(snapshot)
         return snapshot.version
 
     def instance_status(self, key: str) -> list[Any]:
@@ -114,11 +115,3 @@ class Runtime:
             deployments={key: record.spec for key, record in state.deployments.items()},
             secrets=state.secrets,
         )
-
-
-def _publish_metrics(snapshot: RoutingSnapshot) -> None:
-    from gateway import metrics
-
-    publish_config = getattr(metrics, "publish_config", None)
-    if publish_config is not None:
-        publish_config(snapshot)

@@ -25,7 +25,7 @@ from .admin_token import ENV_VAR as TOKEN_ENV, TOKEN_FILE
 from .errors import ScoregateError
 from .models import DeploymentSpec, EndpointSpec
 from .rollout_cli import add_rollout_commands
-from .state_dir import default_home
+from .state_dir import StateDir, default_home
 
 URL_ENV = "SCOREGATE_URL"
 ADMIN_TIMEOUT_S = 300.0  # a write waits until new instances are up and the snapshot published
@@ -88,11 +88,12 @@ class AdminClient:
         home = default_home()
         url = url or os.environ.get(URL_ENV)
         if not url:
-            info = _read_json(home / "server.json")
+            state_dir = StateDir(home)
+            info = state_dir.read_server_info()
             url = info.get("admin_url") if info else None
             if not isinstance(url, str):
                 raise ScoregateError(
-                    f"no running scoregate server found ({home / 'server.json'} is missing); "
+                    f"no running scoregate server found ({state_dir.server_info} is missing); "
                     "start one with `scoregate serve`, or pass --url / set SCOREGATE_URL")
         return cls(url, _admin_token(home))
 
@@ -130,14 +131,6 @@ def _admin_token(home: Path) -> str:
         raise ScoregateError(f"no admin token: set {TOKEN_ENV} or start `scoregate serve` once "
                              f"with SCOREGATE_HOME={home} (it writes {home / TOKEN_FILE})")
     return token
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -67,10 +67,6 @@ class ScoringApp:
         """Requests (mirror copies included) in flight to that instance; the supervisor drains with it."""
         return self._upstream.in_flight.get(instance_id)
 
-    @property
-    def mirror_in_flight(self) -> int:
-        return self._mirror.in_flight
-
     def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport:
         """Shadow comparisons of mirror copies sent to that deployment: counts, agreement,
         memory and the last mismatching pairs (the admin API's `.../compare`)."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
+from gateway import metrics
 from gateway.snapshot import InstanceRoute
 
 from . import instance_logs, launch
@@ -41,15 +42,12 @@ class MetricEvents:
     """InstanceEvents that set the supervisor's series in gateway.metrics."""
 
     def ready_instances(self, endpoint: str, deployment: str, count: int) -> None:
-        from gateway import metrics
         metrics.set_ready_instances(endpoint, deployment, count)
 
     def restarted(self, endpoint: str, deployment: str) -> None:
-        from gateway import metrics
         metrics.count_restart(endpoint, deployment)
 
     def probe_failed(self, endpoint: str, deployment: str, probe: str) -> None:
-        from gateway import metrics
         metrics.count_probe_failure(endpoint, deployment, probe)
 
 

@@ -27,7 +27,6 @@ from .cli import INVOKE_TIMEOUT_S, URL_ENV, AdminClient, Raw, scoring_target
 from .errors import ScoregateError
 from .evaluate_metrics import (HIGHER_IS_BETTER, METRICS, Label, as_label, check_pos_label,
                                compute, default_metric, percentile)
-from .rollout_plan import apportion
 
 FORMATS = ("azure", "mlflow")
 STEPS = (50, 75, 100)  # the winner's share after each suggestion: 1:1, then 1:3, then 0:1
@@ -323,7 +322,7 @@ def suggest_traffic(target: Target, ranked: Sequence[Result], metric: str) -> Su
     donors = {name: weight for name, weight in target.traffic.items()
               if name != best.deployment and weight > 0} or {second.deployment: 1}
     traffic = {name: 0 for name in target.traffic}
-    traffic.update(apportion(donors, 100 - step))  # the rollouts' arithmetic
+    traffic.update(_apportion(100 - step, donors))
     traffic[best.deployment] = step
     text = " ".join(f"{name}={share}" for name, share in traffic.items())
     command = f'scoregate online-endpoint update --name {target.endpoint} --traffic "{text}"'
@@ -332,6 +331,17 @@ def suggest_traffic(target: Target, ranked: Sequence[Result], metric: str) -> Su
         command += f' --mirror-traffic "{mirrored[0]}=0"'
     return Suggestion(f"{best.deployment} is best by {metric} with fewest errors: "
                       f"{current}% → {step}% of live traffic", traffic, command)
+
+
+def _apportion(total: int, weights: dict[str, int]) -> dict[str, int]:
+    """Integer shares of `total` in proportion to `weights` (largest remainder, ties by order)."""
+    whole = sum(weights.values())
+    exact = {name: total * weight / whole for name, weight in weights.items()}
+    shares = {name: int(value) for name, value in exact.items()}
+    by_remainder = sorted(exact, key=lambda name: shares[name] - exact[name])
+    for name in by_remainder[:total - sum(shares.values())]:
+        shares[name] += 1
+    return shares
 
 
 # --- the command ------------------------------------------------------------------------------

@@ -370,7 +370,7 @@ async def start_engine(runtime: Any, scoring_app: Any, metrics_enabled: bool) ->
     """What `serve` calls once the first snapshot is out: build the engine, hand it to the
     admin API (`runtime.rollouts`) and carry on the rollouts a restart interrupted."""
     engine = RolloutEngine(runtime.store, runtime.apply_change, RolloutEvents(),
-                           comparisons=getattr(scoring_app, "comparison_counts", None),
+                           comparisons=scoring_app.comparison_counts,
                            metrics_enabled=metrics_enabled)
     runtime.rollouts = engine
     await engine.resume_all()

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 def default_home() -> Path:
     return Path(os.environ.get("SCOREGATE_HOME") or Path.home() / ".scoregate")
 

@@ -54,9 +54,3 @@ class PreconditionFailed(ScoregateError):
 
 class Unauthorized(ScoregateError):
     status = 401
-
-
-class NotSupported(ScoregateError):
-    """Valid Azure ML configuration that scoregate does not implement yet."""
-
-    status = 400

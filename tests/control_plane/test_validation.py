@@ -260,14 +260,16 @@ _maps = st.dictionaries(_names, _values, max_size=4)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet="bluegren=0123456789 ,.:-\t", max_size=40))
+@given(st.one_of(st.text(alphabet="bluegren=0123456789 ,.:-\t", max_size=40),
+                 st.text(max_size=60)))  # near-misses of the syntax, and text in any alphabet
 def test_parse_traffic_only_raises_validation_error(text: str) -> None:
     try:
         parsed = parse_traffic(text)
     except ValidationError as error:
         assert error.rule == "traffic-integers"
         return
-    assert all(isinstance(v, int) and v >= 0 for v in parsed.values())
+    assert all(type(v) is int and v >= 0 for v in parsed.values())
+    assert all(str(v).isascii() for v in parsed.values())
     assert all(name and "=" not in name for name in parsed)
 
 

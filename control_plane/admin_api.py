@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.auth import bearer, issue_token
 
-from .errors import PreconditionFailed, ScoregateError, ValidationError
+from .errors import ScoregateError, ValidationError
 from .models import DeploymentSpec, EndpointSpec
 from .openapi import PATHS, check_body, openapi_document
 from .rollout_api import rollout_handlers
@@ -45,7 +45,6 @@ TOKEN_TTL_S = 3600.0  # aml_token lifetime given by get-credentials; refresh aft
 MAX_LOG_LINES = 100_000
 _MERGED_FIELDS = frozenset({"tags", "environment_variables", "request_settings",
                             "liveness_probe", "readiness_probe"})
-_PATCH_RETRIES = 5
 _log = logging.getLogger("scoregate.admin")
 T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -128,12 +127,11 @@ class _AdminApi:
         name = request.path_params["endpoint"]
         patch = await _body(request, "EndpointPatch")
 
-        def write(record: Any, if_match: str) -> Any:
-            spec = EndpointSpec.from_dict(_merge(record.spec.to_dict(), patch))
-            return self.runtime.store.update_endpoint(spec, if_match=if_match)
+        def revise(spec: EndpointSpec) -> EndpointSpec:
+            return EndpointSpec.from_dict(_merge(spec.to_dict(), patch))
 
-        record = await self._read_merge_write(
-            functools.partial(self.runtime.store.endpoint, name), write, _if_match(request))
+        record = await self._store(self.runtime.store.patch_endpoint, name, revise,
+                                   if_match=_if_match(request))
         return self._endpoint_answer(record, await self._applied())
 
     async def delete_endpoint(self, request: Request) -> Response:
@@ -197,13 +195,11 @@ class _AdminApi:
         endpoint, name = _deployment_key(request)
         patch = await _body(request, "DeploymentPatch")
 
-        def write(record: Any, if_match: str) -> Any:
-            spec = _checked_sources(DeploymentSpec.from_dict(_merge(record.spec.to_dict(), patch)))
-            return self.runtime.store.update_deployment(spec, if_match=if_match)
+        def revise(spec: DeploymentSpec) -> DeploymentSpec:
+            return _checked_sources(DeploymentSpec.from_dict(_merge(spec.to_dict(), patch)))
 
-        record = await self._read_merge_write(
-            functools.partial(self.runtime.store.deployment, endpoint, name), write,
-            _if_match(request))
+        record = await self._store(self.runtime.store.patch_deployment, endpoint, name, revise,
+                                   if_match=_if_match(request))
         return self._deployment_answer(record, await self._applied())
 
     async def delete_deployment(self, request: Request) -> Response:
@@ -228,21 +224,6 @@ class _AdminApi:
 
     async def _store(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await anyio.to_thread.run_sync(functools.partial(call, *args, **kwargs))
-
-    async def _read_merge_write(self, read: Callable[[], Any], write: Callable[[Any, str], Any],
-                                if_match: str | None) -> Any:
-        """PATCH without losing a concurrent write: merge onto a read, commit only if unchanged."""
-        for _ in range(_PATCH_RETRIES):
-            record = await self._store(read)
-            if if_match is not None and if_match != record.etag:
-                break
-            try:
-                return await self._store(write, record, record.etag)
-            except PreconditionFailed:
-                if if_match is not None:
-                    raise
-        raise PreconditionFailed("the resource changed since the ETag given in If-Match; "
-                                 "read it again and retry")
 
     async def _applied(self) -> dict[str, Any]:
         version = await self.runtime.apply_change()

@@ -134,6 +134,21 @@ class Store:
 
         return self._write(change)[1].endpoints[spec.name]
 
+    def patch_endpoint(
+        self, name: str, revise: Callable[[EndpointSpec], EndpointSpec],
+        if_match: str | None = None,
+    ) -> Record[EndpointSpec]:
+        """Applies `revise` to the spec as committed, inside the write transaction, so
+        concurrent patches queue and none is lost (no read-then-write race, no retries)."""
+
+        def change(draft: _Draft) -> None:
+            revised = revise(draft.endpoint(name, if_match))
+            if revised.name != name:
+                raise ValidationError("name", f"an update cannot rename endpoint {name}")
+            draft.endpoints[name] = revised
+
+        return self._write(change)[1].endpoints[name]
+
     def delete_endpoint(self, name: str, if_match: str | None = None) -> int:
         """Deletes the endpoint with its deployments and keys; returns the commit's revision."""
 
@@ -173,6 +188,22 @@ class Store:
         def change(draft: _Draft) -> None:
             draft.deployment(spec.endpoint_name, spec.name, if_match)
             draft.deployments[key] = spec
+
+        return self._write(change)[1].deployments[key]
+
+    def patch_deployment(
+        self, endpoint: str, name: str, revise: Callable[[DeploymentSpec], DeploymentSpec],
+        if_match: str | None = None,
+    ) -> Record[DeploymentSpec]:
+        """Like `patch_endpoint`, for one deployment."""
+        key = deployment_key(endpoint, name)
+
+        def change(draft: _Draft) -> None:
+            revised = revise(draft.deployment(endpoint, name, if_match))
+            if deployment_key(revised.endpoint_name, revised.name) != key:
+                raise ValidationError("name", f"an update cannot rename deployment {name} "
+                                              f"or move it out of endpoint {endpoint}")
+            draft.deployments[key] = revised
 
         return self._write(change)[1].deployments[key]
 

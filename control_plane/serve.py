@@ -51,6 +51,7 @@ class ServeOptions:
     graceful_timeout_s: float = 30.0
     compare: CompareSettings = CompareSettings()
     header_timeout_s: float = 10.0  # slowloris bound: a request head must arrive within this
+    body_timeout_s: float = 30.0  # a request body may not stall longer than this between bytes
     max_connections: int = 4096
 
 
@@ -78,14 +79,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_compare_arguments(parser)
     parser.add_argument("--header-timeout-s", type=float, default=10.0,
                         help="close connections whose request head takes longer (slowloris)")
+    parser.add_argument("--body-timeout-s", type=float, default=30.0,
+                        help="close connections whose request body sends no byte for this long "
+                             "(408), like nginx's client_body_timeout")
     parser.add_argument("--max-connections", type=int, default=4096,
                         help="scoring connections open at once; more are closed at once")
 
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
-    if args.header_timeout_s <= 0 or args.max_connections < 1:
-        raise SystemExit("error: --header-timeout-s must be above 0 and --max-connections "
-                         "at least 1")
+    if args.header_timeout_s <= 0 or args.body_timeout_s <= 0 or args.max_connections < 1:
+        raise SystemExit("error: --header-timeout-s and --body-timeout-s must be above 0 and "
+                         "--max-connections at least 1")
     return ServeOptions(
         sources=tuple(args.paths) + tuple(args.files),
         host=args.host,
@@ -98,6 +102,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         access_log=not args.no_access_log,
         compare=compare_from_args(args),
         header_timeout_s=args.header_timeout_s,
+        body_timeout_s=args.body_timeout_s,
         max_connections=args.max_connections,
         settings=GatewaySettings(
             max_body_bytes=int(args.max_body_mb * 1024 * 1024),
@@ -225,7 +230,8 @@ def _config(app: Any, options: ServeOptions, graceful_timeout_s: float) -> uvico
     return uvicorn.Config(
         app,
         loop="uvloop",
-        http=hardened_protocol(options.header_timeout_s, max_connections=options.max_connections),
+        http=hardened_protocol(options.header_timeout_s, max_connections=options.max_connections,
+                               body_timeout_s=options.body_timeout_s),
         lifespan="on",
         access_log=False,
         log_config=None,

@@ -11,6 +11,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
+BODY_TIMEOUT_SCOPE_KEY = "scoregate.body_timeout_s"  # set by gateway/http_protocol.py
 
 
 def too_large(limit: int) -> GatewayError:
@@ -32,11 +33,12 @@ def declared_length(value: bytes | None, limit: int) -> int | None:
     return length
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body as bytes; 413 as soon as it grows past `limit`."""
+async def read_body(receive: Receive, limit: int, scope: Scope | None = None) -> bytes:
+    """The whole request body as bytes; 413 as soon as it grows past `limit`; 408 when the
+    protocol cut a stalled body (gateway/http_protocol.py marks the scope)."""
     message = await receive()
     if message["type"] == "http.disconnect":  # not an empty body: never forward it as one
-        raise GatewayError(400, "the client disconnected before sending the body")
+        raise _disconnected(scope, "before sending the body")
     body = message.get("body", b"")
     if not message.get("more_body", False):
         if len(body) > limit:
@@ -47,13 +49,20 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     while message.get("more_body", False):
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise GatewayError(400, "the client disconnected while sending the body")
+            raise _disconnected(scope, "while sending the body")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _disconnected(scope: Scope | None, when: str) -> GatewayError:
+    timeout_s = scope.get(BODY_TIMEOUT_SCOPE_KEY) if scope is not None else None
+    if timeout_s is not None:
+        return GatewayError(408, f"no request body bytes arrived for {timeout_s:g} s")
+    return GatewayError(400, f"the client disconnected {when}")
 
 
 async def send_response(send: Send, status: int, headers: Headers, body: bytes) -> None:

@@ -1,10 +1,13 @@
-"""uvicorn's httptools protocol with the three bounds a gateway in front of clients needs.
+"""uvicorn's httptools protocol with the bounds a gateway in front of clients needs.
 
 uvicorn arms no timer until a first request is complete, and llhttp does not bound header
 size, so a client could hold a connection forever by sending half a request head (slowloris),
 or make the server buffer headers without limit. `hardened_protocol` returns a subclass that:
 - closes a connection whose request head is not complete `header_timeout_s` after its first
   byte arrived (or after the connection was made), with a 408;
+- answers 408 and closes when a request body stalls: no body byte for `body_timeout_s`
+  (nginx's `client_body_timeout`); the application's `receive` then sees a disconnect, and
+  the scope carries `BODY_TIMEOUT_SCOPE_KEY` so the request is recorded as a 408;
 - answers 431 and closes when the request line plus headers pass `max_header_bytes`;
 - closes new connections at once while `max_connections` are open.
 Requests llhttp refuses (bad framing, smuggling attempts) get a JSON 400, and the connection
@@ -19,7 +22,10 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.http_io import BODY_TIMEOUT_SCOPE_KEY
+
 DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_CONNECTIONS = 4096
 
@@ -30,6 +36,7 @@ class HeadersTooLarge(Exception):
 
 class HardenedHttpToolsProtocol(HttpToolsProtocol):
     header_timeout_s = DEFAULT_HEADER_TIMEOUT_S
+    body_timeout_s = DEFAULT_BODY_TIMEOUT_S
     max_header_bytes = DEFAULT_MAX_HEADER_BYTES
     max_connections = DEFAULT_MAX_CONNECTIONS
 
@@ -39,6 +46,9 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_too_large = False
         self._in_message = False  # between llhttp's message begin and message complete
+        self._in_body = False  # between headers complete and message complete
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_seen_at = 0.0  # loop time of the last body bytes (the timer re-arms lazily)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -49,12 +59,18 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._head_timer is None and not self._in_message:
             self._arm_head_timer()  # the first byte of a request (or of junk) starts the clock
         super().data_received(data)
+        if self._in_body:  # only a body split over several reads arms a timer
+            self._body_seen_at = self.loop.time()
+            if self._body_timer is None:
+                self._body_timer = self.loop.call_later(self.body_timeout_s,
+                                                        self._body_timed_out)
 
     def on_message_begin(self) -> None:
         self._head_bytes = 0
@@ -63,6 +79,9 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._in_message = False
+        if self._in_body:
+            self._in_body = False
+            self._cancel_body_timer()
         super().on_message_complete()
 
     def on_url(self, url: bytes) -> None:
@@ -75,6 +94,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._cancel_head_timer()
+        self._in_body = True
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
@@ -106,6 +126,29 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             self._send_and_close(b"408 Request Timeout", f"the request head did not arrive "
                                  f"within {self.header_timeout_s:g} s")
 
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if not self._in_body or self.transport.is_closing():
+            return
+        idle = self.loop.time() - self._body_seen_at
+        if idle < self.body_timeout_s or self.flow.read_paused:  # bytes came, or we paused
+            wait = self.body_timeout_s - idle if idle < self.body_timeout_s else self.body_timeout_s
+            self._body_timer = self.loop.call_later(wait, self._body_timed_out)
+            return
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.scope[BODY_TIMEOUT_SCOPE_KEY] = self.body_timeout_s  # type: ignore[literal-required]
+        if cycle is None or not cycle.response_started:
+            self._send_and_close(b"408 Request Timeout", f"no request body bytes arrived "
+                                 f"for {self.body_timeout_s:g} s")
+        else:
+            self.transport.close()
+
     def _send_and_close(self, status: bytes, message: str) -> None:
         body = b'{"message":"' + message.encode("ascii") + b'"}'
         self.transport.write(b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
@@ -116,12 +159,14 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
 
 def hardened_protocol(header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
                       max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
-                      max_connections: int = DEFAULT_MAX_CONNECTIONS
+                      max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                      body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
                       ) -> type[HardenedHttpToolsProtocol]:
     """The protocol class to pass as uvicorn's `http=`, with these bounds."""
-    if header_timeout_s <= 0 or max_header_bytes < 1024 or max_connections < 1:
-        raise ValueError("header_timeout_s must be > 0, max_header_bytes >= 1024 and "
-                         "max_connections >= 1")
+    if header_timeout_s <= 0 or body_timeout_s <= 0 or max_header_bytes < 1024 \
+            or max_connections < 1:
+        raise ValueError("header_timeout_s and body_timeout_s must be > 0, max_header_bytes "
+                         ">= 1024 and max_connections >= 1")
     return type("BoundedHttpToolsProtocol", (HardenedHttpToolsProtocol,), {
         "header_timeout_s": header_timeout_s, "max_header_bytes": max_header_bytes,
-        "max_connections": max_connections})
+        "max_connections": max_connections, "body_timeout_s": body_timeout_s})

@@ -125,7 +125,7 @@ class ScoreHandler:
                 raise unauthorized()
             limit = snapshot.settings.max_body_bytes
             declared_length(incoming.content_length, limit)
-            body = await read_body(receive, limit)
+            body = await read_body(receive, limit, scope)
             deployment, role = self._choose(snapshot, endpoint, incoming.deployment)
             deployment_label = deployment.name
             mirrored = role == ROLE_LIVE and endpoint.mirror is not None

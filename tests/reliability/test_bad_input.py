@@ -18,8 +18,10 @@ from tests.reliability.raw_http import exchange, request
 from tests.reliability.stack import FAULTS, Stack
 
 HEADER_TIMEOUT_S = 1.0
+BODY_TIMEOUT_S = 1.0
 MAX_CONNECTIONS = 48
 SERVE_FLAGS = ("--header-timeout-s", str(HEADER_TIMEOUT_S), "--max-body-mb", "1",
+               "--body-timeout-s", str(BODY_TIMEOUT_S),
                "--max-connections", str(MAX_CONNECTIONS))
 PATH = f"/endpoints/{FAULTS}/score"
 
@@ -139,6 +141,41 @@ def test_slowloris_connections_are_cut_and_others_are_served(stack: Stack) -> No
     assert len(cut) == len(threads), f"{len(cut)} of {len(threads)} slow clients were cut off"
     # Cut at the header timeout, not when they gave up (they would trickle for 100 s).
     assert max(cut) < 10 * HEADER_TIMEOUT_S, cut
+
+
+def test_a_stalled_body_gets_408_and_never_reaches_the_upstream(stack: Stack) -> None:
+    stack.forget()
+    body = b'{"data": [1, 2, 3]}'
+    raw = request(PATH, head(stack, b"good"), body)
+    started = time.monotonic()
+    answer = exchange(stack.port, raw[:-5], timeout_s=20 * BODY_TIMEOUT_S)  # 5 bytes never sent
+    waited = time.monotonic() - started
+    assert answer.closed and answer.status == 408, answer.data
+    assert "body" in str(answer.json())
+    assert BODY_TIMEOUT_S * 0.9 <= waited < 15 * BODY_TIMEOUT_S, waited
+    assert stack.seen() == []
+    assert stack.post("good").status_code == 200
+
+
+def test_a_body_trickling_faster_than_the_timeout_is_served(stack: Stack) -> None:
+    """The body timeout is between bytes (like nginx's client_body_timeout), not in total."""
+    stack.forget()
+    body = b'{"data": [1, 2, 3]}'
+    raw = request(PATH, head(stack, b"good"), body)
+    split = len(raw) - len(body)
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=30) as sock:
+        sock.sendall(raw[:split])
+        deadline = time.monotonic() + 3 * BODY_TIMEOUT_S  # in total longer than the timeout
+        for index in range(len(body)):
+            sock.sendall(body[index:index + 1])
+            time.sleep(max(0.0, min(BODY_TIMEOUT_S / 5, deadline - time.monotonic())))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert [r["body"] for r in stack.seen()] == [body.decode()]
 
 
 def test_connections_past_the_bound_are_closed_at_once(stack: Stack) -> None:

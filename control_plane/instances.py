@@ -29,6 +29,7 @@ from .managed_instance import (InstanceEvents, InstanceStatus, Launch, ManagedIn
                                SupervisorTimings)
 from .model_dir import prepare_model_dir
 from .models import DeploymentSpec
+from .tasks import cancel_and_wait
 
 __all__ = ["CommandBuilder", "InstanceStatus", "MetricEvents", "Supervisor", "SupervisorTimings"]
 
@@ -157,9 +158,7 @@ class Supervisor:
             for instance in instances:
                 instance.begin_drain()
             self._notify_change()
-            for task in list(self._retiring):
-                task.cancel()
-            await asyncio.gather(*self._retiring, return_exceptions=True)
+            await cancel_and_wait(*self._retiring)
             await asyncio.gather(*(i.stop() for i in instances), return_exceptions=True)
             self._deployments.clear()
 

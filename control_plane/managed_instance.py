@@ -21,6 +21,7 @@ from gateway.snapshot import InstanceRoute
 from . import launch
 from .models import DeploymentSpec
 from .probes import Streaks, probe
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("scoregate.instances")
 
@@ -122,8 +123,7 @@ class ManagedInstance:
         if self.state != DRAINING:
             self._set_state(DRAINING)
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
         if self._proc is not None:
             await launch.stop_group(self._proc, self._timings.stop_grace_s)
         self._sock.close()
@@ -182,9 +182,7 @@ class ManagedInstance:
             await asyncio.wait((exited, liveness), return_when=asyncio.FIRST_COMPLETED)
             return not exited.done()
         finally:
-            for task in (exited, liveness, readiness):
-                task.cancel()
-            await asyncio.gather(exited, liveness, readiness, return_exceptions=True)
+            await cancel_and_wait(exited, liveness, readiness)
 
     async def _readiness(self) -> None:
         settings = self.spec.readiness_probe

@@ -35,6 +35,7 @@ from .rollout_model import (
 from .rollout_plan import check_request, plan_steps, promoted, stable_weights
 from .rollout_window import ComparisonReader, WindowSample, read_comparisons, read_sample
 from .store import Store
+from .tasks import cancel_and_wait
 
 T = TypeVar("T")
 Percents = Mapping[str, int]
@@ -163,10 +164,7 @@ class RolloutEngine:
         return resumed
 
     async def close(self) -> None:
-        drivers = list(self._drivers.values())
-        for task in drivers:
-            task.cancel()
-        await asyncio.gather(*drivers, return_exceptions=True)
+        await cancel_and_wait(*self._drivers.values())
         await self.events.close()
 
     # --- the driver ----------------------------------------------------------------------
@@ -305,9 +303,7 @@ class RolloutEngine:
     async def _stop_driver(self, endpoint: str) -> None:
         task = self._drivers.pop(endpoint, None)
         if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     def _lock(self, endpoint: str) -> asyncio.Lock:
         return self._locks.setdefault(endpoint, asyncio.Lock())

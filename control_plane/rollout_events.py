@@ -20,6 +20,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from .rollout_model import STATES, SUCCEEDED, Rollout, Verdict
+from .tasks import cancel_and_wait
 
 EVENT_KINDS = ("started", "step", "paused", "resumed", "rolled_back", "promoted", "aborted")
 EVENT_TYPE_PREFIX = "io.scoregate.rollout."
@@ -133,6 +134,4 @@ class RolloutEvents:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), timeout_s)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
+        await cancel_and_wait(sender)

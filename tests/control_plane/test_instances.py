@@ -23,13 +23,13 @@ from typing import Awaitable, Callable, Iterator
 
 import joblib  # type: ignore[import-untyped]
 import pytest
-import uvloop
 
 from control_plane import yaml_loader
 from control_plane.errors import ValidationError
 from control_plane.instances import Supervisor, SupervisorTimings
 from control_plane.model_dir import prepare_model_dir
 from control_plane.models import DeploymentSpec, ProbeSettings, RequestSettings
+from tests.support.loops import run_bounded
 from tests.support.processes import REPO_ROOT, ProcessGroup, http_ok, wait_until
 
 SUPPORT = Path(__file__).with_name("instance_support")
@@ -140,7 +140,7 @@ def run_with_supervisor(tmp_path: Path) -> Iterator[Runner]:
             finally:
                 await supervisor.close()
 
-        uvloop.run(main())
+        run_bounded(main())
 
     try:
         yield run
@@ -452,7 +452,7 @@ def test_real_scoring_server_serves_the_example_model(tmp_path: Path) -> None:
         finally:
             await supervisor.close()
 
-    uvloop.run(main())
+    run_bounded(main())
 
 
 def test_real_scoring_server_init_failure_is_failed(tmp_path: Path) -> None:
@@ -475,7 +475,7 @@ def test_real_scoring_server_init_failure_is_failed(tmp_path: Path) -> None:
         finally:
             await supervisor.close()
 
-    uvloop.run(main())
+    run_bounded(main())
 
 
 def _load_module(path: Path) -> ModuleType:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import uvloop
-
 from control_plane.tasks import cancel_and_wait
+from tests.support.loops import run_bounded
 
 
 def test_a_task_that_swallows_a_cancel_is_cancelled_again() -> None:
@@ -30,7 +29,7 @@ def test_a_task_that_swallows_a_cancel_is_cancelled_again() -> None:
         assert task.cancelled() and plain.cancelled() and failing.done()
         assert swallowed == [1]
 
-    uvloop.run(main())
+    run_bounded(main())
 
 
 def test_gather_alone_would_hang_on_the_same_task() -> None:
@@ -52,7 +51,7 @@ def test_gather_alone_would_hang_on_the_same_task() -> None:
         await cancel_and_wait(task, retry_s=0.05)
         return bool(done)
 
-    assert uvloop.run(main()) is False
+    assert run_bounded(main()) is False
 
 
 async def _fail() -> None:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 import pytest
-import uvloop
 
 from gateway.upstream_client import (ConnectFailed, HttpClient, ResponseFailed, ResponseTimeout,
                                      request_head, Origin)
+from tests.support.loops import run_bounded
 
 Reply = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]
 
@@ -68,7 +68,7 @@ def run(reply: Reply, scenario: Callable[[HttpClient, Server], Awaitable[None]])
             client.close()
             listener.close()
         return server
-    return uvloop.run(main())
+    return run_bounded(main())
 
 
 async def post(client: HttpClient, server: Server, body: bytes = b"{}",
@@ -217,7 +217,7 @@ def test_refused_connect_is_marked_safe_to_retry() -> None:
             finally:
                 client.close()
 
-        uvloop.run(main())
+        run_bounded(main())
 
 
 def test_ten_megabyte_bodies_both_ways() -> None:

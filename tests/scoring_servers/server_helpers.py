@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from tests.support.processes import REPO_ROOT, ProcessGroup, Started, http_ok, wait_until
+from tests.support.processes import (REPO_ROOT, ProcessGroup, Started, die_with_pytest, http_ok,
+                                     wait_until)
 
 LISTENING = re.compile(r"^listening on (http://127\.0\.0\.1:\d+)$", re.MULTILINE)
 START_TIMEOUT_S = 60.0
@@ -97,7 +98,8 @@ def start_with_fds(group: ProcessGroup, argv: Sequence[str], env: Mapping[str, s
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env, "PYTHONPATH": python_path}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(list(argv), env=full_env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, pass_fds=list(fds))
+                                start_new_session=True, pass_fds=list(fds),
+                                preexec_fn=die_with_pytest())
     started = Started(proc, log_path)
     group.started.append(started)
     return started

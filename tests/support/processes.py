@@ -3,16 +3,20 @@
 Each process gets its own process group, so a test can stop it together with every child it
 started (scoring-server instances of a gateway, workers of a server). `ProcessGroup` is a
 context manager: leaving it, normally or by an exception, sends SIGTERM, waits, then SIGKILL.
+Should pytest itself die (killed, or ended by pytest-timeout's thread method), the kernel
+sends each process it started SIGTERM (`die_with_pytest`), so nothing is left behind.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +25,21 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: no dlopen after fork
+
+
+def die_with_pytest() -> Callable[[], None] | None:
+    """A preexec_fn asking the kernel to SIGTERM the child when its parent dies. The signal
+    follows the thread that forked, so it is only asked for from the main thread (which
+    lives as long as pytest); children started from other threads rely on the group."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def set_pdeathsig() -> None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    return set_pdeathsig
 
 
 def free_port() -> int:
@@ -77,7 +96,7 @@ class ProcessGroup:
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(list(args), env=full_env, cwd=cwd, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                    pass_fds=tuple(pass_fds))
+                                    pass_fds=tuple(pass_fds), preexec_fn=die_with_pytest())
         started = Started(proc, log_path)
         self.started.append(started)
         return started

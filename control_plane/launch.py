@@ -114,8 +114,11 @@ async def stop_group(proc: subprocess.Popen[bytes], grace_s: float) -> int:
     """SIGTERM the process group, wait up to `grace_s`, then SIGKILL the group; reap."""
     if proc.poll() is None:
         _signal_group(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(wait_exit(proc), grace_s)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives
+        # as the process exits, and the instance loop it runs in would then start a new one.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                await wait_exit(proc)
     _signal_group(proc.pid, signal.SIGKILL)  # also children the instance left behind
     return await wait_exit(proc)
 

@@ -159,6 +159,7 @@ class ManagedInstance:
             return True
         if await self._watch(self._proc):
             self.last_error = f"liveness probe failed ({self.last_error}); killed"
+            self._set_state(UNREADY)  # out of rotation now, not after the kill's grace period
             await launch.stop_group(self._proc, self._timings.stop_grace_s)
         else:
             self.last_error = _describe_exit(self._proc.wait())

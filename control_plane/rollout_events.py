@@ -133,5 +133,6 @@ class RolloutEvents:
         if sender is None:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._queue.join()
         await cancel_and_wait(sender)

@@ -308,11 +308,35 @@ def test_liveness_failure_restarts_the_instance(
         pid = h.pids()["blue-0"] or 0
         (h.tmp / "hang").write_text("")
         await h.until(lambda: not alive(pid), "the hung instance to be killed", timeout=20)
+        status = h.supervisor.status(KEY)[0]
+        # Out of rotation from the failed probe on, never "ready" while it is being killed.
+        assert status.state != "ready" or status.restarts == 1, status
         (h.tmp / "hang").unlink()
         await h.until(lambda: h.ready_ids() == ["blue-0"], "the restarted instance", timeout=20)
         status = h.supervisor.status(KEY)[0]
         assert status.restarts == 1 and "liveness" in (status.last_error or "")
         assert h.events.probe_failures["liveness"] >= 2
+
+    run_with_supervisor(body)
+
+
+def test_an_instance_failing_liveness_leaves_rotation_before_it_is_killed(
+        run_with_supervisor: Runner) -> None:
+    """The kill takes up to stop_grace_s (SIGTERM ignored here): no traffic meanwhile."""
+    async def body(h: Harness) -> None:
+        liveness = ProbeSettings(initial_delay=0, period=1, timeout=1, success_threshold=1,
+                                 failure_threshold=2)
+        await h.start(h.spec(count=1, readiness=PATIENT_PROBE, liveness=liveness,
+                             env={"STANDIN_IGNORE_TERM": "1"}))
+        pid = h.pids()["blue-0"] or 0
+        (h.tmp / "hang").write_text("")
+        await h.until(lambda: h.ready_ids() == [], "the hung instance to leave rotation",
+                      timeout=20)
+        assert alive(pid), "it left rotation only once it was dead"
+        await h.until(lambda: not alive(pid), "the SIGKILL after the grace", timeout=20)
+        (h.tmp / "hang").unlink()
+        await h.until(lambda: h.ready_ids() == ["blue-0"], "the restarted instance", timeout=20)
+        assert h.supervisor.status(KEY)[0].restarts == 1
 
     run_with_supervisor(body)
 

@@ -5,6 +5,7 @@ STANDIN_EXIT_CODE    exit with this code at start, as the real server does when 
 STANDIN_FAIL_FILE    while this file exists, `GET /` answers 503 (readiness/liveness fail)
 STANDIN_HANG_FILE    while this file exists, `GET /` never answers
 STANDIN_CHECK_PATH   a path relative to AZUREML_MODEL_DIR; the start line says if it exists
+STANDIN_IGNORE_TERM  "1": ignore SIGTERM, so only the supervisor's SIGKILL after its grace ends it
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import http.server
 import os
+import signal
 import socket
 import sys
 import time
@@ -47,6 +49,8 @@ def main() -> int:
     parser.add_argument("--code")
     parser.add_argument("--entry")
     args = parser.parse_args()
+    if os.environ.get("STANDIN_IGNORE_TERM") == "1":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     starts = os.environ.get("STANDIN_STARTS_FILE")
     if starts:
         with open(starts, "a") as file:

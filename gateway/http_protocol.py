@@ -18,7 +18,7 @@ It is still uvicorn's httptools protocol: only these callbacks are extended.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Callable
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -34,6 +34,53 @@ class HeadersTooLarge(Exception):
     pass
 
 
+class Deadline:
+    """Calls `expired` once `timeout_s` pass after the last `start` with no `stop` since.
+
+    The loop timer is re-armed lazily: `start` and `stop` only note the time, and a timer that
+    fires early re-arms for what is left. So a keep-alive connection arms at most one timer
+    per `timeout_s`, not one (plus a cancel) per request."""
+
+    __slots__ = ("_loop", "_timeout_s", "_expired", "_since", "_timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float,
+                 expired: Callable[[], None]) -> None:
+        self._loop = loop
+        self._timeout_s = timeout_s
+        self._expired = expired
+        self._since: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._since is not None
+
+    def start(self) -> None:
+        self._since = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._timeout_s, self._check)
+
+    def stop(self) -> None:
+        self._since = None  # a pending timer finds nothing to do
+
+    def close(self) -> None:
+        self._since = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        self._timer = None
+        if self._since is None:
+            return
+        left = self._since + self._timeout_s - self._loop.time()
+        if left > 0:
+            self._timer = self._loop.call_later(left, self._check)
+            return
+        self._since = None
+        self._expired()
+
+
 class HardenedHttpToolsProtocol(HttpToolsProtocol):
     header_timeout_s = DEFAULT_HEADER_TIMEOUT_S
     body_timeout_s = DEFAULT_BODY_TIMEOUT_S
@@ -42,35 +89,31 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_deadline = Deadline(self.loop, self.header_timeout_s, self._head_timed_out)
+        self._body_deadline = Deadline(self.loop, self.body_timeout_s, self._body_timed_out)
         self._head_bytes = 0
         self._head_too_large = False
         self._in_message = False  # between llhttp's message begin and message complete
         self._in_body = False  # between headers complete and message complete
-        self._body_timer: asyncio.TimerHandle | None = None
-        self._body_seen_at = 0.0  # loop time of the last body bytes (the timer re-arms lazily)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             transport.abort()
             return
-        self._arm_head_timer()
+        self._head_deadline.start()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
-        self._cancel_body_timer()
+        self._head_deadline.close()
+        self._body_deadline.close()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._head_timer is None and not self._in_message:
-            self._arm_head_timer()  # the first byte of a request (or of junk) starts the clock
+        if not self._in_message and not self._head_deadline.running:
+            self._head_deadline.start()  # the first byte of a request (or of junk) starts the clock
         super().data_received(data)
-        if self._in_body:  # only a body split over several reads arms a timer
-            self._body_seen_at = self.loop.time()
-            if self._body_timer is None:
-                self._body_timer = self.loop.call_later(self.body_timeout_s,
-                                                        self._body_timed_out)
+        if self._in_body:  # only a body split over several reads starts its clock
+            self._body_deadline.start()
 
     def on_message_begin(self) -> None:
         self._head_bytes = 0
@@ -78,10 +121,8 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
 
     def on_message_complete(self) -> None:
-        self._in_message = False
-        if self._in_body:
-            self._in_body = False
-            self._cancel_body_timer()
+        self._in_message = self._in_body = False
+        self._body_deadline.stop()
         super().on_message_complete()
 
     def on_url(self, url: bytes) -> None:
@@ -93,7 +134,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._cancel_head_timer()
+        self._head_deadline.stop()
         self._in_body = True
         super().on_headers_complete()
 
@@ -112,33 +153,16 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             self._head_too_large = True
             raise HeadersTooLarge()  # llhttp stops parsing; uvicorn calls send_400_response
 
-    def _arm_head_timer(self) -> None:
-        self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
-
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
     def _head_timed_out(self) -> None:
-        self._head_timer = None
         if not self.transport.is_closing():
             self._send_and_close(b"408 Request Timeout", f"the request head did not arrive "
                                  f"within {self.header_timeout_s:g} s")
 
-    def _cancel_body_timer(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
-
     def _body_timed_out(self) -> None:
-        self._body_timer = None
-        if not self._in_body or self.transport.is_closing():
+        if self.transport.is_closing():
             return
-        idle = self.loop.time() - self._body_seen_at
-        if idle < self.body_timeout_s or self.flow.read_paused:  # bytes came, or we paused
-            wait = self.body_timeout_s - idle if idle < self.body_timeout_s else self.body_timeout_s
-            self._body_timer = self.loop.call_later(wait, self._body_timed_out)
+        if self.flow.read_paused:  # we stopped reading, not the client: wait again
+            self._body_deadline.start()
             return
         cycle = self.cycle
         if cycle is not None:

@@ -43,13 +43,14 @@ class Mirror:
     def submit(self, deployment: DeploymentRoute, settings: GatewaySettings, body: bytes,
                forward: Headers, request_id: str) -> Pairing | None:
         """Start a copy now, or drop it when `mirror_max_in_flight` copies are running.
-        `forward` is the live request's forwarded headers (left unchanged). Returns the copy's
-        pairing when it is sampled for comparison: the caller hands it the live answer."""
+        `forward` is what the live request was sent with, its x-request-id included (left
+        unchanged). Returns the copy's pairing when it is sampled for comparison: the caller
+        hands it the live answer."""
         endpoint, name = deployment.endpoint, deployment.name
         if len(self._tasks) >= settings.mirror_max_in_flight:
             self._recorders.mirror(endpoint, name, "dropped")
             return None
-        headers = [*forward, (b"x-request-id", request_id.encode("ascii")), MIRROR_HEADER]
+        headers = [*forward, MIRROR_HEADER]
         self._recorders.mirror(endpoint, name, "sent")
         pairing = self.comparisons.start(endpoint, name, request_id, self._draw())
         task = asyncio.get_running_loop().create_task(

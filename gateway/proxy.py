@@ -59,10 +59,10 @@ class Incoming:
     deployment: bytes | None
     client_id: bytes | None
     content_length: bytes | None
-    forward: Headers  # as received (uvicorn lower-cases names), minus _DROP_REQUEST
+    forward: Headers  # as received (uvicorn lower-cases names), minus _DROP_REQUEST, plus ours
 
     @classmethod
-    def parse(cls, raw: Headers) -> "Incoming":
+    def parse(cls, raw: Headers, request_id_header: tuple[bytes, bytes]) -> "Incoming":
         authorization = deployment = client_id = content_length = None
         forward: Headers = []
         for name, value in raw:
@@ -76,6 +76,7 @@ class Incoming:
                 client_id = value
             if name not in _DROP_REQUEST:
                 forward.append((name, value))
+        forward.append(request_id_header)
         return cls(authorization, deployment, client_id, content_length, forward)
 
 
@@ -112,7 +113,7 @@ class ScoreHandler:
         started = time.perf_counter()
         request_id = fast_uuid4(self._bits(128))
         request_id_header = (b"x-request-id", request_id.encode("ascii"))  # to model and client
-        incoming = Incoming.parse(scope["headers"])
+        incoming = Incoming.parse(scope["headers"], request_id_header)
         client_id = client_request_id(incoming.client_id)
         deployment_label = NONE
         role = ROLE_LIVE if incoming.deployment is None else ROLE_DIRECT
@@ -129,8 +130,7 @@ class ScoreHandler:
             deployment, role = self._choose(snapshot, endpoint, incoming.deployment)
             deployment_label = deployment.name
             mirrored = role == ROLE_LIVE and endpoint.mirror is not None
-            answer = await self._forward(deployment, role, body, incoming.forward,
-                                        request_id_header)
+            answer = await self._forward(deployment, role, body, incoming.forward)
         except GatewayError as error:
             headers = error.response_headers()
             status, out, model_status = error.status, error.body(), error.model_status
@@ -180,7 +180,7 @@ class ScoreHandler:
             pairing.live(live_status, live_body)
 
     async def _forward(self, deployment: DeploymentRoute, role: str, body: bytes,
-                       forward: Headers, request_id_header: tuple[bytes, bytes]) -> Answer:
+                       forward: Headers) -> Answer:
         if not deployment.instances:
             raise GatewayError(503, f"deployment '{deployment.name}' has no ready instance")
         key = (deployment.endpoint, deployment.name)
@@ -194,7 +194,7 @@ class ScoreHandler:
             self._recorders.watch_in_flight(key, *self._upstream.in_flight.per_deployment)
         counts[key] = current + 1
         try:
-            answer = await self._send(deployment, body, [*forward, request_id_header])
+            answer = await self._send(deployment, body, forward)
         finally:
             counts[key] -= 1
         if not 200 <= answer.status < 300:

@@ -82,17 +82,17 @@ def request_head(method: str, target: str, origin: Origin, headers: Sequence[Hea
     parts = [method.encode("ascii"), b" ", target.encode("latin-1"), b" HTTP/1.1\r\n"]
     has_host = False
     for name, value in headers:
-        if type(name) is str:
+        if type(name) is str:  # `type() is` costs half what isinstance does; mypy cannot narrow it
             name = name.encode("latin-1")
         if type(value) is str:
             value = value.encode("latin-1")
         if not has_host and name.lower() == b"host":
             has_host = True
-        parts += (name, b": ", value, b"\r\n")
+        parts += (name, b": ", value, b"\r\n")  # type: ignore[arg-type]
     if not has_host:
         parts += (b"host: ", origin.host_header, b"\r\n")
     parts += (b"content-length: ", str(body_length).encode("ascii"), b"\r\n\r\n")
-    return b"".join(parts)  # type: ignore[arg-type]
+    return b"".join(parts)
 
 
 class Connection(asyncio.Protocol):

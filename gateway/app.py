@@ -18,7 +18,7 @@ from gateway.auth import check_authorization
 from gateway.compare import CompareSettings
 from gateway.comparisons import ComparisonReport, Comparisons
 from gateway.errors import JSON_HEADERS, GatewayError, not_found, printable, unauthorized
-from gateway.http_io import Receive, Scope, Send, send_response
+from gateway.http_io import Receive, Scope, Send, header, send_response
 from gateway.metrics import Recorders, render
 from gateway.mirror import Mirror
 from gateway.picking import endpoint_for
@@ -37,10 +37,8 @@ class GatewayOptions:
 
 
 def _host(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"host":
-            return value.decode("latin-1")  # type: ignore[no-any-return]
-    return None
+    value = header(scope["headers"], b"host")
+    return value.decode("latin-1") if value is not None else None
 
 
 def _several_endpoints(snapshot: RoutingSnapshot) -> str:
@@ -130,10 +128,14 @@ class ScoringApp:
 
     def _endpoint(self, snapshot: RoutingSnapshot, scope: Scope, path: str,
                   suffix: str) -> tuple[EndpointRoute | None, str]:
+        """The endpoint, or None and why (the message is built only then)."""
         if path == suffix:
-            return endpoint_for(snapshot, _host(scope)), _several_endpoints(snapshot)
+            # One endpoint serves plain /score whatever the Host: skip scanning for it then.
+            endpoint = snapshot.default_endpoint or endpoint_for(snapshot, _host(scope))
+            return endpoint, "" if endpoint is not None else _several_endpoints(snapshot)
         name = path[len(_PREFIX):-len(suffix)]
-        return snapshot.endpoints.get(name), f"endpoint '{printable(name)}' not found"
+        endpoint = snapshot.endpoints.get(name)
+        return endpoint, "" if endpoint is not None else f"endpoint '{printable(name)}' not found"
 
     async def _swagger(self, endpoint: EndpointRoute | None, missing: str, scope: Scope,
                        send: Send) -> None:
@@ -141,7 +143,7 @@ class ScoringApp:
         try:
             if endpoint is None:
                 raise not_found(missing)
-            authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+            authorization = header(scope["headers"], b"authorization")
             if not check_authorization(endpoint, authorization, time.time()):
                 raise unauthorized()
             ordered = [endpoint.deployments[n] for n, _ in endpoint.traffic
@@ -159,9 +161,9 @@ class ScoringApp:
                 raise GatewayError(502, f"swagger.json could not be fetched: {error}") from None
         except GatewayError as error:
             return await _error(send, error)
-        content_type = next((v for k, v in answer.headers if k == b"content-type"),
-                            b"application/json")
-        await send_response(send, answer.status, [(b"content-type", content_type)], answer.body)
+        content_type = header(answer.headers, b"content-type")
+        headers = [(b"content-type", b"application/json" if content_type is None else content_type)]
+        await send_response(send, answer.status, headers, answer.body)
 
 
 async def _error(send: Send, error: GatewayError) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, MutableMapping
+from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
 from gateway.errors import GatewayError
 
@@ -12,6 +12,14 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 BODY_TIMEOUT_SCOPE_KEY = "scoregate.body_timeout_s"  # set by gateway/http_protocol.py
+
+
+def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The value of the first header called `name` (lower-case, as uvicorn and our client give)."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
 
 
 def too_large(limit: int) -> GatewayError:

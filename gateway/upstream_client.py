@@ -47,7 +47,7 @@ class ResponseTimeout(ClientError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per request: a frozen __init__ costs ~0.5 µs more
 class Response:
     status: int
     reason: str

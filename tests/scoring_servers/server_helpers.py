@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import textwrap
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-from tests.support.processes import (REPO_ROOT, ProcessGroup, Started, die_with_pytest, http_ok,
-                                     wait_until)
+from tests.support.processes import ProcessGroup, Started, http_ok, wait_until
 
 LISTENING = re.compile(r"^listening on (http://127\.0\.0\.1:\d+)$", re.MULTILINE)
 START_TIMEOUT_S = 60.0
@@ -80,29 +76,13 @@ def start_server_on_fd(group: ProcessGroup, code_dir: Path,
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
-    started = start_with_fds(group, [sys.executable, *server_args(code_dir), "--fd", str(sock.fileno())],
-                             env or {}, [sock.fileno()])
+    started = group.python(*server_args(code_dir), "--fd", str(sock.fileno()), env=env, name="fd",
+                           pass_fds=[sock.fileno()])
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     wait_until(lambda: http_ok(url + "/") or _exited(started), START_TIMEOUT_S, what="readiness")
     if started.proc.poll() is not None:
         raise AssertionError(f"server exited with {started.proc.returncode}:\n{started.log()}")
     return ScoringServer(started, url), sock
-
-
-def start_with_fds(group: ProcessGroup, argv: Sequence[str], env: Mapping[str, str],
-                   fds: Sequence[int]) -> Started:
-    """ProcessGroup.start has no pass_fds: same start, registered with the group for cleanup."""
-    group.log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = group.log_dir / f"fd-{len(group.started)}.log"
-    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env, "PYTHONPATH": python_path}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(list(argv), env=full_env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, pass_fds=list(fds),
-                                preexec_fn=die_with_pytest())
-    started = Started(proc, log_path)
-    group.started.append(started)
-    return started
 
 
 def wait_ready(started: Started) -> str:

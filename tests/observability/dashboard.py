@@ -7,14 +7,13 @@ real Prometheus), so reading the JSON and substituting Grafana's variables lives
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from tests.observability.prometheus import prometheus_tool
 from tests.support.processes import REPO_ROOT
 
 CONFIG = REPO_ROOT / "config"
@@ -74,11 +73,7 @@ def substitute(expr: str, endpoint: str, deployment: str, rate_interval: str = "
 
 
 def promtool() -> str | None:
-    """Where promtool is; in CI (CI=true) its absence is a failure, not a skip."""
-    found = shutil.which("promtool")
-    if found is None and os.environ.get("CI"):
-        raise RuntimeError("CI must install Debian's prometheus package (see .ci/run)")
-    return found
+    return prometheus_tool("promtool")
 
 
 def check_expressions_parse(expressions: list[str],

@@ -76,12 +76,17 @@ class Prometheus:
                    what="Prometheus to scrape the gateway again")
 
 
-def prometheus_binary() -> str | None:
-    """Where Debian's prometheus is; in CI (CI=true) its absence is a failure, not a skip."""
-    found = shutil.which("prometheus")
+def prometheus_tool(name: str) -> str | None:
+    """Where a program of Debian's prometheus package is; in CI (CI=true) its absence is a
+    failure, not a skip."""
+    found = shutil.which(name)
     if found is None and os.environ.get("CI"):
         raise RuntimeError("CI must install Debian's prometheus package (see .ci/run)")
     return found
+
+
+def prometheus_binary() -> str | None:
+    return prometheus_tool("prometheus")
 
 
 def start_prometheus(group: ProcessGroup, workdir: Path, target: str,

@@ -57,19 +57,20 @@ def served_by(gateway: RunningGateway, instance: str) -> int:
                and "request received" in line)
 
 
-def load(gateway: RunningGateway) -> Background:
-    headers = {"Authorization": f"Bearer {gateway.key(E)}"}
-    return Background(f"{gateway.scoring_url}/endpoints/{E}/score", headers, CONCURRENCY)
-
-
 def all_ready(gateway: RunningGateway) -> bool:
     return all(i["state"] == "ready" for i in instances(gateway).values())
 
 
-def test_sigkill_under_load_costs_at_most_the_requests_in_flight(gateway: RunningGateway) -> None:
+def victim_under_load(gateway: RunningGateway, instance: str) -> tuple[dict[str, Any], Background]:
+    """Once both instances are ready: `instance` as it is now, and load that runs until stopped."""
     wait_until(lambda: all_ready(gateway), timeout=60, what="both instances ready")
-    victim = instances(gateway)[f"{D}-1"]
-    running = load(gateway).start()
+    headers = {"Authorization": f"Bearer {gateway.key(E)}"}
+    url = f"{gateway.scoring_url}/endpoints/{E}/score"
+    return instances(gateway)[instance], Background(url, headers, CONCURRENCY).start()
+
+
+def test_sigkill_under_load_costs_at_most_the_requests_in_flight(gateway: RunningGateway) -> None:
+    victim, running = victim_under_load(gateway, f"{D}-1")
     try:
         time.sleep(1.0)
         os.kill(victim["pid"], signal.SIGKILL)
@@ -87,9 +88,7 @@ def test_sigkill_under_load_costs_at_most_the_requests_in_flight(gateway: Runnin
 def test_sigstop_takes_the_instance_out_of_rotation_and_sigcont_puts_it_back(
     gateway: RunningGateway
 ) -> None:
-    wait_until(lambda: all_ready(gateway), timeout=60, what="both instances ready")
-    victim = instances(gateway)[f"{D}-0"]
-    running = load(gateway).start()
+    victim, running = victim_under_load(gateway, f"{D}-0")
     try:
         time.sleep(0.5)
         os.kill(victim["pid"], signal.SIGSTOP)

@@ -18,6 +18,7 @@ import orjson
 import structlog
 
 FORMATS = ("json", "console")
+_LINE = orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE  # "...Z" as structlog's lines, then "\n"
 
 
 class FdLogger:
@@ -100,7 +101,7 @@ class AccessLog:
             return
         if not self._resolved:  # logging is configured by now (at the first request)
             self._fd, self._resolved = _json_fd(), True
-        fields = {
+        fields: dict[str, Any] = {
             "request_id": record.request_id, "client_request_id": record.client_request_id,
             "endpoint": record.endpoint, "deployment": record.deployment, "role": record.role,
             "status": record.status, "model_status": record.model_status,
@@ -111,5 +112,5 @@ class AccessLog:
             return
         fields["event"] = "request"
         fields["level"] = "info"
-        fields["timestamp"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-        os.write(self._fd, orjson.dumps(fields) + b"\n")
+        fields["timestamp"] = datetime.now(timezone.utc)  # orjson writes it as isoformat() would
+        os.write(self._fd, orjson.dumps(fields, option=_LINE))

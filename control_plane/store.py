@@ -127,12 +127,7 @@ class Store:
         self, spec: EndpointSpec, if_match: str | None = None
     ) -> Record[EndpointSpec]:
         """Replaces the whole spec; deployments left out of `traffic` get 0."""
-
-        def change(draft: _Draft) -> None:
-            draft.endpoint(spec.name, if_match)
-            draft.endpoints[spec.name] = spec
-
-        return self._write(change)[1].endpoints[spec.name]
+        return self.patch_endpoint(spec.name, lambda _: spec, if_match)
 
     def patch_endpoint(
         self, name: str, revise: Callable[[EndpointSpec], EndpointSpec],
@@ -183,13 +178,8 @@ class Store:
     def update_deployment(
         self, spec: DeploymentSpec, if_match: str | None = None
     ) -> Record[DeploymentSpec]:
-        key = deployment_key(spec.endpoint_name, spec.name)
-
-        def change(draft: _Draft) -> None:
-            draft.deployment(spec.endpoint_name, spec.name, if_match)
-            draft.deployments[key] = spec
-
-        return self._write(change)[1].deployments[key]
+        """Replaces the whole spec."""
+        return self.patch_deployment(spec.endpoint_name, spec.name, lambda _: spec, if_match)
 
     def patch_deployment(
         self, endpoint: str, name: str, revise: Callable[[DeploymentSpec], DeploymentSpec],

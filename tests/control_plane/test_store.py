@@ -16,6 +16,7 @@ from control_plane.admin_token import load_admin_token
 from control_plane.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from control_plane.models import DeploymentSpec, EndpointSpec, RequestSettings
 from control_plane.store import Store
+from tests.control_plane.store_support.rmw_worker import increment_once
 from tests.support.processes import ProcessGroup, Started, wait_until
 
 SUPPORT = Path(__file__).parent / "store_support"
@@ -367,13 +368,8 @@ def test_state_survives_reopening(store: Store, home: Path) -> None:
 def increment_with_retry(store: Store, count: int, acks: list[int], stale: list[int]) -> None:
     done = 0
     while done < count:
-        record = store.endpoint("counter")
-        n = int(record.spec.tags.get("n", "0")) + 1
-        try:
-            store.update_endpoint(
-                record.spec.with_changes(tags={"n": str(n)}), if_match=record.etag
-            )
-        except PreconditionFailed:
+        n, written = increment_once(store)
+        if not written:
             stale.append(n)
             continue
         acks.append(n)

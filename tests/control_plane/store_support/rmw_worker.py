@@ -19,16 +19,22 @@ from control_plane.store import Store
 ENDPOINT = "counter"
 
 
+def increment_once(store: Store) -> tuple[int, bool]:
+    """Reads `n`, writes n + 1 with If-Match: (n + 1, whether it was written, not stale)."""
+    record = store.endpoint(ENDPOINT)
+    n = int(record.spec.tags.get("n", "0")) + 1
+    try:
+        store.update_endpoint(record.spec.with_changes(tags={"n": str(n)}), if_match=record.etag)
+    except PreconditionFailed:
+        return n, False
+    return n, True
+
+
 def increment(store: Store, count: int) -> None:
     ok = stale = 0
     while ok < count:
-        record = store.endpoint(ENDPOINT)
-        n = int(record.spec.tags.get("n", "0")) + 1
-        try:
-            store.update_endpoint(
-                record.spec.with_changes(tags={"n": str(n)}), if_match=record.etag
-            )
-        except PreconditionFailed:
+        n, written = increment_once(store)
+        if not written:
             stale += 1
             continue
         ok += 1

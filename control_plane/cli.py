@@ -251,10 +251,11 @@ def deployment_logs(client: AdminClient, args: argparse.Namespace) -> Raw:
 
 # --- shared steps ---------------------------------------------------------------------------
 
-def _load(path: str, kind: type[Any], **overrides: str | None) -> Any:
+def _load(path: str, kind: type[Any], name: str | None,
+          endpoint_name: str | None = None) -> Any:
     from .yaml_loader import load_file
 
-    spec = load_file(path, **overrides)
+    spec = load_file(path, name=name, endpoint_name=endpoint_name)
     if not isinstance(spec, kind):
         found = "an endpoint" if isinstance(spec, EndpointSpec) else "a deployment"
         wanted = "an endpoint" if kind is EndpointSpec else "a deployment"
@@ -278,7 +279,7 @@ def parse_set(text: str) -> tuple[list[str], Any]:
 
 
 def _with_sets(base: dict[str, Any], sets: list[tuple[list[str], Any]] | None) -> dict[str, Any]:
-    result = json.loads(json.dumps(base))  # a deep copy
+    result: dict[str, Any] = json.loads(json.dumps(base))  # a deep copy
     for path, value in sets or []:
         target = result
         for key in path[:-1]:

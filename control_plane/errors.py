@@ -50,7 +50,3 @@ class PreconditionFailed(ScoregateError):
     """An update whose If-Match names a version that is no longer current."""
 
     status = 412
-
-
-class Unauthorized(ScoregateError):
-    status = 401

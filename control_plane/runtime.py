@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from gateway import metrics
 from gateway.app import ScoringApp
-from gateway.snapshot import GatewaySettings, RoutingSnapshot, SnapshotHolder
+from gateway.snapshot import GatewaySettings, SnapshotHolder
 
 from .admin_token import load_admin_token
 from .compile import EndpointKeys, compile_snapshot
@@ -59,13 +59,6 @@ class Runtime:
         if self._supervisor is None:
             raise RuntimeError("the runtime is not attached to a supervisor yet")
         return self._supervisor
-
-    @property
-    def snapshot(self) -> RoutingSnapshot:
-        return self._holder.current if self._holder else RoutingSnapshot()
-
-    async def start(self) -> int:
-        return await self.apply_change()
 
     async def apply_change(self) -> int:
         """Bring instances in line with the store, then publish; returns the snapshot version."""

@@ -28,6 +28,7 @@ from gateway.snapshot import GatewaySettings, SnapshotHolder
 from . import yaml_loader
 from .errors import ScoregateError
 from .instances import Supervisor
+from .models import DeploymentSpec, EndpointSpec
 from .rollout_engine import start_engine
 from .runtime import Runtime
 from .state_dir import StateDir, default_home
@@ -141,7 +142,8 @@ async def serve(options: ServeOptions) -> int:
 
 
 def _apply_sources(runtime: Runtime, sources: Sequence[Path]) -> None:
-    endpoints, deployments = [], []
+    endpoints: list[EndpointSpec] = []
+    deployments: list[DeploymentSpec] = []
     for source in sources:
         if source.is_dir():
             found_endpoints, found_deployments = yaml_loader.load_folder(source)
@@ -149,10 +151,14 @@ def _apply_sources(runtime: Runtime, sources: Sequence[Path]) -> None:
             deployments.extend(found_deployments)
         else:
             spec = yaml_loader.load_file(source)
-            (deployments if hasattr(spec, "endpoint_name") else endpoints).append(spec)
+            if isinstance(spec, DeploymentSpec):
+                deployments.append(spec)
+            else:
+                endpoints.append(spec)
     for line in runtime.store.apply(endpoints, deployments):
         print(line, flush=True)
-    for spec in [*endpoints, *deployments]:
+    applied: list[EndpointSpec | DeploymentSpec] = [*endpoints, *deployments]
+    for spec in applied:
         for line in yaml_loader.describe_not_applied(spec):
             print(line, flush=True)
 
@@ -190,7 +196,7 @@ async def _run(runtime: Runtime, options: ServeOptions) -> int:
         asyncio.create_task(admin_server.serve(sockets=[admin_socket])),
     ]
     try:
-        await runtime.start()
+        await runtime.apply_change()
         await start_engine(runtime, scoring_app, options.metrics)
         runtime.state_dir.write_server_info(scoring_url=scoring_url, admin_url=admin_url)
         print(f"scoring listener: {scoring_url}", flush=True)

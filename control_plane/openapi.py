@@ -10,10 +10,12 @@ messages name the rule (`auth-mode`, `instance-count`, `key-type`, ...).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import ScoregateError
+from .models import AUTH_MODES
 from .rollout_doc import PATHS as ROLLOUT_PATHS, SCHEMAS as ROLLOUT_SCHEMAS
+from .validation import MAX_REQUEST_TIMEOUT_MS, PROBE_LOWEST
 
 Schema = dict[str, Any]
 
@@ -33,19 +35,18 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _ints(names: dict[str, int]) -> Schema:
+def _ints(names: Mapping[str, int]) -> Schema:
     """An object of integer settings, each with its lowest value; none required."""
     return {"type": "object", "additionalProperties": False, "properties": {
         name: {"type": "integer", "minimum": lowest} for name, lowest in names.items()}}
 
 
 _REQUEST_SETTINGS = _ints({"request_timeout_ms": 1, "max_concurrent_requests_per_instance": 1})
-_REQUEST_SETTINGS["properties"]["request_timeout_ms"]["maximum"] = 180_000
-_PROBE = _ints({"initial_delay": 0, "period": 1, "timeout": 1, "success_threshold": 1,
-                "failure_threshold": 1})
+_REQUEST_SETTINGS["properties"]["request_timeout_ms"]["maximum"] = MAX_REQUEST_TIMEOUT_MS
+_PROBE = _ints(PROBE_LOWEST)
 
 _ENDPOINT_FIELDS: Schema = {
-    "auth_mode": {"type": "string", "enum": ["key", "aml_token"]},
+    "auth_mode": {"type": "string", "enum": list(AUTH_MODES)},
     "traffic": _PERCENTS,
     "mirror_traffic": _PERCENTS,
     "description": {"type": "string"},

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from .errors import ValidationError
@@ -23,6 +24,10 @@ from .models import AUTH_MODES, DeploymentSpec, EndpointSpec, ProbeSettings
 MAX_DEPLOYMENTS = 20
 MAX_MIRROR_PERCENT = 50
 MAX_REQUEST_TIMEOUT_MS = 180_000
+# The lowest value of each probe setting (the YAML loader and the OpenAPI document use it too).
+PROBE_LOWEST: Mapping[str, int] = MappingProxyType({
+    "initial_delay": 0, "period": 1, "timeout": 1, "success_threshold": 1, "failure_threshold": 1,
+})
 
 _NAME = re.compile(r"[A-Za-z](?:-?[A-Za-z0-9])*")
 _TRAFFIC_ITEM = re.compile(r"([^=\s,]*)=([^=\s,]*)")
@@ -164,8 +169,7 @@ def check_can_delete_deployment(endpoint_spec: EndpointSpec, name: str) -> None:
 
 def _check_probe(where: str, which: str, probe: ProbeSettings) -> None:
     for field_name, value in vars(probe).items():
-        lowest = 0 if field_name == "initial_delay" else 1
-        _require_int("probe", f"{which}.{field_name} of {where}", value, lowest)
+        _require_int("probe", f"{which}.{field_name} of {where}", value, PROBE_LOWEST[field_name])
 
 
 def _require_int(

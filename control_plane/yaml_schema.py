@@ -54,7 +54,6 @@ ENVIRONMENT_KEYS = frozenset({
     "build", "inference_config", "os_type", "datastore", "intellectual_property", "stage",
 })
 REQUEST_KEYS = frozenset({"request_timeout_ms", "max_concurrent_requests_per_instance"})
-PROBE_KEYS = ("initial_delay", "period", "timeout", "success_threshold", "failure_threshold")
 AUTH_NOT_YET = frozenset({"aad_token"})
 ENDPOINT = "an Azure ML online endpoint"
 DEPLOYMENT = "an Azure ML online deployment"
@@ -278,9 +277,9 @@ def _probe(src: Source, data: Mapping[str, Any], key: str) -> ProbeSettings:
     if value is None:
         return ProbeSettings()
     probe = mapping(src, value, key)
-    check_keys(src, probe, key, PROBE_KEYS, (), {}, key)
+    check_keys(src, probe, key, validation.PROBE_LOWEST, (), {}, key)
     defaults = ProbeSettings()
-    values = {name: integer(src, probe, name, key, getattr(defaults, name),
-                            0 if name == "initial_delay" else 1) for name in PROBE_KEYS}
+    values = {name: integer(src, probe, name, key, getattr(defaults, name), lowest)
+              for name, lowest in validation.PROBE_LOWEST.items()}
     return ProbeSettings(**values)
 

@@ -11,6 +11,8 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
+from .state_dir import fsync_folder
+
 TOKEN_FILE = "admin_token"
 ENV_VAR = "SCOREGATE_ADMIN_TOKEN"
 
@@ -45,8 +47,4 @@ def _create(path: Path, token: str) -> None:
         pass
     finally:
         temp.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_folder(path.parent)

@@ -25,15 +25,11 @@ class GatewayError(Exception):
         self.model_status = model_status  # the model's own status, when it answered
 
     def body(self) -> bytes:
-        return error_body(self.message)
+        return orjson.dumps({"message": self.message})
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         """A fresh list (the caller may append to it): JSON content type, then our own."""
         return [*JSON_HEADERS, *self.headers]
-
-
-def error_body(message: str) -> bytes:
-    return orjson.dumps({"message": message})
 
 
 def printable(text: str, limit: int = 64) -> str:

@@ -14,8 +14,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from gateway.snapshot import RoutingSnapshot
 
 NONE = "none"  # the label value when no endpoint/deployment was chosen, or the model gave no answer
-ROLES = ("live", "direct", "mirror")
-MIRROR_OUTCOMES = ("sent", "completed", "failed", "dropped")
 PROBES = ("readiness", "liveness")
 
 # 1 ms .. 60 s, dense enough for p50/p90/p95/p99 with histogram_quantile.

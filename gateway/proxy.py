@@ -26,15 +26,15 @@ ROLE_LIVE, ROLE_DIRECT = "live", "direct"
 DEPLOYMENT_HEADER = b"azureml-model-deployment"
 CLIENT_ID_HEADER = b"x-ms-client-request-id"
 _CLIENT_ID = re.compile(rb"[A-Za-z0-9_-]+")
+_HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+    b"trailer", b"transfer-encoding", b"upgrade"})
 # Not forwarded to the model: hop-by-hop headers, the endpoint credential, what we recompute.
-_DROP_REQUEST = frozenset({
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
-    b"trailer", b"transfer-encoding", b"upgrade", b"authorization", b"content-length",
-    b"expect", b"x-request-id", b"x-scoregate-mirror"})
-_DROP_RESPONSE = frozenset({
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
-    b"trailer", b"transfer-encoding", b"upgrade", b"content-length", b"date", b"server",
-    b"x-request-id", b"azureml-model-deployment", b"x-ms-client-request-id"})
+_DROP_REQUEST = _HOP_BY_HOP | {b"authorization", b"content-length", b"expect", b"x-request-id",
+                               b"x-scoregate-mirror"}
+# Not passed back to the client: hop-by-hop headers, and what we set ourselves.
+_DROP_RESPONSE = _HOP_BY_HOP | {b"content-length", b"date", b"server", b"x-request-id",
+                                DEPLOYMENT_HEADER, CLIENT_ID_HEADER}
 
 
 def fast_uuid4(bits: int) -> str:

@@ -25,6 +25,7 @@ from .models import DeploymentSpec
 CommandBuilder = Callable[[DeploymentSpec, int], list[str]]
 
 _PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: no dlopen after fork
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # where scoring_servers/ is importable
 
 
@@ -70,20 +71,25 @@ def spawn(argv: list[str], env: Mapping[str, str], fd: int,
     PDEATHSIG when the *thread* that forked the child exits, not only the process.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    parent = os.getpid()
     with open(log_path, "ab") as log:
         return subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, pass_fds=(fd,),
                                 start_new_session=True,
-                                preexec_fn=lambda: _die_with_parent(parent))
+                                preexec_fn=die_with_parent(signal.SIGKILL))
 
 
-def _die_with_parent(parent: int) -> None:
-    """In the child, before exec: SIGKILL me when my parent dies (and if it already has)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)
+def die_with_parent(sig: int) -> Callable[[], None]:
+    """A preexec_fn asking the kernel to send the child `sig` when its parent dies (exiting at
+    once if the parent already has). Call it in the parent, on the thread that will outlive
+    the child: the kernel sends the signal when the thread that forked exits."""
+    parent = os.getpid()
+
+    def set_pdeathsig() -> None:
+        _prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return set_pdeathsig
 
 
 async def wait_exit(proc: subprocess.Popen[bytes], poll_s: float = 0.1) -> int:
@@ -113,16 +119,17 @@ async def wait_exit(proc: subprocess.Popen[bytes], poll_s: float = 0.1) -> int:
 async def stop_group(proc: subprocess.Popen[bytes], grace_s: float) -> int:
     """SIGTERM the process group, wait up to `grace_s`, then SIGKILL the group; reap."""
     if proc.poll() is None:
-        _signal_group(proc.pid, signal.SIGTERM)
+        signal_group(proc.pid, signal.SIGTERM)
         # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives
         # as the process exits, and the instance loop it runs in would then start a new one.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace_s):
                 await wait_exit(proc)
-    _signal_group(proc.pid, signal.SIGKILL)  # also children the instance left behind
+    signal_group(proc.pid, signal.SIGKILL)  # also children the instance left behind
     return await wait_exit(proc)
 
 
-def _signal_group(pid: int, sig: int) -> None:
+def signal_group(pid: int, sig: int) -> None:
+    """Signal a process group that may already be gone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)

@@ -9,7 +9,6 @@ children with it.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -22,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Callable, Mapping, Sequence
 
-_PR_SET_PDEATHSIG = 1
+from control_plane.launch import die_with_parent, signal_group
 
 
 @dataclass(frozen=True)
@@ -70,19 +69,20 @@ class Children:
         with open(path, "ab") as log:
             popen = subprocess.Popen(list(args), env=full_env, cwd=cwd, stdout=log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True,
+                                     preexec_fn=die_with_parent(signal.SIGTERM))
         child = Child(name, popen, path)
         self.started.append(child)
         return child
 
     def stop(self, child: Child, timeout_s: float = 10.0) -> None:
         if child.popen.poll() is None:
-            _signal_group(child.pid, signal.SIGTERM)
+            signal_group(child.pid, signal.SIGTERM)
             try:
                 child.popen.wait(timeout_s)
             except subprocess.TimeoutExpired:
                 pass
-        _signal_group(child.pid, signal.SIGKILL)  # whatever of the group outlived its leader
+        signal_group(child.pid, signal.SIGKILL)  # whatever of the group outlived its leader
         try:
             child.popen.wait(5)
         except subprocess.TimeoutExpired:
@@ -138,15 +138,3 @@ def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes] | None:
         return int(error.code), error.read()
     except OSError:
         return None
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

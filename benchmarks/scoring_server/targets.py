@@ -15,6 +15,11 @@ from typing import Callable, Mapping
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script from this folder
+    sys.path.append(str(REPO_ROOT))
+
+from control_plane.launch import signal_group  # noqa: E402
+
 VENV = HERE / ".venv-azmlinfsrv"
 AZMLINFSRV_VERSION = "1.5.1"
 # azmlinfsrv always binds 0.0.0.0; this launcher makes it bind loopback, like everything here.
@@ -123,12 +128,12 @@ class RunningServer:
     def __exit__(self, *exc: object) -> None:
         if self.proc is None:
             return
-        _signal_group(self.proc.pid, signal.SIGTERM)
+        signal_group(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             pass
-        _signal_group(self.proc.pid, signal.SIGKILL)
+        signal_group(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
 
@@ -138,10 +143,3 @@ def _server_env(workload: Workload) -> Mapping[str, str]:
     if workload.model_dir is not None:
         env["AZUREML_MODEL_DIR"] = str(workload.model_dir)
     return env
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

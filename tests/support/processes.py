@@ -9,8 +9,6 @@ sends each process it started SIGTERM (`die_with_pytest`), so nothing is left be
 
 from __future__ import annotations
 
-import ctypes
-import json
 import os
 import signal
 import socket
@@ -22,24 +20,20 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
+
+from control_plane.launch import die_with_parent, signal_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-_PR_SET_PDEATHSIG = 1
-_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: no dlopen after fork
 
 
 def die_with_pytest() -> Callable[[], None] | None:
-    """A preexec_fn asking the kernel to SIGTERM the child when its parent dies. The signal
+    """A preexec_fn asking the kernel to SIGTERM the child when pytest dies. The signal
     follows the thread that forked, so it is only asked for from the main thread (which
     lives as long as pytest); children started from other threads rely on the group."""
     if threading.current_thread() is not threading.main_thread():
         return None
-
-    def set_pdeathsig() -> None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-    return set_pdeathsig
+    return die_with_parent(signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -61,7 +55,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0, interval: float
 def http_ok(url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return 200 <= response.status < 300
+            return 200 <= int(response.status) < 300
     except (OSError, urllib.error.URLError):
         return False
 
@@ -107,12 +101,12 @@ class ProcessGroup:
     def stop(self, started: Started, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
         proc = started.proc
         if proc.poll() is None:
-            _signal_group(proc.pid, sig)
+            signal_group(proc.pid, sig)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
-        _signal_group(proc.pid, signal.SIGKILL)  # children that outlived their parent
+        signal_group(proc.pid, signal.SIGKILL)  # children that outlived their parent
         try:
             return proc.wait(5)
         except subprocess.TimeoutExpired:
@@ -127,19 +121,3 @@ class ProcessGroup:
 
     def __exit__(self, *exc: object) -> None:
         self.stop_all()
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def read_json(path: Path) -> dict[str, object]:
-    return json.loads(path.read_text())
-
-
-def iter_lines(path: Path) -> Iterator[str]:
-    if path.exists():
-        yield from path.read_text(errors="replace").splitlines()

@@ -25,8 +25,8 @@ from gateway.snapshot import InstanceRoute
 from . import instance_logs, launch
 from .errors import ValidationError
 from .launch import CommandBuilder
-from .managed_instance import (InstanceEvents, InstanceStatus, Launch, ManagedInstance,
-                               SupervisorTimings)
+from .managed_instance import (DRAINING, FAILED, READY, STOPPED, InstanceEvents, InstanceStatus,
+                               Launch, ManagedInstance, SupervisorTimings)
 from .model_dir import prepare_model_dir
 from .models import DeploymentSpec
 from .tasks import cancel_and_wait
@@ -112,7 +112,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timings.start_wait_s
         while not self._closed and loop.time() < deadline:
-            if all(i.ready or i.restarts or i.state in ("failed", "draining", "stopped")
+            if all(i.ready or i.restarts or i.state in (FAILED, DRAINING, STOPPED)
                    for i in instances):
                 return
             await asyncio.sleep(0.05)
@@ -131,7 +131,7 @@ class Supervisor:
         deployment = self._deployments.get(key)
         if deployment is None:
             return []
-        external = [InstanceStatus(r.id, r.url, "ready", None, 0, None, None)
+        external = [InstanceStatus(r.id, r.url, READY, None, 0, None, None)
                     for r in deployment.external]
         managed = sorted(deployment.instances.values(), key=lambda i: _index(i.id))
         return external + [instance.status() for instance in managed]
@@ -168,8 +168,7 @@ class Supervisor:
         """Start and retire instances of `key` as its spec asks; returns those started."""
         deployment = self._deployments[key]
         spec = deployment.spec
-        live = [i for i in deployment.instances.values() if i.state != "draining"
-                and i.state != "stopped"]
+        live = [i for i in deployment.instances.values() if i.state not in (DRAINING, STOPPED)]
         if spec is None or spec.is_external:
             for instance in live:
                 self._retire(deployment, instance)

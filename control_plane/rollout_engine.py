@@ -106,7 +106,7 @@ class RolloutEngine:
 
             await self._thread(self.store.rollout_write, endpoint, save)
             rollout = started[0]
-            await self._publish()
+            await self._apply_change()
             self.events.emit("started", rollout)
             self._drive(rollout)
             return rollout
@@ -127,14 +127,12 @@ class RolloutEngine:
 
     async def promote(self, endpoint: str) -> Rollout:
         def change(r: Rollout, spec: EndpointSpec) -> tuple[Rollout, Percents, Percents]:
-            _require(r, None, "promote")
             return _promoted(r, "promoted by the operator")
 
         return await self._command(endpoint, change, "promoted")
 
     async def abort(self, endpoint: str) -> Rollout:
         def change(r: Rollout, spec: EndpointSpec) -> tuple[Rollout, Percents, Percents]:
-            _require(r, None, "abort")
             return _ended(r, ABORTED, "aborted by the operator")
 
         return await self._command(endpoint, change, "aborted")
@@ -289,16 +287,13 @@ class RolloutEngine:
             return _nonzero(traffic), _nonzero(mirror)
 
         await self._thread(self.store.rollout_write, endpoint, save)
-        await self._publish()
+        await self._apply_change()
         return result[0]
 
     async def _active(self, endpoint: str) -> Rollout | None:
         found = await self._thread(self.store.rollout_read,
                                    functools.partial(rollout_rows.active, endpoint=endpoint))
         return found[0] if found else None
-
-    async def _publish(self) -> None:
-        await self._apply_change()
 
     async def _stop_driver(self, endpoint: str) -> None:
         task = self._drivers.pop(endpoint, None)
@@ -345,8 +340,8 @@ def _promoted(rollout: Rollout, reason: str) -> tuple[Rollout, Percents, Percent
     return done, traffic, mirror
 
 
-def _require(rollout: Rollout, state: str | None, verb: str) -> None:
-    if state is not None and rollout.state != state:
+def _require(rollout: Rollout, state: str, verb: str) -> None:
+    if rollout.state != state:
         raise Conflict(f"cannot {verb} rollout {rollout.id} of endpoint {rollout.endpoint}: "
                        f"it is {rollout.state}")
 

@@ -22,7 +22,6 @@ from prometheus_client import Counter, Gauge
 from .rollout_model import STATES, SUCCEEDED, Rollout, Verdict
 from .tasks import cancel_and_wait
 
-EVENT_KINDS = ("started", "step", "paused", "resumed", "rolled_back", "promoted", "aborted")
 EVENT_TYPE_PREFIX = "io.scoregate.rollout."
 QUEUE_LIMIT = 1000
 

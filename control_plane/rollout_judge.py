@@ -85,7 +85,7 @@ def _agreement(guards: Guardrails, window: Window) -> list[Check]:
     if counts is None:
         return [Check("agreement", None, guards.min_agreement, False,
                       "this gateway reports no shadow comparisons")]
-    judged = counts.get("match", 0) + counts.get("mismatch", 0) + counts.get("shadow_error", 0)
+    judged = _compared(counts)
     if judged == 0:
         return []
     rate = counts.get("match", 0) / judged
@@ -98,9 +98,12 @@ def _agreement(guards: Guardrails, window: Window) -> list[Check]:
 def _agreement_judged(guards: Guardrails, window: Window) -> bool:
     if guards.min_agreement is None or not window.mirror_phase or window.comparisons is None:
         return True
-    counts = window.comparisons
-    judged = counts.get("match", 0) + counts.get("mismatch", 0) + counts.get("shadow_error", 0)
-    return judged >= guards.min_requests
+    return _compared(window.comparisons) >= guards.min_requests
+
+
+def _compared(counts: Mapping[str, int]) -> int:
+    """Answers the shadow comparison judged (an incomparable one is neither way)."""
+    return counts.get("match", 0) + counts.get("mismatch", 0) + counts.get("shadow_error", 0)
 
 
 def _describe(check: Check) -> str:

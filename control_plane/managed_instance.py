@@ -12,9 +12,9 @@ import logging
 import signal
 import socket
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Callable, Protocol
 
 from gateway.snapshot import InstanceRoute
 
@@ -52,9 +52,6 @@ class InstanceStatus:
     restarts: int
     last_exit_code: int | None
     last_error: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class InstanceEvents(Protocol):

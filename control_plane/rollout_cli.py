@@ -14,7 +14,8 @@ import time
 from typing import Any, Callable
 
 from .errors import ScoregateError
-from .rollout_doc import ACTIONS
+from .rollout_doc import ACTIONS, ROLLOUT
+from .rollout_model import ACTIVE_STATES, SUCCEEDED
 
 POLL_S = 0.5
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -39,7 +40,7 @@ def percents(text: str) -> list[int]:
 
 
 def _path(args: argparse.Namespace, tail: str = "") -> str:
-    return f"/v1/endpoints/{args.name}/rollout{tail}"
+    return ROLLOUT.format(endpoint=args.name) + tail
 
 
 def start(client: Any, args: argparse.Namespace) -> Any:
@@ -75,14 +76,14 @@ def follow(client: Any, args: argparse.Namespace, rollout: dict[str, Any],
         if tty:
             sys.stderr.write("\r\033[K" + str(rollout.get("progress", "")))
             sys.stderr.flush()
-        if rollout["state"] not in ("running", "paused"):
+        if rollout["state"] not in ACTIVE_STATES:
             break
         time.sleep(POLL_S)
         rollout = client.call("GET", _path(args))
     if tty:
         sys.stderr.write("\n")
     write(f"rollout {rollout['id']} {rollout['state']}: {rollout.get('reason', '')}")
-    if rollout["state"] != "succeeded":
+    if rollout["state"] != SUCCEEDED:
         raise ScoregateError(f"rollout {rollout['id']} of endpoint {rollout['endpoint']} "
                              f"{rollout['state'].replace('_', ' ')}: {rollout.get('reason', '')}")
     return rollout

@@ -22,7 +22,8 @@ import uvicorn
 
 from gateway.app import GatewayOptions, ScoringApp
 from gateway.compare import CompareSettings, add_compare_arguments, compare_from_args
-from gateway.http_protocol import hardened_protocol
+from gateway.http_protocol import (DEFAULT_BODY_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S,
+                                    DEFAULT_MAX_CONNECTIONS, hardened_protocol)
 from gateway.snapshot import GatewaySettings, SnapshotHolder
 
 from . import yaml_loader
@@ -51,9 +52,9 @@ class ServeOptions:
     settings: GatewaySettings = GatewaySettings()
     graceful_timeout_s: float = 30.0
     compare: CompareSettings = CompareSettings()
-    header_timeout_s: float = 10.0  # slowloris bound: a request head must arrive within this
-    body_timeout_s: float = 30.0  # a request body may not stall longer than this between bytes
-    max_connections: int = 4096
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S  # a request head must arrive within this
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S  # a body may not stall longer between bytes
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,12 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mirror copies in flight before new copies are dropped")
     parser.add_argument("--mirror-timeout-ms", type=int, default=10_000)
     add_compare_arguments(parser)
-    parser.add_argument("--header-timeout-s", type=float, default=10.0,
+    parser.add_argument("--header-timeout-s", type=float, default=DEFAULT_HEADER_TIMEOUT_S,
                         help="close connections whose request head takes longer (slowloris)")
-    parser.add_argument("--body-timeout-s", type=float, default=30.0,
+    parser.add_argument("--body-timeout-s", type=float, default=DEFAULT_BODY_TIMEOUT_S,
                         help="close connections whose request body sends no byte for this long "
                              "(408), like nginx's client_body_timeout")
-    parser.add_argument("--max-connections", type=int, default=4096,
+    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
                         help="scoring connections open at once; more are closed at once")
 
 

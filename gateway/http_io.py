@@ -41,7 +41,7 @@ def declared_length(value: bytes | None, limit: int) -> int | None:
     return length
 
 
-async def read_body(receive: Receive, limit: int, scope: Scope | None = None) -> bytes:
+async def read_body(receive: Receive, limit: int, scope: Scope) -> bytes:
     """The whole request body as bytes; 413 as soon as it grows past `limit`; 408 when the
     protocol cut a stalled body (gateway/http_protocol.py marks the scope)."""
     message = await receive()
@@ -66,8 +66,8 @@ async def read_body(receive: Receive, limit: int, scope: Scope | None = None) ->
     return b"".join(chunks)
 
 
-def _disconnected(scope: Scope | None, when: str) -> GatewayError:
-    timeout_s = scope.get(BODY_TIMEOUT_SCOPE_KEY) if scope is not None else None
+def _disconnected(scope: Scope, when: str) -> GatewayError:
+    timeout_s = scope.get(BODY_TIMEOUT_SCOPE_KEY)
     if timeout_s is not None:
         return GatewayError(408, f"no request body bytes arrived for {timeout_s:g} s")
     return GatewayError(400, f"the client disconnected {when}")

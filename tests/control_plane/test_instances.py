@@ -234,6 +234,8 @@ def test_init_failure_is_failed_with_backoff_not_a_hot_loop(
     async def body(h: Harness) -> None:
         await h.supervisor.reconcile({KEY: h.spec(count=1, env={"STANDIN_EXIT_CODE": "3"})})
         await asyncio.sleep(3.0)
+        # Observed between two starts: at any fixed moment a restart may be under way.
+        await h.until(lambda: h.states()["blue-0"] == "failed", "the failed state", timeout=20)
         starts = len(started_pids(h.tmp))
         status = h.supervisor.status(KEY)[0]
         # backoff 0.3, 0.6, 1.2 s: about 4 starts in 3 s; a hot loop would make dozens

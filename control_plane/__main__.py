@@ -1,5 +1,5 @@
 """`python -m control_plane` is the `scoregate` command."""
 
-from .cli import main
+from control_plane.cli.main import main
 
 raise SystemExit(main())

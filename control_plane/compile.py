@@ -6,8 +6,11 @@ change and every readiness change, then publishes the result with one attribute 
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
+from control_plane.specs.resources import DeploymentSpec, EndpointSpec
+from control_plane.store.sqlite_store import deployment_key
 from gateway.snapshot import (
     DeploymentRoute,
     EndpointRoute,
@@ -16,9 +19,6 @@ from gateway.snapshot import (
     RoutingSnapshot,
     freeze,
 )
-
-from .models import DeploymentSpec, EndpointSpec
-from .store import deployment_key
 
 
 class EndpointKeys(Protocol):

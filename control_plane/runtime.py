@@ -9,19 +9,19 @@ supervisor republish the last applied state with the new set of ready instances.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
-from gateway import metrics
+from control_plane.admin.token import load_admin_token
+from control_plane.compile import EndpointKeys, compile_snapshot
+from control_plane.home import StateDir
+from control_plane.instances.supervisor import Supervisor
+from control_plane.specs.resources import DeploymentSpec, EndpointSpec
+from control_plane.store.sqlite_store import Store
 from gateway.app import ScoringApp
 from gateway.snapshot import GatewaySettings, SnapshotHolder
-
-from .admin_token import load_admin_token
-from .compile import EndpointKeys, compile_snapshot
-from .instances import Supervisor
-from .models import DeploymentSpec, EndpointSpec
-from .state_dir import StateDir
-from .store import Store
+from gateway.telemetry import metrics
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Runtime:
         return self.supervisor.logs(key, lines)
 
     def comparisons(self, endpoint: str, deployment: str) -> dict[str, Any]:
-        """The shadow comparison report of a deployment (gateway/comparisons.py), as JSON."""
+        """The shadow comparison report of a deployment (gateway/shadow/pairing.py), as JSON."""
         if self.scoring_app is None:
             raise RuntimeError("the runtime is not attached to a scoring app yet")
         return self.scoring_app.comparisons(endpoint, deployment).to_dict()

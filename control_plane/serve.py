@@ -14,25 +14,29 @@ import contextlib
 import signal
 import socket
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import uvicorn
 
+from control_plane.errors import ScoregateError
+from control_plane.home import StateDir, default_home
+from control_plane.instances.supervisor import Supervisor
+from control_plane.rollouts.engine import start_engine
+from control_plane.runtime import Runtime
+from control_plane.specs import loader as yaml_loader
+from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from gateway.app import GatewayOptions, ScoringApp
-from gateway.compare import CompareSettings, add_compare_arguments, compare_from_args
-from gateway.http_protocol import (DEFAULT_BODY_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S,
-                                    DEFAULT_MAX_CONNECTIONS, hardened_protocol)
+from gateway.http.server_protocol import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    hardened_protocol,
+)
+from gateway.shadow.rules import CompareSettings, add_compare_arguments, compare_from_args
 from gateway.snapshot import GatewaySettings, SnapshotHolder
-
-from . import yaml_loader
-from .errors import ScoregateError
-from .instances import Supervisor
-from .models import DeploymentSpec, EndpointSpec
-from .rollout_engine import start_engine
-from .runtime import Runtime
-from .state_dir import StateDir, default_home
 
 DEFAULT_PORT = 8080
 DEFAULT_ADMIN_PORT = 8081
@@ -181,7 +185,7 @@ async def _run(runtime: Runtime, options: ServeOptions) -> int:
     runtime.attach(holder=holder, supervisor=supervisor, scoring_url=scoring_url,
                    scoring_app=scoring_app)
 
-    from .admin_api import build_admin_app
+    from control_plane.admin.app import build_admin_app
 
     admin_app = build_admin_app(runtime)
     scoring_server = _Server(_config(scoring_app, options, options.graceful_timeout_s))
@@ -277,7 +281,7 @@ def _url(sock: socket.socket) -> str:
 
 
 def _configure_logging(log_format: str) -> None:
-    from gateway.access_log import configure_logging
+    from gateway.telemetry.access_log import configure_logging
 
     if log_format == "auto":
         log_format = "console" if sys.stderr.isatty() else "json"

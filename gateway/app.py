@@ -13,18 +13,18 @@ from dataclasses import dataclass
 
 import orjson
 
-from gateway.access_log import AccessLog
 from gateway.auth import check_authorization
-from gateway.compare import CompareSettings
-from gateway.comparisons import ComparisonReport, Comparisons
 from gateway.errors import JSON_HEADERS, GatewayError, not_found, printable, unauthorized
-from gateway.http_io import Receive, Scope, Send, header, send_response
-from gateway.metrics import Recorders, render
-from gateway.mirror import Mirror
+from gateway.http.asgi import Receive, Scope, Send, header, send_response
+from gateway.http.pools import LIVE, Upstream, UpstreamError
 from gateway.picking import endpoint_for
 from gateway.proxy import ScoreHandler
+from gateway.shadow.mirror import Mirror
+from gateway.shadow.pairing import ComparisonReport, Comparisons
+from gateway.shadow.rules import CompareSettings
 from gateway.snapshot import EndpointRoute, RoutingSnapshot, SnapshotHolder
-from gateway.upstream import LIVE, Upstream, UpstreamError
+from gateway.telemetry.access_log import AccessLog
+from gateway.telemetry.metrics import Recorders, render
 
 _PREFIX = "/endpoints/"
 

@@ -7,8 +7,8 @@ caller decides where random numbers come from.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from gateway.snapshot import EndpointRoute, InstanceRoute, RoutingSnapshot
 
@@ -21,7 +21,7 @@ class TrafficTable:
     bounds: tuple[int, ...]  # running totals; bounds[-1] is the total weight
 
     @classmethod
-    def build(cls, traffic: tuple[tuple[str, int], ...]) -> "TrafficTable":
+    def build(cls, traffic: tuple[tuple[str, int], ...]) -> TrafficTable:
         names: list[str] = []
         bounds: list[int] = []
         total = 0

@@ -12,15 +12,30 @@ import re
 import time
 from dataclasses import dataclass
 
-from gateway.access_log import AccessLog, AccessRecord
 from gateway.auth import check_authorization
 from gateway.errors import GatewayError, not_found, printable, unauthorized
-from gateway.http_io import Headers, Receive, Scope, Send, declared_length, read_body, send_response
-from gateway.metrics import NONE, Recorders
-from gateway.mirror import Mirror
+from gateway.http.asgi import (
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    declared_length,
+    read_body,
+    send_response,
+)
+from gateway.http.pools import (
+    LIVE,
+    Answer,
+    Upstream,
+    UpstreamFailed,
+    UpstreamRefused,
+    UpstreamTimeout,
+)
 from gateway.picking import TrafficTable, least_in_flight, mirror_due
+from gateway.shadow.mirror import Mirror
 from gateway.snapshot import DeploymentRoute, EndpointRoute, RoutingSnapshot
-from gateway.upstream import LIVE, Answer, Upstream, UpstreamFailed, UpstreamRefused, UpstreamTimeout
+from gateway.telemetry.access_log import AccessLog, AccessRecord
+from gateway.telemetry.metrics import NONE, Recorders
 
 ROLE_LIVE, ROLE_DIRECT = "live", "direct"
 DEPLOYMENT_HEADER = b"azureml-model-deployment"
@@ -62,7 +77,7 @@ class Incoming:
     forward: Headers  # as received (uvicorn lower-cases names), minus _DROP_REQUEST, plus ours
 
     @classmethod
-    def parse(cls, raw: Headers, request_id_header: tuple[bytes, bytes]) -> "Incoming":
+    def parse(cls, raw: Headers, request_id_header: tuple[bytes, bytes]) -> Incoming:
         authorization = deployment = client_id = content_length = None
         forward: Headers = []
         for name, value in raw:

@@ -8,9 +8,10 @@ place, it is replaced whole. This module imports nothing else from scoregate.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 

@@ -16,12 +16,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Callable, Mapping, Sequence
 
-from control_plane.launch import die_with_parent, signal_group
+from control_plane.instances.launch import die_with_parent, signal_group
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class Children:
         for child in reversed(list(self.started)):
             self.stop(child)
 
-    def __enter__(self) -> "Children":
+    def __enter__(self) -> Children:
         return self
 
     def __exit__(self, *exc: object) -> None:

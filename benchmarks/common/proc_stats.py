@@ -47,7 +47,7 @@ class CpuProbe:
     pids: tuple[int, ...]
 
     @classmethod
-    def with_children(cls, pid: int) -> "CpuProbe":
+    def with_children(cls, pid: int) -> CpuProbe:
         return cls((pid, *children_of(pid)))
 
     def total(self) -> float:

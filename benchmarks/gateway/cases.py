@@ -11,19 +11,19 @@ run 2 of each, ...) so that drift on a noisy machine hits all of them alike.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from benchmarks.common.children import Children
 from benchmarks.common.stats import median
 from benchmarks.common.wrk import Load
-
-from .backends import Backends, start_backends
-from .measure import Sample, measure, warm_up
-from .nginx import start_nginx
-from .scoregate import ScoregateConfig, mirror_copies, start_scoregate
-from .target import Target, direct
+from control_plane.backends import Backends, start_backends
+from control_plane.measure import Sample, measure, warm_up
+from control_plane.nginx import start_nginx
+from control_plane.scoregate import ScoregateConfig, mirror_copies, start_scoregate
+from control_plane.target import Target, direct
 
 MIRROR_PERCENT = 50
 PRIMARY_DELAY_MS = 1.0

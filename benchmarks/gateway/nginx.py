@@ -13,9 +13,8 @@ from pathlib import Path
 
 from benchmarks.common.children import Children, free_port, http_get, wait_until
 from benchmarks.common.proc_stats import CpuProbe, children_of
-
-from .backends import Backends
-from .target import JSON_HEADERS, Target
+from control_plane.backends import Backends
+from control_plane.target import JSON_HEADERS, Target
 
 _CONF = """\
 {user}worker_processes 1;

@@ -27,7 +27,6 @@ from benchmarks.gateway.backends import start_backends  # noqa: E402
 from benchmarks.gateway.payloads import SIZES, write_payloads  # noqa: E402
 from benchmarks.gateway.scoregate import REPO_ROOT, ScoregateConfig, start_scoregate  # noqa: E402
 
-
 Counts = list[tuple[str, int]]
 
 

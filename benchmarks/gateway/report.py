@@ -4,13 +4,13 @@ printed as tables and saved as JSON."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from benchmarks.common.stats import difference, median, ratio
-
-from .measure import Sample
+from control_plane.measure import Sample
 
 CPU_TARGET_US = 200.0
 P50_ADDED_TARGET_MS = 1.0
@@ -141,7 +141,7 @@ def _f(value: float | None, digits: int) -> str:
 def _table(header: list[str], rows: Iterable[list[str]]) -> str:
     body = [header, *rows]
     widths = [max(len(row[i]) for row in body) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
              for row in body]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)

@@ -21,8 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proc_cpu import tree_cpu_seconds
-from targets import (AZMLINFSRV, HERE, REPO_ROOT, SCOREGATE, RunningServer, Target, Workload,
-                     ensure_azmlinfsrv_venv)
+from targets import (
+    AZMLINFSRV,
+    HERE,
+    REPO_ROOT,
+    SCOREGATE,
+    RunningServer,
+    Target,
+    Workload,
+    ensure_azmlinfsrv_venv,
+)
 from wrk_load import run_wrk
 
 EXAMPLE = REPO_ROOT / "config" / "examples" / "blue-green"

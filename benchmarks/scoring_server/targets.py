@@ -9,16 +9,16 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from this folder
     sys.path.append(str(REPO_ROOT))
 
-from control_plane.launch import signal_group  # noqa: E402
+from control_plane.instances.launch import signal_group  # noqa: E402
 
 VENV = HERE / ".venv-azmlinfsrv"
 AZMLINFSRV_VERSION = "1.5.1"
@@ -104,7 +104,7 @@ class RunningServer:
             raise RuntimeError(f"{self.name} is not running")
         return self.proc.pid
 
-    def __enter__(self) -> "RunningServer":
+    def __enter__(self) -> RunningServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self._argv, env=self._env, cwd=REPO_ROOT, stdout=log,

@@ -79,7 +79,7 @@ async def load(url: str, key: str, rate: float, seconds: float, out: list[Sent])
                 body = await reply.read()
                 why = "" if reply.status == 200 else body.decode(errors="replace")[:200]
                 out.append(Sent(at, reply.status, loop.time() - began, why))
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
             out.append(Sent(at, 0, loop.time() - began, f"{type(error).__name__}: {error}"))
 
     connector = aiohttp.TCPConnector(limit=512)

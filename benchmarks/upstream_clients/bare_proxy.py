@@ -3,15 +3,16 @@
     python benchmarks/upstream_clients/bare_proxy.py --client aiohttp|httpx|scoregate \
         --backend URL --port-file F
 
-`scoregate` is gateway/upstream_client.py, the hot path's own client.
+`scoregate` is gateway/http/client.py, the hot path's own client.
 """
 
 from __future__ import annotations
 
 import argparse
 import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import uvicorn
 
@@ -54,7 +55,7 @@ class BareProxy:
             import httpx
             self.session = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))
         elif self.client == "scoregate":
-            from gateway.upstream_client import HttpClient
+            from gateway.http.client import HttpClient
             self.session = HttpClient()
         else:
             import aiohttp

@@ -5,7 +5,7 @@
 
 Like tests/gateway/run_gateway.py (whose snapshot format it reads), but the server is
 configured by control_plane/serve.py's `_config`, so the benchmark prices what users run.
-`--http httptools` swaps serve's hardened protocol (gateway/http_protocol.py) for uvicorn's
+`--http httptools` swaps serve's hardened protocol (gateway/http/server_protocol.py) for uvicorn's
 plain httptools one, to price the hardening.
 """
 
@@ -22,10 +22,10 @@ import uvicorn
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from control_plane.serve import ServeOptions, _config  # noqa: E402
-from gateway.access_log import configure_logging  # noqa: E402
 from gateway.app import GatewayOptions, ScoringApp  # noqa: E402
-from gateway.metrics import publish_config  # noqa: E402
 from gateway.snapshot import SnapshotHolder  # noqa: E402
+from gateway.telemetry.access_log import configure_logging  # noqa: E402
+from gateway.telemetry.metrics import publish_config  # noqa: E402
 from tests.gateway.run_gateway import snapshot_from  # noqa: E402
 
 

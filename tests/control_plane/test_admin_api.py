@@ -13,9 +13,10 @@ import json
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -64,8 +65,8 @@ def _stand_in_app(home: Path, url: str) -> Any:
     from starlette.requests import Request
     from starlette.responses import JSONResponse
 
-    from control_plane.admin_api import build_admin_app
-    from control_plane.store import Store
+    from control_plane.admin.app import build_admin_app
+    from control_plane.store.sqlite_store import Store
     from gateway.auth import check_authorization
     from gateway.snapshot import EndpointRoute
 
@@ -100,7 +101,7 @@ def _stand_in_app(home: Path, url: str) -> Any:
 def serve_stand_in(home: Path) -> None:
     import uvicorn
 
-    from control_plane.state_dir import StateDir, write_atomically
+    from control_plane.home import StateDir, write_atomically
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -198,7 +199,7 @@ def test_every_route_needs_the_admin_token_but_the_document(admin: AdminServer) 
 def test_openapi_document_is_valid_and_lists_every_route(admin: AdminServer) -> None:
     from starlette.routing import Route
 
-    from control_plane.admin_api import build_admin_app
+    from control_plane.admin.app import build_admin_app
 
     document = admin.call("GET", "/openapi.json", token=None).json()
     served = {(path, method) for path, item in document["paths"].items()
@@ -421,9 +422,9 @@ def test_concurrent_updates_with_one_etag_and_without_lose_nothing(admin: AdminS
 
 
 def test_credentials_keys_tokens_and_regeneration(admin: AdminServer) -> None:
+    from control_plane.store.sqlite_store import Store
     from gateway.auth import check_authorization
     from gateway.snapshot import EndpointRoute
-    from control_plane.store import Store
 
     make_endpoint(admin, "ep-keys")
     keys = admin.call("POST", "/v1/endpoints/ep-keys/get-credentials").json()

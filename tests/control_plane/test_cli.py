@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from control_plane.cli import build_parser, main
+from control_plane.cli.main import build_parser, main
 from tests.control_plane.test_admin_api import ADMIN_TOKEN, AdminServer, admin  # noqa: F401
 from tests.support.processes import REPO_ROOT, free_port
 

@@ -8,21 +8,42 @@ import asyncio
 import io
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import httpx
 import numpy
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn import metrics as sk  # type: ignore[import-untyped]
 
+from control_plane.cli.evaluate import (
+    Deployment,
+    LabelledData,
+    Plan,
+    Progress,
+    Result,
+    Target,
+    rank,
+    read_csv,
+    read_predictions,
+    request_body,
+    score_all,
+    suggest_traffic,
+    summarize,
+)
+from control_plane.cli.evaluate_metrics import (
+    accuracy,
+    as_label,
+    check_pos_label,
+    default_metric,
+    f1,
+    mae,
+    percentile,
+    rmse,
+)
 from control_plane.errors import ScoregateError
-from control_plane.evaluate import (Deployment, LabelledData, Plan, Progress, Result, Target,
-                                    rank, read_csv, read_predictions, request_body, score_all,
-                                    suggest_traffic, summarize)
-from control_plane.evaluate_metrics import (accuracy, as_label, check_pos_label, default_metric,
-                                            f1, mae, percentile, rmse)
 from tests.support.processes import ProcessGroup, free_port, http_ok, wait_until
 
 # --- metrics against scikit-learn --------------------------------------------------------------

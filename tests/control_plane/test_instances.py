@@ -16,19 +16,19 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Awaitable, Callable, Iterator
 
 import joblib  # type: ignore[import-untyped]
 import pytest
 
-from control_plane import yaml_loader
 from control_plane.errors import ValidationError
-from control_plane.instances import Supervisor, SupervisorTimings
-from control_plane.model_dir import prepare_model_dir
-from control_plane.models import DeploymentSpec, ProbeSettings, RequestSettings
+from control_plane.instances.model_dir import prepare_model_dir
+from control_plane.instances.supervisor import Supervisor, SupervisorTimings
+from control_plane.specs import loader as yaml_loader
+from control_plane.specs.resources import DeploymentSpec, ProbeSettings, RequestSettings
 from tests.support.loops import run_bounded
 from tests.support.processes import REPO_ROOT, ProcessGroup, http_ok, wait_until
 
@@ -50,7 +50,7 @@ def command(spec: DeploymentSpec, fd: int) -> list[str]:
 
 @dataclass
 class Events:
-    """Records what the supervisor reports (stands in for gateway.metrics)."""
+    """Records what the supervisor reports (stands in for gateway.telemetry.metrics)."""
 
     ready: dict[str, int] = field(default_factory=dict)
     restarts: Counter[str] = field(default_factory=Counter)

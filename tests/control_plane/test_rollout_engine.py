@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from control_plane.errors import Conflict, ValidationError
-from control_plane.models import DeploymentSpec, EndpointSpec
-from control_plane.rollout_engine import RolloutEngine
-from control_plane.rollout_events import RolloutEvents
-from control_plane.rollout_model import Guardrails, RolloutRequest
-from control_plane.store import Store
+from control_plane.rollouts.engine import RolloutEngine
+from control_plane.rollouts.events import RolloutEvents
+from control_plane.specs.resources import DeploymentSpec, EndpointSpec
+from control_plane.specs.rollout import Guardrails, RolloutRequest
+from control_plane.store.sqlite_store import Store
 
 E = "eng-endpoint"
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from control_plane.rollout_judge import Window, judge
-from control_plane.rollout_model import PASSED, TOO_FEW, TRIPPED, Guardrails
-from control_plane.rollout_window import WindowSample
-from gateway.metrics import BUCKETS
+from control_plane.rollouts.judge import Window, judge
+from control_plane.rollouts.window import WindowSample
+from control_plane.specs.rollout import PASSED, TOO_FEW, TRIPPED, Guardrails
+from gateway.telemetry.metrics import BUCKETS
 
 
 def sample(latencies_s: list[float], errors: int = 0) -> WindowSample:

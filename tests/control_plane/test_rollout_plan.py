@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from control_plane.errors import ValidationError
-from control_plane.rollout_model import RolloutRequest
-from control_plane.rollout_plan import (
-    apportion, plan_percents, plan_steps, promoted, traffic_at,
+from control_plane.rollouts.plan import (
+    apportion,
+    plan_percents,
+    plan_steps,
+    promoted,
+    traffic_at,
 )
+from control_plane.specs.rollout import RolloutRequest
 
 NAMES = st.sampled_from(["blue", "red", "teal", "gold", "aqua"])
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from control_plane.admin_token import load_admin_token
+from control_plane.admin.token import load_admin_token
 from control_plane.errors import Conflict, NotFound, PreconditionFailed, ValidationError
-from control_plane.models import DeploymentSpec, EndpointSpec, RequestSettings
-from control_plane.store import Store
+from control_plane.specs.resources import DeploymentSpec, EndpointSpec, RequestSettings
+from control_plane.store.sqlite_store import Store
 from tests.control_plane.store_support.rmw_worker import increment_once
 from tests.support.processes import ProcessGroup, Started, wait_until
 

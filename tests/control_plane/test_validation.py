@@ -8,8 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from control_plane.errors import ValidationError
-from control_plane.models import DeploymentSpec, EndpointSpec, ProbeSettings, RequestSettings
-from control_plane.validation import (
+from control_plane.specs.resources import (
+    DeploymentSpec,
+    EndpointSpec,
+    ProbeSettings,
+    RequestSettings,
+)
+from control_plane.specs.validation import (
     check_can_delete_deployment,
     check_deployment_count,
     parse_traffic,

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -11,8 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from control_plane.errors import ConfigError
-from control_plane.models import DeploymentSpec, EndpointSpec, ProbeSettings, RequestSettings
-from control_plane.yaml_loader import (
+from control_plane.specs.loader import (
     describe_not_applied,
     load_deployment_text,
     load_endpoint_text,
@@ -20,7 +20,13 @@ from control_plane.yaml_loader import (
     load_folder,
     load_text,
 )
-from control_plane.yaml_schema import (
+from control_plane.specs.resources import (
+    DeploymentSpec,
+    EndpointSpec,
+    ProbeSettings,
+    RequestSettings,
+)
+from control_plane.specs.schema import (
     DEPLOYMENT_CLOUD_KEYS,
     DEPLOYMENT_KEYS,
     ENDPOINT_CLOUD_KEYS,

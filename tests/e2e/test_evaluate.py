@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import random
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sklearn import metrics as sk  # type: ignore[import-untyped]
@@ -157,7 +158,7 @@ def test_the_table_shows_the_same_figures(served: tuple[RunningGateway, Path]) -
     lines = result.stdout.splitlines()
     assert lines[0] == f"endpoint {E}: mae (lower is better), {ROWS} rows, 10 per request"
     assert lines[2].split()[:2] == ["deployment", "mae"]
-    for name, line in zip(("green", "blue"), lines[4:6]):
+    for name, line in zip(("green", "blue"), lines[4:6], strict=False):
         truth, predicted = _expected(data, name)
         cells = line.split()
         assert cells[0] == name

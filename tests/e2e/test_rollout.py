@@ -13,10 +13,11 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -67,7 +68,7 @@ class Load:
     sent: int = 0
     _workers: list[threading.Thread] = field(default_factory=list)
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         self._workers = [threading.Thread(target=self._run, daemon=True)
                          for _ in range(self.threads)]
         for worker in self._workers:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.e2e.gateway_process import EXAMPLE, RunningGateway, ensure_example_models, start_gateway
 from tests.support.processes import ProcessGroup, wait_until

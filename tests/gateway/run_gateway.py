@@ -18,11 +18,18 @@ from typing import Any
 import orjson
 import uvicorn
 
-from gateway.access_log import configure_logging
 from gateway.app import GatewayOptions, ScoringApp
-from gateway.metrics import publish_config
-from gateway.snapshot import (DeploymentRoute, EndpointRoute, GatewaySettings, InstanceRoute,
-                              RoutingSnapshot, SnapshotHolder, freeze)
+from gateway.snapshot import (
+    DeploymentRoute,
+    EndpointRoute,
+    GatewaySettings,
+    InstanceRoute,
+    RoutingSnapshot,
+    SnapshotHolder,
+    freeze,
+)
+from gateway.telemetry.access_log import configure_logging
+from gateway.telemetry.metrics import publish_config
 
 
 def deployment_from(endpoint: str, data: dict[str, Any]) -> DeploymentRoute:

@@ -23,7 +23,7 @@ class Lifespan:
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
-    async def __aenter__(self) -> "Lifespan":
+    async def __aenter__(self) -> Lifespan:
         self.task = asyncio.create_task(self.app({"type": "lifespan"}, self.inbox.get,
                                                  self.outbox.put))
         await self.inbox.put({"type": "lifespan.startup"})

@@ -20,18 +20,18 @@ import socket
 import statistics
 import sys
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import aiohttp
 import pytest
 
-from gateway.compare import CompareSettings, Side, Verdict, compare_answers
-from gateway.comparisons import Comparisons
+from gateway.shadow.pairing import Comparisons
+from gateway.shadow.rules import CompareSettings, Side, Verdict, compare_answers
 from tests.gateway.harness import Reply, _port, auth, deployment, endpoint, metric, metrics_text
 from tests.support.processes import ProcessGroup, http_ok, wait_until
-
 
 # --- processes ---------------------------------------------------------------------------------
 
@@ -363,10 +363,10 @@ def _serve_gateway(args: argparse.Namespace) -> None:
     import orjson
     import uvicorn
 
-    from gateway.access_log import configure_logging
     from gateway.app import GatewayOptions, ScoringApp
-    from gateway.metrics import publish_config
     from gateway.snapshot import SnapshotHolder
+    from gateway.telemetry.access_log import configure_logging
+    from gateway.telemetry.metrics import publish_config
     from tests.gateway.run_gateway import snapshot_from
 
     configure_logging("json")

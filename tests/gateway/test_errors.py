@@ -5,14 +5,27 @@ from __future__ import annotations
 import json
 import socket
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from gateway.auth import issue_token
-from tests.gateway.harness import (KEY2, Gateway, auth, dead_url, deployment, endpoint, fire,
-                                   metric, metrics_text, post, start_backend, start_gateway)
+from tests.gateway.harness import (
+    KEY2,
+    Gateway,
+    auth,
+    dead_url,
+    deployment,
+    endpoint,
+    fire,
+    metric,
+    metrics_text,
+    post,
+    start_backend,
+    start_gateway,
+)
 from tests.support.processes import ProcessGroup, wait_until
 
 SECRET = "shared-token-secret"

@@ -1,4 +1,4 @@
-"""gateway/http_protocol.py's `Deadline`: lazily re-armed, so requests on a kept-alive
+"""gateway/http/server_protocol.py's `Deadline`: lazily re-armed, so requests on a kept-alive
 connection cost no loop timer each (the 408 behaviour is tested end to end in
 tests/reliability/test_bad_input.py)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.http_protocol import Deadline
+from gateway.http.server_protocol import Deadline
 from tests.support.loops import run_bounded
 
 TIMEOUT_S = 0.2

@@ -6,18 +6,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from gateway.access_log import AccessLog
-from gateway.comparisons import Comparisons
-from gateway.compare import CompareSettings
-from gateway.metrics import Recorders
-from gateway.mirror import Mirror
+from gateway.http.pools import Upstream
+from gateway.shadow.mirror import Mirror
+from gateway.shadow.pairing import Comparisons
+from gateway.shadow.rules import CompareSettings
 from gateway.snapshot import DeploymentRoute, GatewaySettings, InstanceRoute
-from gateway.upstream import Upstream
-from tests.gateway.harness import (deployment, endpoint, get_json, post, start_backend,
-                                   start_gateway)
+from gateway.telemetry.access_log import AccessLog
+from gateway.telemetry.metrics import Recorders
+from tests.gateway.harness import deployment, endpoint, get_json, post, start_backend, start_gateway
 from tests.support.processes import ProcessGroup, wait_until
 
 ANSWER = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 3\r\n\r\n[1]'

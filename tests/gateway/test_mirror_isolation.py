@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.harness import (Reply, dead_url, deployment, endpoint, fire, metric,
-                                   metrics_text, start_backend, start_gateway)
+from tests.gateway.harness import (
+    Reply,
+    dead_url,
+    deployment,
+    endpoint,
+    fire,
+    metric,
+    metrics_text,
+    start_backend,
+    start_gateway,
+)
 from tests.support.processes import ProcessGroup
 
 SHADOW_DELAY = 2.0

@@ -1,4 +1,4 @@
-"""gateway/upstream_client.py against a scripted raw-socket HTTP server on loopback.
+"""gateway/http/client.py against a scripted raw-socket HTTP server on loopback.
 
 Each test scripts the server's answers byte for byte, so framing (Content-Length, chunked,
 end of connection), keep-alive reuse, closes, resets, garbage and timeouts are exact.
@@ -9,13 +9,19 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 import pytest
 
-from gateway.upstream_client import (ConnectFailed, HttpClient, ResponseFailed, ResponseTimeout,
-                                     request_head, Origin)
+from gateway.http.client import (
+    ConnectFailed,
+    HttpClient,
+    Origin,
+    ResponseFailed,
+    ResponseTimeout,
+    request_head,
+)
 from tests.support.loops import run_bounded
 
 Reply = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tests.observability.prometheus import prometheus_tool
 from tests.support.processes import REPO_ROOT

@@ -17,8 +17,15 @@ import pytest
 import yaml
 
 from tests.observability.dashboard import (
-    CONFIG, VARIABLES, check_expressions_parse, load_dashboard, panels, promtool, queries,
-    variable_selector, variables,
+    CONFIG,
+    VARIABLES,
+    check_expressions_parse,
+    load_dashboard,
+    panels,
+    promtool,
+    queries,
+    variable_selector,
+    variables,
 )
 from tests.support.processes import REPO_ROOT
 
@@ -31,7 +38,7 @@ PROVIDERS = CONFIG / "grafana" / "provisioning" / "dashboards" / "scoregate.yml"
 INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
                 "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}
 # What `pip install .` and the build-time training need from the build context.
-BUILD_INPUTS = ("pyproject.toml", "README.md", "gateway/app.py", "control_plane/cli.py",
+BUILD_INPUTS = ("pyproject.toml", "README.md", "gateway/app.py", "control_plane/cli/main.py",
                 "scoring_servers/azureml/__init__.py", "config/examples/blue-green/train.py")
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 import aiohttp
 
@@ -37,7 +37,7 @@ async def _fire(url: str, bodies: list[bytes], headers: Mapping[str, str], concu
                 async with session.post(url, data=body, headers=dict(headers)) as response:
                     data = await response.read()
                     results.append(Result(body, response.status, data, loop.time() - started))
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            except (TimeoutError, aiohttp.ClientError, OSError) as error:
                 results.append(Result(body, 0, b"", loop.time() - started,
                                       f"{type(error).__name__}: {error}"))
 
@@ -68,7 +68,7 @@ class Background:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def start(self) -> "Background":
+    def start(self) -> Background:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self

@@ -46,7 +46,7 @@ def exchange(port: int, data: bytes, timeout_s: float = 5.0) -> RawAnswer:
         try:
             while chunk := sock.recv(65536):
                 out += chunk
-        except socket.timeout:
+        except TimeoutError:
             return RawAnswer(out, False)
         except ConnectionResetError:
             pass

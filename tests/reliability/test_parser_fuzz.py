@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from control_plane.errors import ConfigError, ValidationError
-from control_plane.validation import validate_mirror
-from control_plane.yaml_loader import load_file
+from control_plane.specs.loader import load_file
+from control_plane.specs.validation import validate_mirror
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from control_plane.admin_token import load_admin_token
+from control_plane.admin.token import load_admin_token
 from control_plane.errors import ConfigError
-from control_plane.state_dir import StateDir
-from control_plane.store import Store
-from control_plane.yaml_loader import load_file
+from control_plane.home import StateDir
+from control_plane.specs.loader import load_file
+from control_plane.store.sqlite_store import Store
 from gateway.auth import issue_token
 from tests.reliability.stack import FAULTS, Stack
 

@@ -18,11 +18,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
-from control_plane.launch import die_with_parent, signal_group
+from control_plane.instances.launch import die_with_parent, signal_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,7 +116,7 @@ class ProcessGroup:
         for started in reversed(self.started):
             self.stop(started)
 
-    def __enter__(self) -> "ProcessGroup":
+    def __enter__(self) -> ProcessGroup:
         return self
 
     def __exit__(self, *exc: object) -> None:

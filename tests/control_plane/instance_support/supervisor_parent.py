@@ -13,8 +13,8 @@ from pathlib import Path
 
 import uvloop
 
-from control_plane.instances import Supervisor
-from control_plane.models import DeploymentSpec
+from control_plane.instances.supervisor import Supervisor
+from control_plane.specs.resources import DeploymentSpec
 
 STANDIN = Path(__file__).with_name("standin_server.py")
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from control_plane.errors import PreconditionFailed
-from control_plane.models import DeploymentSpec
-from control_plane.store import Store
+from control_plane.specs.resources import DeploymentSpec
+from control_plane.store.sqlite_store import Store
 
 ENDPOINT = "counter"
 

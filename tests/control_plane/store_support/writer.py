@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from control_plane.models import DeploymentSpec, EndpointSpec
-from control_plane.store import Store
+from control_plane.specs.resources import DeploymentSpec, EndpointSpec
+from control_plane.store.sqlite_store import Store
 
 ENDPOINT = "crash-test"
 

@@ -1,0 +1,409 @@
+"""The admin API: endpoints, deployments, traffic and credentials over JSON, on its own listener.
+
+Every route but `GET /openapi.json` needs `Authorization: Bearer <admin token>`; the document
+stays open because it holds no state and tools (schemathesis, editors) fetch it first.
+Each accepted write is committed by the store, then `runtime.apply_change()` turns it into a
+published snapshot; the answer carries that snapshot's version and when it took effect.
+Store calls run in a worker thread so a slow `fsync` never stalls the scoring listener that
+shares this event loop. Errors are `{"message": ..., "rule"?: ...}`; nothing else leaks.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import anyio.to_thread
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from control_plane.admin.openapi import PATHS, check_body, openapi_document
+from control_plane.admin.rollouts import rollout_handlers
+from control_plane.errors import ScoregateError, ValidationError
+from control_plane.specs.resources import DeploymentSpec, EndpointSpec
+from control_plane.specs.schema import deployment_from_mapping
+from control_plane.specs.validation import validate_deployment
+from gateway.auth import bearer, issue_token
+
+if TYPE_CHECKING:
+    from control_plane.store.sqlite_store import Store
+
+TOKEN_TTL_S = 3600.0  # aml_token lifetime given by get-credentials; refresh after half of it
+MAX_LOG_LINES = 100_000
+_MERGED_FIELDS = frozenset({"tags", "environment_variables", "request_settings",
+                            "liveness_probe", "readiness_probe"})
+_log = logging.getLogger("scoregate.admin")
+T = TypeVar("T")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class AdminRuntime(Protocol):
+    """What the admin API needs from the running server (`serve` implements it)."""
+
+    @property
+    def store(self) -> Store: ...
+    @property
+    def admin_token(self) -> str: ...
+    @property
+    def scoring_url(self) -> str: ...  # base URL of the scoring listener, no trailing slash
+
+    async def apply_change(self) -> int:
+        """Bring instances and the data plane in line with the store; the new snapshot version."""
+        ...
+
+    def instance_status(self, key: str) -> Sequence[Any]: ...  # key is "endpoint/deployment"
+    def logs(self, key: str, lines: int) -> str: ...
+    def comparisons(self, endpoint: str, deployment: str) -> Mapping[str, Any]: ...
+
+
+def build_admin_app(runtime: AdminRuntime) -> Starlette:
+    api = _AdminApi(runtime)
+    routes = [Route("/openapi.json", api.openapi, methods=["GET"])]
+    for path, methods in _handlers(api).items():
+        if path not in PATHS or set(methods) != set(PATHS[path]):
+            raise RuntimeError(f"admin route {path} and the OpenAPI document disagree")
+        for method, handler in methods.items():
+            routes.append(Route(path, handler, methods=[method.upper()]))
+    guard = Middleware(_RequireToken, token=runtime.admin_token, open_paths=("/openapi.json",))
+    return Starlette(routes=routes, middleware=[guard], exception_handlers={
+        ScoregateError: _scoregate_error, HTTPException: _http_error, Exception: _internal_error,
+    })
+
+
+def _handlers(api: _AdminApi) -> dict[str, dict[str, Handler]]:
+    e, d = "/v1/endpoints/{endpoint}", "/v1/endpoints/{endpoint}/deployments/{deployment}"
+    return {
+        "/v1/endpoints": {"get": api.list_endpoints, "post": api.create_endpoint},
+        e: {"get": api.show_endpoint, "patch": api.update_endpoint, "delete": api.delete_endpoint},
+        e + "/traffic": {"put": api.set_traffic},
+        e + "/mirror-traffic": {"put": api.set_mirror},
+        e + "/get-credentials": {"post": api.get_credentials},
+        e + "/regenerate-keys": {"post": api.regenerate_keys},
+        e + "/deployments": {"get": api.list_deployments, "post": api.create_deployment},
+        d: {"get": api.show_deployment, "patch": api.update_deployment,
+            "delete": api.delete_deployment},
+        d + "/logs": {"get": api.logs},
+        d + "/compare": {"get": api.compare},
+        **rollout_handlers(api.runtime),
+    }
+
+
+class _AdminApi:
+    def __init__(self, runtime: AdminRuntime) -> None:
+        self.runtime = runtime
+
+    async def openapi(self, request: Request) -> Response:
+        return _json(openapi_document(str(request.base_url).rstrip("/")))
+
+    # --- endpoints -------------------------------------------------------------------------
+
+    async def list_endpoints(self, request: Request) -> Response:
+        endpoints = await self._store(self.runtime.store.endpoints)
+        return _json([self._endpoint_view(record) for record in endpoints.values()])
+
+    async def show_endpoint(self, request: Request) -> Response:
+        name = request.path_params["endpoint"]
+        return self._endpoint_answer(await self._store(self.runtime.store.endpoint, name))
+
+    async def create_endpoint(self, request: Request) -> Response:
+        spec = EndpointSpec.from_dict(await _body(request, "EndpointCreate"))
+        record = await self._store(self.runtime.store.create_endpoint, spec)
+        return self._endpoint_answer(record, await self._applied(), status=201)
+
+    async def update_endpoint(self, request: Request) -> Response:
+        name = request.path_params["endpoint"]
+        patch = await _body(request, "EndpointPatch")
+
+        def revise(spec: EndpointSpec) -> EndpointSpec:
+            return EndpointSpec.from_dict(_merge(spec.to_dict(), patch))
+
+        record = await self._store(self.runtime.store.patch_endpoint, name, revise,
+                                   if_match=_if_match(request))
+        return self._endpoint_answer(record, await self._applied())
+
+    async def delete_endpoint(self, request: Request) -> Response:
+        name = request.path_params["endpoint"]
+        await self._store(self.runtime.store.delete_endpoint, name, if_match=_if_match(request))
+        return await self._written(f"deleted endpoint {name} and its deployments")
+
+    async def set_traffic(self, request: Request) -> Response:
+        return await self._set_percents(request, "set_traffic")
+
+    async def set_mirror(self, request: Request) -> Response:
+        return await self._set_percents(request, "set_mirror")
+
+    async def _set_percents(self, request: Request, method: str) -> Response:
+        name = request.path_params["endpoint"]
+        body = await _body(request, "Percents")
+        record = await self._store(getattr(self.runtime.store, method), name, body,
+                                   if_match=_if_match(request))
+        return self._endpoint_answer(record, await self._applied())
+
+    async def get_credentials(self, request: Request) -> Response:
+        name = request.path_params["endpoint"]
+        record = await self._store(self.runtime.store.endpoint, name)
+        secrets = await self._store(self.runtime.store.secrets, name)
+        if record.spec.auth_mode != "aml_token":
+            return _json({"primaryKey": secrets.primary_key, "secondaryKey": secrets.secondary_key})
+        now = time.time()
+        token, expiry = issue_token(name, secrets.token_secret, TOKEN_TTL_S, now=now)
+        return _json({"accessToken": token, "tokenType": "Bearer", "expiryTimeUtc": int(expiry),
+                      "refreshAfterTimeUtc": int(now + TOKEN_TTL_S / 2)})
+
+    async def regenerate_keys(self, request: Request) -> Response:
+        name = request.path_params["endpoint"]
+        key_type = (await _body(request, "KeyType"))["key_type"]
+        await self._store(self.runtime.store.regenerate_key, name, key_type)
+        return await self._written(f"regenerated the {key_type} key of endpoint {name}")
+
+    # --- deployments -----------------------------------------------------------------------
+
+    async def list_deployments(self, request: Request) -> Response:
+        records = await self._store(self.runtime.store.deployments, request.path_params["endpoint"])
+        return _json([self._deployment_view(record) for record in records.values()])
+
+    async def show_deployment(self, request: Request) -> Response:
+        record = await self._store(self.runtime.store.deployment, *_deployment_key(request))
+        return self._deployment_answer(record)
+
+    async def create_deployment(self, request: Request) -> Response:
+        endpoint = request.path_params["endpoint"]
+        body = await _body(request, "DeploymentCreate")
+        if body.setdefault("endpoint_name", endpoint) != endpoint:
+            raise ValidationError("endpoint-name", f"the body names endpoint "
+                                  f"{body['endpoint_name']} but the path names {endpoint}")
+        spec = _checked_sources(DeploymentSpec.from_dict(body))
+        all_traffic = _flag(request.query_params.get("all_traffic"), "all_traffic")
+        record = await self._store(self.runtime.store.create_deployment, spec,
+                                   all_traffic=all_traffic)
+        return self._deployment_answer(record, await self._applied(), 201)
+
+    async def update_deployment(self, request: Request) -> Response:
+        endpoint, name = _deployment_key(request)
+        patch = await _body(request, "DeploymentPatch")
+
+        def revise(spec: DeploymentSpec) -> DeploymentSpec:
+            return _checked_sources(DeploymentSpec.from_dict(_merge(spec.to_dict(), patch)))
+
+        record = await self._store(self.runtime.store.patch_deployment, endpoint, name, revise,
+                                   if_match=_if_match(request))
+        return self._deployment_answer(record, await self._applied())
+
+    async def delete_deployment(self, request: Request) -> Response:
+        endpoint, name = _deployment_key(request)
+        await self._store(self.runtime.store.delete_deployment, endpoint, name,
+                          if_match=_if_match(request))
+        return await self._written(f"deleted deployment {name} of endpoint {endpoint}")
+
+    async def logs(self, request: Request) -> Response:
+        endpoint, name = _deployment_key(request)
+        lines = _lines(request.query_params.get("lines"))
+        await self._store(self.runtime.store.deployment, endpoint, name)
+        text = await anyio.to_thread.run_sync(self.runtime.logs, f"{endpoint}/{name}", lines)
+        return _json({"logs": text})
+
+    async def compare(self, request: Request) -> Response:
+        endpoint, name = _deployment_key(request)
+        await self._store(self.runtime.store.deployment, endpoint, name)  # 404 if unknown
+        return _json(self.runtime.comparisons(endpoint, name))
+
+    # --- shared steps ----------------------------------------------------------------------
+
+    async def _store(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await anyio.to_thread.run_sync(functools.partial(call, *args, **kwargs))
+
+    async def _applied(self) -> dict[str, Any]:
+        version = await self.runtime.apply_change()
+        effective = datetime.now(UTC).isoformat(timespec="milliseconds")
+        return {"snapshot_version": version, "effective_at": effective.replace("+00:00", "Z")}
+
+    async def _written(self, message: str) -> Response:
+        return _json({"message": message, **await self._applied()})
+
+    def _endpoint_answer(self, record: Any, extra: Mapping[str, Any] | None = None,
+                         status: int = 200) -> Response:
+        return _json({**self._endpoint_view(record), **(extra or {})}, status, etag=record.etag)
+
+    def _deployment_answer(self, record: Any, extra: Mapping[str, Any] | None = None,
+                           status: int = 200) -> Response:
+        return _json({**self._deployment_view(record), **(extra or {})}, status, etag=record.etag)
+
+    def _endpoint_view(self, record: Any) -> dict[str, Any]:
+        """What `az ml online-endpoint show` gives, where it means something here (the store
+        already lists every deployment in `traffic`, 0 for those without live traffic)."""
+        spec: EndpointSpec = record.spec
+        base = f"{self.runtime.scoring_url}/endpoints/{spec.name}"
+        return {
+            "name": spec.name,
+            "auth_mode": spec.auth_mode,
+            "traffic": spec.traffic,
+            "mirror_traffic": spec.mirror_traffic,
+            "scoring_uri": f"{base}/score",
+            "swagger_uri": f"{base}/swagger.json",
+            "provisioning_state": "Succeeded",
+            "description": spec.description,
+            "tags": spec.tags,
+            "not_applied": spec.not_applied,
+            "etag": record.etag,
+        }
+
+    def _deployment_view(self, record: Any) -> dict[str, Any]:
+        spec: DeploymentSpec = record.spec
+        key = f"{spec.endpoint_name}/{spec.name}"
+        statuses = self.runtime.instance_status(key)  # in memory, owned by this event loop
+        return {**spec.to_dict(), "provisioning_state": "Succeeded",
+                "instances": [_instance_view(status) for status in statuses],
+                "etag": record.etag}
+
+
+# --- request parsing -----------------------------------------------------------------------
+
+async def _body(request: Request, schema: str) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        raise ScoregateError("this request needs a JSON body")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ScoregateError(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ScoregateError(f"the request body must be a JSON object, got {type(body).__name__}")
+    check_body(schema, body)
+    return body
+
+
+def _merge(current: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields given replace the current ones; objects of settings or of strings merge into
+    theirs instead, and a null inside them removes that key (JSON merge patch)."""
+    merged = dict(current)
+    for name, value in patch.items():
+        if name in _MERGED_FIELDS and isinstance(value, dict):
+            inner = {**(merged.get(name) or {}), **value}
+            merged[name] = {k: v for k, v in inner.items() if v is not None}
+        else:
+            merged[name] = value
+    return merged
+
+
+def _checked_sources(spec: DeploymentSpec) -> DeploymentSpec:
+    """The YAML loader's rules for what a deployment runs (code and script that exist, or
+    http(s) URLs, not both; a model path that exists), applied to a JSON body's fields."""
+    validate_deployment(spec)  # names, settings and probes first, with their rule ids
+    for field_name in ("model_path", "code_dir"):
+        value = getattr(spec, field_name)
+        if value is not None and not value.startswith("/"):
+            raise ScoregateError(f"{field_name} must be an absolute path, got {value!r} "
+                                 "(the CLI resolves paths against the YAML file's folder)")
+    azure: dict[str, Any] = {"name": spec.name, "endpoint_name": spec.endpoint_name}
+    if spec.model_path is not None:
+        azure["model"] = spec.model_path
+    if spec.code_dir is not None or spec.scoring_script is not None:
+        azure["code_configuration"] = {"code": spec.code_dir, "scoring_script": spec.scoring_script}
+    if spec.urls:
+        azure["urls"] = list(spec.urls)
+    checked = deployment_from_mapping(azure, "request body", Path("/"))
+    return spec.with_changes(model_path=checked.model_path, code_dir=checked.code_dir,
+                             scoring_script=checked.scoring_script, urls=checked.urls)
+
+
+def _deployment_key(request: Request) -> tuple[str, str]:
+    return request.path_params["endpoint"], request.path_params["deployment"]
+
+
+def _if_match(request: Request) -> str | None:
+    """The one ETag of If-Match, unquoted; None when absent or `*` (any current version)."""
+    header = request.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return None
+    values = [v.strip() for v in header.split(",") if v.strip()]
+    if len(values) != 1:
+        raise ScoregateError("If-Match must name exactly one ETag")
+    value = values[0].removeprefix("W/")
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None or value.lower() in ("false", "0", ""):
+        return False
+    if value.lower() in ("true", "1"):
+        return True
+    raise ScoregateError(f"query parameter {name} must be true or false, got {value!r}")
+
+
+def _lines(value: str | None) -> int:
+    if value is None:
+        return 5000
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_LOG_LINES:
+        raise ScoregateError(f"lines must be a whole number from 1 to {MAX_LOG_LINES}, "
+                             f"got {value!r}")
+    return int(value)
+
+
+def _instance_view(status: Any) -> dict[str, Any]:
+    """An `InstanceStatus` (a frozen dataclass of plain values) as JSON."""
+    return asdict(status)
+
+
+# --- answers -------------------------------------------------------------------------------
+
+def _json(content: Any, status: int = 200, etag: str | None = None) -> Response:
+    headers = {"ETag": f'"{etag}"'} if etag is not None else None
+    return Response(orjson.dumps(content), status, headers, media_type="application/json")
+
+
+def _error(status: int, message: str, **extra: str) -> Response:
+    return _json({"message": message, **extra}, status)
+
+
+async def _scoregate_error(request: Request, exc: Exception) -> Response:
+    rule = getattr(exc, "rule", None)
+    status = getattr(exc, "status", 400)
+    return _error(status, str(exc), **({"rule": rule} if rule else {}))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    detail = {404: f"no admin route {request.url.path} (see /openapi.json)",
+              405: f"{request.method} is not allowed on {request.url.path}"}
+    return _error(status, detail.get(status, str(getattr(exc, "detail", exc))))
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    _log.error("admin API %s %s failed", request.method, request.url.path, exc_info=exc)
+    return _error(500, "internal error in the admin API; the server log has the details")
+
+
+class _RequireToken:
+    """Pure ASGI guard: `Authorization: Bearer <admin token>`, compared in constant time."""
+
+    def __init__(self, app: ASGIApp, token: str, open_paths: tuple[str, ...]) -> None:
+        self.app = app
+        self.token = token.encode()
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.open_paths or self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        response = _error(401, "the admin API needs 'Authorization: Bearer <admin token>' "
+                               "(the token is in $SCOREGATE_HOME/admin_token)")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        await response(scope, receive, send)
+
+    def _allowed(self, scope: Scope) -> bool:
+        header = dict(scope["headers"]).get(b"authorization")
+        given = bearer(header)
+        return bool(self.token) and given is not None and hmac.compare_digest(given, self.token)

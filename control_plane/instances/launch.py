@@ -1,0 +1,135 @@
+"""Starting and stopping one managed instance process, with no way to leave an orphan.
+
+Each child runs in its own session (so its whole process group can be signalled), and asks
+the kernel for SIGKILL when its parent dies (`PR_SET_PDEATHSIG`), so even `kill -9` of the
+gateway takes its instances along. The listening socket is bound here and handed down by
+file descriptor, so an instance keeps its port across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from control_plane.specs.resources import DeploymentSpec
+
+# (spec, fd of the listening socket) -> argv of the instance process
+CommandBuilder = Callable[[DeploymentSpec, int], list[str]]
+
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: no dlopen after fork
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # where scoring_servers/ is importable
+
+
+def default_command(spec: DeploymentSpec, fd: int) -> list[str]:
+    """`python -m scoring_servers.azureml --fd N --code DIR --entry SCRIPT`."""
+    argv = [sys.executable, "-m", "scoring_servers.azureml", "--fd", str(fd)]
+    if spec.code_dir:
+        argv += ["--code", spec.code_dir]
+    if spec.scoring_script:
+        argv += ["--entry", spec.scoring_script]
+    return argv
+
+
+def bind_listener(backlog: int = 1024) -> socket.socket:
+    """A loopback listening socket on a free port, kept for the instance's whole life."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(backlog)
+    return sock
+
+
+def instance_env(spec: DeploymentSpec, model_dir: Path,
+                 base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """os.environ + the deployment's variables + what Azure's inference server is given."""
+    env = dict(os.environ if base is None else base)
+    env.update(spec.environment_variables)
+    env["AZUREML_MODEL_DIR"] = str(model_dir)
+    if spec.scoring_script:
+        env["AZUREML_ENTRY_SCRIPT"] = spec.scoring_script
+    env.setdefault("WORKER_COUNT", str(spec.request_settings.max_concurrent_requests_per_instance))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    paths = [str(_PACKAGE_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def spawn(argv: list[str], env: Mapping[str, str], fd: int,
+          log_path: Path) -> subprocess.Popen[bytes]:
+    """Start the instance with stdout+stderr appended to its log file.
+
+    Must run on the thread that lives as long as the gateway (the event loop's): Linux sends
+    PDEATHSIG when the *thread* that forked the child exits, not only the process.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, pass_fds=(fd,),
+                                start_new_session=True,
+                                preexec_fn=die_with_parent(signal.SIGKILL))
+
+
+def die_with_parent(sig: int) -> Callable[[], None]:
+    """A preexec_fn asking the kernel to send the child `sig` when its parent dies (exiting at
+    once if the parent already has). Call it in the parent, on the thread that will outlive
+    the child: the kernel sends the signal when the thread that forked exits."""
+    parent = os.getpid()
+
+    def set_pdeathsig() -> None:
+        _prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return set_pdeathsig
+
+
+async def wait_exit(proc: subprocess.Popen[bytes], poll_s: float = 0.1) -> int:
+    """Wait for the process to exit without a thread: a pidfd where the kernel has one."""
+    if proc.poll() is not None:  # checked first: pidfd_open of a reaped pid could be reused
+        return int(proc.returncode)
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        while proc.poll() is None:
+            await asyncio.sleep(poll_s)
+        return int(proc.returncode)
+    loop = asyncio.get_running_loop()
+    exited = asyncio.Event()
+    try:
+        loop.add_reader(pidfd, exited.set)
+        try:
+            if proc.poll() is None:
+                await exited.wait()
+        finally:
+            loop.remove_reader(pidfd)
+    finally:
+        os.close(pidfd)
+    return int(proc.wait())
+
+
+async def stop_group(proc: subprocess.Popen[bytes], grace_s: float) -> int:
+    """SIGTERM the process group, wait up to `grace_s`, then SIGKILL the group; reap."""
+    if proc.poll() is None:
+        signal_group(proc.pid, signal.SIGTERM)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives
+        # as the process exits, and the instance loop it runs in would then start a new one.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                await wait_exit(proc)
+    signal_group(proc.pid, signal.SIGKILL)  # also children the instance left behind
+    return await wait_exit(proc)
+
+
+def signal_group(pid: int, sig: int) -> None:
+    """Signal a process group that may already be gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)

@@ -1,0 +1,241 @@
+"""One managed instance: its process, its probes, its restarts, its state.
+
+The instance owns a task that loops start → watch → back off → start again, until it is
+stopped. It knows nothing about routing: it reports state changes to its owner, which decides
+what they mean for traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from control_plane.instances import launch
+from control_plane.instances.probes import Streaks, probe
+from control_plane.specs.resources import DeploymentSpec
+from control_plane.tasks import cancel_and_wait
+from gateway.snapshot import InstanceRoute
+
+log = logging.getLogger("scoregate.instances")
+
+STARTING, READY, UNREADY, FAILED, DRAINING, STOPPED = (
+    "starting", "ready", "unready", "failed", "draining", "stopped")
+INIT_FAILED_EXIT_CODE = 3  # the scoring server's exit code when the script's init() raised
+
+
+@dataclass(frozen=True)
+class SupervisorTimings:
+    """How fast the supervisor acts; the defaults suit production, tests shorten them."""
+
+    startup_poll_s: float = 0.15  # readiness polling until first ready
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    stable_after_s: float = 30.0  # ready this long → the next crash backs off from the start
+    stop_grace_s: float = 10.0  # SIGTERM → SIGKILL
+    drain_margin_s: float = 2.0  # added to the request timeout while waiting for in-flight
+    start_wait_s: float = 120.0  # reconcile returns once new instances are ready, or after this
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    id: str
+    url: str
+    state: str
+    pid: int | None
+    restarts: int
+    last_exit_code: int | None
+    last_error: str | None
+
+
+class InstanceEvents(Protocol):
+    """Where the supervisor reports what operators graph (see gateway.telemetry.metrics)."""
+
+    def ready_instances(self, endpoint: str, deployment: str, count: int) -> None: ...
+
+    def restarted(self, endpoint: str, deployment: str) -> None: ...
+
+    def probe_failed(self, endpoint: str, deployment: str, probe: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything needed to (re)start the process; fixed for the instance's life."""
+
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+
+
+class ManagedInstance:
+    def __init__(self, instance_id: str, spec: DeploymentSpec, sock: socket.socket,
+                 launch_plan: Launch, timings: SupervisorTimings, events: InstanceEvents,
+                 on_state: Callable[[ManagedInstance, bool], None]) -> None:
+        self.id = instance_id
+        self.spec = spec
+        self.port = int(sock.getsockname()[1])
+        self.route = InstanceRoute(id=instance_id, url=f"http://127.0.0.1:{self.port}")
+        self.state = STARTING
+        self.restarts = 0
+        self.last_exit_code: int | None = None
+        self.last_error: str | None = None
+        self._sock = sock
+        self._launch = launch_plan
+        self._timings = timings
+        self._events = events
+        self._on_state = on_state  # (instance, was_ready) after every state change
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready_since: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state == READY
+
+    @property
+    def pid(self) -> int | None:
+        # returncode, not poll(): only the watcher reaps, so a pid is never waited on twice
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    def status(self) -> InstanceStatus:
+        return InstanceStatus(self.id, self.route.url, self.state, self.pid, self.restarts,
+                              self.last_exit_code, self.last_error)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"instance {self.id}")
+
+    def begin_drain(self) -> None:
+        """Out of rotation for good; the process keeps serving what it has until `stop`."""
+        self._set_state(DRAINING)
+
+    async def stop(self) -> None:
+        """Stop the loop, then the process group (TERM, grace, KILL); release the port."""
+        if self.state != DRAINING:
+            self._set_state(DRAINING)
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+        if self._proc is not None:
+            await launch.stop_group(self._proc, self._timings.stop_grace_s)
+        self._sock.close()
+        self._set_state(STOPPED)
+
+    async def _run(self) -> None:
+        backoff = self._timings.backoff_initial_s
+        loop = asyncio.get_running_loop()
+        while True:
+            self._ready_since = None
+            self._set_state(STARTING)
+            failed = await self._run_once()
+            ready_for = loop.time() - self._ready_since if self._ready_since is not None else 0.0
+            if ready_for >= self._timings.stable_after_s:
+                backoff = self._timings.backoff_initial_s
+            self.restarts += 1
+            self._events.restarted(self.spec.endpoint_name, self.spec.name)
+            self._set_state(FAILED if failed or self._ready_since is None else STARTING)
+            self._note(f"{self.last_error}; starting again in {backoff:g}s")
+            log.warning("instance %s: %s; starting again in %gs", self.id, self.last_error, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._timings.backoff_max_s)
+
+    async def _run_once(self) -> bool:
+        """Start the process and watch it until it ends; True if it could not even start."""
+        try:
+            self._proc = launch.spawn(self._launch.argv, self._launch.env, self._sock.fileno(),
+                                      self._launch.log_path)
+        except OSError as error:
+            self._proc = None
+            self.last_exit_code = None
+            self.last_error = f"could not start {self._launch.argv[0]}: {error}"
+            return True
+        if await self._watch(self._proc):
+            self.last_error = f"liveness probe failed ({self.last_error}); killed"
+            self._set_state(UNREADY)  # out of rotation now, not after the kill's grace period
+            await launch.stop_group(self._proc, self._timings.stop_grace_s)
+        else:
+            self.last_error = _describe_exit(self._proc.wait())
+        self.last_exit_code = self._proc.wait()
+        return self.last_exit_code == INIT_FAILED_EXIT_CODE
+
+    def _note(self, text: str) -> None:
+        """A line of the supervisor's own in the instance log, so get-logs shows restarts."""
+        try:
+            with open(self._launch.log_path, "a", encoding="utf-8") as file:
+                file.write(f"[scoregate] {self.id}: {text}\n")
+        except OSError:
+            pass
+
+    async def _watch(self, proc: subprocess.Popen[bytes]) -> bool:
+        """Until the process exits (False) or liveness gives up on it (True)."""
+        exited = asyncio.create_task(launch.wait_exit(proc))
+        liveness = asyncio.create_task(self._liveness())
+        readiness = asyncio.create_task(self._readiness())
+        try:
+            await asyncio.wait((exited, liveness), return_when=asyncio.FIRST_COMPLETED)
+            return not exited.done()
+        finally:
+            await cancel_and_wait(exited, liveness, readiness)
+
+    async def _readiness(self) -> None:
+        settings = self.spec.readiness_probe
+        streaks = Streaks(settings)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        ever_ready = False
+        while True:
+            error = await probe(self.port, _timeout(settings.timeout))
+            streaks.record(error is None)
+            counts = ever_ready or loop.time() - started >= settings.initial_delay
+            if error is not None and counts:  # failures while booting are expected
+                self.last_error = error
+                self._events.probe_failed(self.spec.endpoint_name, self.spec.name, "readiness")
+            if self.state != READY and streaks.passed:
+                ever_ready = True
+                self._ready_since = loop.time()
+                self._set_state(READY)
+            elif self.state == READY and streaks.failed:
+                self._set_state(UNREADY)
+            await asyncio.sleep(settings.period if ever_ready else self._timings.startup_poll_s)
+
+    async def _liveness(self) -> None:
+        settings = self.spec.liveness_probe
+        streaks = Streaks(settings)
+        await asyncio.sleep(settings.initial_delay)
+        while not streaks.failed:
+            error = await probe(self.port, _timeout(settings.timeout))
+            streaks.record(error is None)
+            if error is not None:
+                self.last_error = error
+                self._events.probe_failed(self.spec.endpoint_name, self.spec.name, "liveness")
+                if streaks.failed:
+                    return
+            await asyncio.sleep(settings.period)
+
+    def _set_state(self, state: str) -> None:
+        if self.state in (DRAINING, STOPPED) and state not in (STOPPED,):
+            return  # once out of rotation, only stopping changes it
+        was_ready = self.ready
+        self.state = state
+        self._on_state(self, was_ready)
+
+
+def _timeout(seconds: float) -> float:
+    return max(float(seconds), 0.5)
+
+
+def _describe_exit(code: int) -> str:
+    if code == INIT_FAILED_EXIT_CODE:
+        return "init() of the scoring script failed (exit code 3); see the instance log"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the process was killed by {name}"
+    return f"the process exited with code {code}"

@@ -1,0 +1,318 @@
+"""The instance supervisor: keeps each managed deployment's processes in line with its spec.
+
+It knows nothing about HTTP routing. It starts, probes, restarts, drains and stops instance
+processes, and tells the rest of the system (through `on_change`) whenever the set of ready
+instances changes; `ready_instances()` is what the next routing snapshot is compiled from.
+
+Convergence is level-triggered: `_converge` compares what runs with the wanted spec and acts,
+and it runs again whenever an instance becomes ready. That gives scaling (add, or drain the
+extra ones), rolling replace (start instances of the new spec, drain one old instance for each
+new one that is ready) and removal, with the same few rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from control_plane.errors import ValidationError
+from control_plane.instances import launch
+from control_plane.instances import logs as instance_logs
+from control_plane.instances.launch import CommandBuilder
+from control_plane.instances.managed import (
+    DRAINING,
+    FAILED,
+    READY,
+    STOPPED,
+    InstanceEvents,
+    InstanceStatus,
+    Launch,
+    ManagedInstance,
+    SupervisorTimings,
+)
+from control_plane.instances.model_dir import prepare_model_dir
+from control_plane.specs.resources import DeploymentSpec
+from control_plane.tasks import cancel_and_wait
+from gateway.snapshot import InstanceRoute
+from gateway.telemetry import metrics
+
+__all__ = ["CommandBuilder", "InstanceStatus", "MetricEvents", "Supervisor", "SupervisorTimings"]
+
+log = logging.getLogger("scoregate.instances")
+
+# Fields that do not change what runs: editing them never restarts instances.
+_COSMETIC = {"instance_count": 0, "description": "", "tags": {}, "not_applied": {}}
+
+
+class MetricEvents:
+    """InstanceEvents that set the supervisor's series in gateway.telemetry.metrics."""
+
+    def ready_instances(self, endpoint: str, deployment: str, count: int) -> None:
+        metrics.set_ready_instances(endpoint, deployment, count)
+
+    def restarted(self, endpoint: str, deployment: str) -> None:
+        metrics.count_restart(endpoint, deployment)
+
+    def probe_failed(self, endpoint: str, deployment: str, probe: str) -> None:
+        metrics.count_probe_failure(endpoint, deployment, probe)
+
+
+@dataclass
+class _Deployment:
+    """What is wanted (spec, or None once removed) and what runs, for one "endpoint/name"."""
+
+    endpoint: str
+    name: str
+    spec: DeploymentSpec | None
+    instances: dict[str, ManagedInstance] = field(default_factory=dict)
+    external: tuple[InstanceRoute, ...] = ()
+
+
+class Supervisor:
+    def __init__(self, log_root: Path, on_change: Callable[[], None],
+                 in_flight: Callable[[str], int], command: CommandBuilder | None = None, *,
+                 work_root: Path | None = None, timings: SupervisorTimings = SupervisorTimings(),
+                 events: InstanceEvents | None = None) -> None:
+        self._log_root = Path(log_root)
+        self._work_root = Path(work_root) if work_root else self._log_root.parent / "model-dirs"
+        self._on_change = on_change
+        self._in_flight = in_flight
+        self._command = command or launch.default_command
+        self._timings = timings
+        self._events: InstanceEvents = events or MetricEvents()
+        self._deployments: dict[str, _Deployment] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    # --- the contract -------------------------------------------------------------------
+
+    async def reconcile(self, deployments: Mapping[str, DeploymentSpec]) -> None:
+        """Make what runs match `deployments`.
+
+        Removed instances leave the ready set at once and drain in the background. Returns
+        when every instance this call started is ready or has failed (as `az ml` returns
+        once a deployment is provisioned), bounded by `timings.start_wait_s`; the wait holds
+        no lock, so other reconciles and `close` are not held up by it.
+        """
+        started: list[ManagedInstance] = []
+        async with self._lock:
+            if self._closed:
+                raise RuntimeError("the supervisor is closed")
+            external = {key: self._checked_external(key, spec)
+                        for key, spec in deployments.items()}
+            for key, removed in list(self._deployments.items()):
+                if key not in deployments:
+                    removed.spec, removed.external = None, ()
+                    started += self._converge(key)
+            for key, spec in deployments.items():
+                wanted = self._deployments.setdefault(
+                    key, _Deployment(spec.endpoint_name, spec.name, spec))
+                wanted.spec, wanted.external = spec, external[key]
+                started += self._converge(key)
+            self._notify_change()
+        await self._until_started(started)
+
+    async def _until_started(self, instances: list[ManagedInstance]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timings.start_wait_s
+        while not self._closed and loop.time() < deadline:
+            if all(i.ready or i.restarts or i.state in (FAILED, DRAINING, STOPPED)
+                   for i in instances):
+                return
+            await asyncio.sleep(0.05)
+
+    def ready_instances(self) -> dict[str, tuple[InstanceRoute, ...]]:
+        ready: dict[str, tuple[InstanceRoute, ...]] = {}
+        for key, deployment in self._deployments.items():
+            if deployment.spec is None:
+                continue
+            managed = sorted((i for i in deployment.instances.values() if i.ready),
+                             key=lambda i: _index(i.id))
+            ready[key] = deployment.external + tuple(i.route for i in managed)
+        return ready
+
+    def status(self, key: str) -> list[InstanceStatus]:
+        deployment = self._deployments.get(key)
+        if deployment is None:
+            return []
+        external = [InstanceStatus(r.id, r.url, READY, None, 0, None, None)
+                    for r in deployment.external]
+        managed = sorted(deployment.instances.values(), key=lambda i: _index(i.id))
+        return external + [instance.status() for instance in managed]
+
+    def logs(self, key: str, lines: int = 5000) -> str:
+        endpoint, name = _split_key(key)
+        return instance_logs.deployment_logs(self._log_root, endpoint, name, lines)
+
+    async def wait_ready(self, key: str, timeout_s: float) -> bool:
+        """True once `key` runs exactly its wanted instances, all ready (False on timeout)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not self._settled(key):
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    async def close(self) -> None:
+        """Stop every instance (TERM, grace, KILL of each process group); no orphans."""
+        async with self._lock:
+            self._closed = True
+            instances = [i for d in self._deployments.values() for i in d.instances.values()]
+            for instance in instances:
+                instance.begin_drain()
+            self._notify_change()
+            await cancel_and_wait(*self._retiring)
+            await asyncio.gather(*(i.stop() for i in instances), return_exceptions=True)
+            self._deployments.clear()
+
+    # --- convergence ----------------------------------------------------------------------
+
+    def _converge(self, key: str) -> list[ManagedInstance]:
+        """Start and retire instances of `key` as its spec asks; returns those started."""
+        deployment = self._deployments[key]
+        spec = deployment.spec
+        live = [i for i in deployment.instances.values() if i.state not in (DRAINING, STOPPED)]
+        if spec is None or spec.is_external:
+            for instance in live:
+                self._retire(deployment, instance)
+            return []
+        current = [i for i in live if _same_process(i.spec, spec)]
+        stale = [i for i in live if not _same_process(i.spec, spec)]
+        for instance in current:
+            instance.spec = spec  # instance_count or cosmetic fields changed
+        started = [self._start(deployment, spec)
+                   for _ in range(spec.instance_count - len(current))]
+        current += started
+        for instance in _retire_order(current)[:max(0, len(current) - spec.instance_count)]:
+            self._retire(deployment, instance)
+        ready_new = sum(1 for i in current if i.ready)
+        keep = max(0, spec.instance_count - ready_new)
+        for instance in _retire_order(stale)[:max(0, len(stale) - keep)]:
+            self._retire(deployment, instance)
+        return started
+
+    def _start(self, deployment: _Deployment, spec: DeploymentSpec) -> ManagedInstance:
+        used = {_index(i) for i in deployment.instances}
+        index = next(n for n in range(len(used) + 1) if n not in used)
+        instance_id = f"{deployment.name}-{index}"
+        log_path = instance_logs.instance_log_path(self._log_root, deployment.endpoint,
+                                                   deployment.name, instance_id)
+        instance_logs.rotate_if_large(log_path)
+        model_dir = prepare_model_dir(self._work_root, deployment.endpoint, deployment.name,
+                                      spec.model_path)
+        sock = launch.bind_listener()
+        try:
+            plan = Launch(self._command(spec, sock.fileno()), launch.instance_env(spec, model_dir),
+                          log_path)
+        except BaseException:
+            sock.close()
+            raise
+        instance = ManagedInstance(instance_id, spec, sock, plan, self._timings, self._events,
+                                   self._instance_changed)
+        deployment.instances[instance_id] = instance
+        instance.start()
+        return instance
+
+    def _retire(self, deployment: _Deployment, instance: ManagedInstance) -> None:
+        """Out of rotation now; stop once nothing is in flight to it (bounded)."""
+        instance.begin_drain()
+        task = asyncio.create_task(self._drain_and_stop(deployment, instance),
+                                   name=f"retire {instance.id}")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _drain_and_stop(self, deployment: _Deployment, instance: ManagedInstance) -> None:
+        loop = asyncio.get_running_loop()
+        timeout_s = instance.spec.request_settings.request_timeout_ms / 1000
+        deadline = loop.time() + timeout_s + self._timings.drain_margin_s
+        await asyncio.sleep(0.05)  # let a request that picked it from the old snapshot count itself
+        while self._in_flight(instance.id) > 0 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        if self._in_flight(instance.id) > 0:
+            log.warning("instance %s still had requests in flight after %.1fs; stopping it",
+                        instance.id, timeout_s + self._timings.drain_margin_s)
+        await instance.stop()
+        deployment.instances.pop(instance.id, None)
+        key = f"{deployment.endpoint}/{deployment.name}"
+        if deployment.spec is None and not deployment.instances:
+            if self._deployments.get(key) is deployment:
+                del self._deployments[key]
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    def _instance_changed(self, instance: ManagedInstance, was_ready: bool) -> None:
+        if instance.ready == was_ready:
+            return
+        key = f"{instance.spec.endpoint_name}/{instance.spec.name}"
+        deployment = self._deployments.get(key)
+        if deployment is None:
+            return
+        count = sum(1 for i in deployment.instances.values() if i.ready)
+        self._events.ready_instances(deployment.endpoint, deployment.name, count)
+        if instance.ready and not self._closed:
+            self._converge(key)  # a new instance is ready: an old one may go now
+        self._notify_change()
+
+    def _notify_change(self) -> None:
+        try:
+            self._on_change()
+        except Exception:  # a failing listener must not take the supervisor down with it
+            log.exception("on_change failed")
+
+    def _settled(self, key: str) -> bool:
+        deployment = self._deployments.get(key)
+        if deployment is None or deployment.spec is None:
+            return deployment is None
+        if deployment.spec.is_external:
+            return not deployment.instances
+        instances = list(deployment.instances.values())
+        return (len(instances) == deployment.spec.instance_count
+                and all(i.ready and _same_process(i.spec, deployment.spec) for i in instances))
+
+    def _checked_external(self, key: str, spec: DeploymentSpec) -> tuple[InstanceRoute, ...]:
+        """Check everything before changing anything; the external routes of `spec`."""
+        endpoint, name = _split_key(key)
+        if (endpoint, name) != (spec.endpoint_name, spec.name):
+            raise ValidationError("name", f"deployment key {key!r} does not match its spec "
+                                          f"{spec.endpoint_name}/{spec.name}")
+        if not spec.is_external and spec.instance_count < 0:
+            raise ValidationError("instance-count", f"{key}: instance_count must be >= 0")
+        return _external_routes(spec) if spec.is_external else ()
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    endpoint, _, name = key.partition("/")
+    instance_logs.checked_name("endpoint", endpoint)
+    instance_logs.checked_name("deployment", name)
+    return endpoint, name
+
+
+def _same_process(a: DeploymentSpec, b: DeploymentSpec) -> bool:
+    return a.with_changes(**_COSMETIC) == b.with_changes(**_COSMETIC)
+
+
+def _index(instance_id: str) -> int:
+    return int(instance_id.rsplit("-", 1)[1])
+
+
+def _retire_order(instances: list[ManagedInstance]) -> list[ManagedInstance]:
+    """Which to remove first: instances not ready, then the newest."""
+    return sorted(instances, key=lambda i: (i.ready, -_index(i.id)))
+
+
+def _external_routes(spec: DeploymentSpec) -> tuple[InstanceRoute, ...]:
+    routes = []
+    for url in spec.urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValidationError("url", f"{spec.endpoint_name}/{spec.name}: external url {url!r} "
+                                         "must be http(s)://host[:port][/path]")
+        base = f"{parts.scheme}://{parts.netloc}"
+        routes.append(InstanceRoute(id=url, url=base, score_path=parts.path or "/score"))
+    return tuple(routes)

@@ -1,0 +1,93 @@
+"""The control plane's own records: what an operator declared, as plain frozen dataclasses.
+
+`yaml_loader` builds them from Azure ML YAML, `store` keeps them in SQLite (as the JSON of
+`to_dict`), `compile` turns them into a `gateway.snapshot.RoutingSnapshot`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+AUTH_MODES = ("key", "aml_token")
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """Azure ML's probe settings, in seconds and counts, with Azure's defaults."""
+
+    initial_delay: int = 10
+    period: int = 10
+    timeout: int = 2
+    success_threshold: int = 1
+    failure_threshold: int = 30
+
+
+@dataclass(frozen=True)
+class RequestSettings:
+    request_timeout_ms: int = 5000  # at most 180000
+    max_concurrent_requests_per_instance: int = 1
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    name: str
+    auth_mode: str = "key"
+    traffic: dict[str, int] = field(default_factory=dict)
+    mirror_traffic: dict[str, int] = field(default_factory=dict)
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    # Cloud-only keys, kept as given and shown as "not applied here" (e.g. "$schema").
+    not_applied: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EndpointSpec:
+        return cls(**data)
+
+    def with_changes(self, **changes: Any) -> EndpointSpec:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    name: str
+    endpoint_name: str
+    # Absolute, resolved paths (relative ones resolve against the YAML file's folder).
+    model_path: str | None = None
+    code_dir: str | None = None
+    scoring_script: str | None = None
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    instance_count: int = 1
+    request_settings: RequestSettings = field(default_factory=RequestSettings)
+    liveness_probe: ProbeSettings = field(default_factory=ProbeSettings)
+    readiness_probe: ProbeSettings = field(default_factory=ProbeSettings)
+    # External scoring servers: when set, nothing is launched; these URLs are the instances.
+    urls: tuple[str, ...] = ()
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    environment: Any = None  # kept as given; only its cloud-only parts are "not applied here"
+    not_applied: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_external(self) -> bool:
+        return bool(self.urls)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["urls"] = list(self.urls)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeploymentSpec:
+        data = dict(data)
+        data["request_settings"] = RequestSettings(**data.get("request_settings") or {})
+        data["liveness_probe"] = ProbeSettings(**data.get("liveness_probe") or {})
+        data["readiness_probe"] = ProbeSettings(**data.get("readiness_probe") or {})
+        data["urls"] = tuple(data.get("urls") or ())
+        return cls(**data)
+
+    def with_changes(self, **changes: Any) -> DeploymentSpec:
+        return replace(self, **changes)

@@ -1,0 +1,292 @@
+"""Azure ML endpoint and deployment mappings → `EndpointSpec` / `DeploymentSpec`.
+
+The keys follow the CLI v2 schemas (managedOnlineEndpoint, managedOnlineDeployment, and the
+kubernetes variants that the azureml-examples files use). Keys that only mean something in
+the cloud are accepted and kept in `not_applied` (dotted, as written), so files from Azure
+load unchanged; a key neither schema knows is an error naming it. The admin API calls the
+`*_from_mapping` functions with JSON bodies, so both paths share every rule and message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from control_plane.errors import ValidationError
+from control_plane.specs import validation
+from control_plane.specs.fields import (
+    Source,
+    check_keys,
+    describe,
+    integer,
+    local_path,
+    mapping,
+    percent_map,
+    plain,
+    required_text,
+    text,
+    text_map,
+)
+from control_plane.specs.resources import (
+    AUTH_MODES,
+    DeploymentSpec,
+    EndpointSpec,
+    ProbeSettings,
+    RequestSettings,
+)
+
+ENDPOINT_KEYS = frozenset({"name", "auth_mode", "traffic", "mirror_traffic", "description", "tags"})
+ENDPOINT_CLOUD_KEYS = frozenset({
+    "$schema", "identity", "public_network_access", "compute", "kind", "type", "properties",
+    "id", "location", "provisioning_state", "scoring_uri", "openapi_uri",
+})
+DEPLOYMENT_KEYS = frozenset({
+    "name", "endpoint_name", "model", "code_configuration", "environment",
+    "environment_variables", "instance_count", "request_settings", "liveness_probe",
+    "readiness_probe", "description", "tags", "url", "urls",
+})
+DEPLOYMENT_CLOUD_KEYS = frozenset({
+    "$schema", "instance_type", "app_insights_enabled", "egress_public_network_access",
+    "scale_settings", "data_collector", "type", "private_network_connection", "with_package",
+    "model_mount_path", "resources", "startup_probe", "properties", "id", "provisioning_state",
+})
+MODEL_KEYS = frozenset({"path", "name", "version", "type", "description"})
+MODEL_CLOUD_KEYS = frozenset({"$schema", "tags", "properties", "stage", "datastore", "flavors",
+                              "job_name", "intellectual_property"})
+ENVIRONMENT_KEYS = frozenset({
+    "$schema", "name", "version", "description", "tags", "properties", "image", "conda_file",
+    "build", "inference_config", "os_type", "datastore", "intellectual_property", "stage",
+})
+REQUEST_KEYS = frozenset({"request_timeout_ms", "max_concurrent_requests_per_instance"})
+AUTH_NOT_YET = frozenset({"aad_token"})
+ENDPOINT = "an Azure ML online endpoint"
+DEPLOYMENT = "an Azure ML online deployment"
+
+
+def endpoint_from_mapping(data: Any, source: str, base_dir: Path, *, name: str | None = None,
+                          lines: Mapping[str, int] | None = None) -> EndpointSpec:
+    """`name` (the CLI's --name) overrides the name in the data, as with `az ml`."""
+    src = Source(source, base_dir, lines or {})
+    data = mapping(src, data, "")
+    not_applied: dict[str, Any] = {}
+    check_keys(src, data, "", ENDPOINT_KEYS, ENDPOINT_CLOUD_KEYS, not_applied, ENDPOINT)
+    traffic = percent_map(src, data, "traffic")
+    mirror = percent_map(src, data, "mirror_traffic")
+    _check_percents(src, traffic, mirror)
+    return EndpointSpec(
+        name=_name(src, data, "name", "endpoint", name),
+        auth_mode=_auth_mode(src, data),
+        traffic=traffic,
+        mirror_traffic=mirror,
+        description=text(src, data, "description", default="") or "",
+        tags=text_map(src, data, "tags"),
+        not_applied=not_applied,
+    )
+
+
+def deployment_from_mapping(data: Any, source: str, base_dir: Path, *, name: str | None = None,
+                            endpoint_name: str | None = None,
+                            lines: Mapping[str, int] | None = None) -> DeploymentSpec:
+    """`name` / `endpoint_name` (the CLI's flags) override those in the data, as with `az ml`."""
+    src = Source(source, base_dir, lines or {})
+    data = mapping(src, data, "")
+    not_applied: dict[str, Any] = {}
+    check_keys(src, data, "", DEPLOYMENT_KEYS, DEPLOYMENT_CLOUD_KEYS, not_applied, DEPLOYMENT)
+    name = _name(src, data, "name", "deployment", name)
+    endpoint_name = _name(src, data, "endpoint_name", "endpoint", endpoint_name)
+    urls = _urls(src, data)
+    model_path = _model(src, data, not_applied)
+    code_dir, script = _code(src, data, urls, not_applied)
+    if urls and "instance_count" in data:
+        not_applied["instance_count"] = plain(src, data["instance_count"], "instance_count")
+    return DeploymentSpec(
+        name=name,
+        endpoint_name=endpoint_name,
+        model_path=model_path,
+        code_dir=code_dir,
+        scoring_script=script,
+        environment_variables=text_map(src, data, "environment_variables"),
+        instance_count=integer(src, data, "instance_count", "", 1, 1),
+        request_settings=_request_settings(src, data, not_applied),
+        liveness_probe=_probe(src, data, "liveness_probe"),
+        readiness_probe=_probe(src, data, "readiness_probe"),
+        urls=urls,
+        description=text(src, data, "description", default="") or "",
+        tags=text_map(src, data, "tags"),
+        environment=_environment(src, data, not_applied),
+        not_applied=not_applied,
+    )
+
+
+def _name(src: Source, data: Mapping[str, Any], key: str, kind: str, override: str | None) -> str:
+    if override is not None:
+        value = override
+    else:
+        value = required_text(src, data, key)
+    try:
+        validation.validate_name(kind, value)
+    except ValidationError as error:
+        raise src.invalid(key, error) from None
+    return value
+
+
+def _auth_mode(src: Source, data: Mapping[str, Any]) -> str:
+    value = text(src, data, "auth_mode", default="key") or "key"
+    mode = value.lower()  # the Azure CLI accepts `Key` (the kubernetes example writes it so)
+    if mode in AUTH_NOT_YET:
+        raise src.error("auth_mode", f"auth_mode {value!r} is not supported yet; use key or "
+                                     "aml_token")
+    if mode not in AUTH_MODES:
+        raise src.error("auth_mode", f"expected one of {', '.join(AUTH_MODES)}, got "
+                                     f"{value!r}")
+    return mode
+
+
+def _check_percents(src: Source, traffic: dict[str, int], mirror: dict[str, int]) -> None:
+    """The rules one file can break alone; unknown deployments are the store's to check."""
+    names = set(traffic) | set(mirror)
+    try:
+        validation.validate_traffic(traffic, names, mirror)
+    except ValidationError as error:
+        raise src.invalid("traffic", error) from None
+    try:
+        validation.validate_mirror(mirror, names, traffic)
+    except ValidationError as error:
+        raise src.invalid("mirror_traffic", error) from None
+
+
+def _urls(src: Source, data: Mapping[str, Any]) -> tuple[str, ...]:
+    if "url" in data and "urls" in data:
+        raise src.error("urls", "give url or urls, not both")
+    if data.get("url") is not None:
+        return (_url(src, data["url"], "url"),)
+    raw = data.get("urls")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise src.error("urls", f"expected a list of http(s) URLs, got {describe(raw)}")
+    urls = tuple(_url(src, item, f"urls[{index}]") for index, item in enumerate(raw))
+    if len(set(urls)) != len(urls):
+        raise src.error("urls", "names the same URL twice")
+    return urls
+
+
+def _url(src: Source, value: Any, key: str) -> str:
+    """An external scoring server; its path is the scoring path (default /score)."""
+    if not isinstance(value, str):
+        raise src.error(key, f"expected an http(s) URL, got {describe(value)}")
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError as error:
+        raise src.error(key, f"{value!r} is not a valid URL: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise src.error(key, f"expected an http:// or https:// URL with a host, got {value!r}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise src.error(key, f"{value!r}: query strings, fragments and credentials are not "
+                             "supported in scoring URLs")
+    netloc = parts.hostname if port is None else f"{parts.hostname}:{port}"
+    if ":" in parts.hostname:
+        netloc = f"[{parts.hostname}]" + ("" if port is None else f":{port}")
+    return f"{parts.scheme}://{netloc}{parts.path or '/score'}"
+
+
+def _model(src: Source, data: Mapping[str, Any], not_applied: dict[str, Any]) -> str | None:
+    value = data.get("model")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value.startswith("azureml:"):
+            raise src.error("model", f"registered models are not supported yet ({value!r}); "
+                                     "give model.path")
+        return local_path(src, value, "model", "any")
+    model = mapping(src, value, "model")
+    check_keys(src, model, "model", MODEL_KEYS, MODEL_CLOUD_KEYS, not_applied, "a model")
+    for key in ("name", "version", "type", "description"):
+        if key in model:  # shown, not applied: there is no model registry here
+            not_applied[f"model.{key}"] = plain(src, model[key], f"model.{key}")
+    path = text(src, model, "path", "model")
+    if path is None:
+        raise src.error("model", "model.path is required (registered models are not "
+                                 "supported yet)")
+    return local_path(src, path, "model.path", "any")
+
+
+def _code(src: Source, data: Mapping[str, Any], urls: tuple[str, ...],
+          not_applied: dict[str, Any]) -> tuple[str | None, str | None]:
+    value = data.get("code_configuration")
+    if value is None:
+        if urls:
+            return None, None
+        if str(not_applied.get("model.type", "")).lower() in ("mlflow_model", "mlflow"):
+            raise src.error("model.type", "MLflow deployments without a scoring script are "
+                                          "not supported yet; add code_configuration")
+        raise src.error(None, "code_configuration {code, scoring_script} is required (or "
+                              "url/urls of an external scoring server)")
+    if urls:
+        raise src.error("code_configuration", "give code_configuration or url/urls, not both")
+    code = mapping(src, value, "code_configuration")
+    check_keys(src, code, "code_configuration", ("code", "scoring_script"), (), not_applied,
+               "code_configuration")
+    folder = local_path(src, required_text(src, code, "code", "code_configuration"),
+                        "code_configuration.code", "folder")
+    script = required_text(src, code, "scoring_script", "code_configuration")
+    inside = os.path.normpath(script)
+    if os.path.isabs(inside) or inside == ".." or inside.startswith(".." + os.sep):
+        raise src.error("code_configuration.scoring_script", f"{script!r} must be a path "
+                        "inside the code folder (as Azure ML uploads only that folder)")
+    local_path(Source(src.file, Path(folder), src.lines), script,
+               "code_configuration.scoring_script", "file")
+    return folder, script
+
+
+def _environment(src: Source, data: Mapping[str, Any], not_applied: dict[str, Any]) -> Any:
+    """Kept as given (conda_file made absolute); every part of it is cloud-only here."""
+    value = data.get("environment")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        not_applied["environment"] = value
+        return value
+    env = mapping(src, value, "environment")
+    check_keys(src, env, "environment", (), ENVIRONMENT_KEYS, not_applied, "an environment")
+    kept = plain(src, env, "environment")
+    conda = text(src, env, "conda_file", "environment")
+    if conda is not None and not conda.startswith("azureml:"):
+        kept["conda_file"] = os.path.abspath(os.path.join(src.base_dir, conda))
+    return kept
+
+
+def _request_settings(src: Source, data: Mapping[str, Any],
+                      not_applied: dict[str, Any]) -> RequestSettings:
+    value = data.get("request_settings")
+    if value is None:
+        return RequestSettings()
+    settings = mapping(src, value, "request_settings")
+    check_keys(src, settings, "request_settings", REQUEST_KEYS, ("max_queue_wait_ms",),
+               not_applied, "request_settings")
+    defaults = RequestSettings()
+    return RequestSettings(
+        request_timeout_ms=integer(src, settings, "request_timeout_ms", "request_settings",
+                                   defaults.request_timeout_ms, 1,
+                                   validation.MAX_REQUEST_TIMEOUT_MS),
+        max_concurrent_requests_per_instance=integer(
+            src, settings, "max_concurrent_requests_per_instance", "request_settings",
+            defaults.max_concurrent_requests_per_instance, 1),
+    )
+
+
+def _probe(src: Source, data: Mapping[str, Any], key: str) -> ProbeSettings:
+    value = data.get(key)
+    if value is None:
+        return ProbeSettings()
+    probe = mapping(src, value, key)
+    check_keys(src, probe, key, validation.PROBE_LOWEST, (), {}, key)
+    defaults = ProbeSettings()
+    values = {name: integer(src, probe, name, key, getattr(defaults, name), lowest)
+              for name, lowest in validation.PROBE_LOWEST.items()}
+    return ProbeSettings(**values)
+

@@ -1,0 +1,231 @@
+"""Azure ML's rules for names, traffic, mirror traffic and deployment settings.
+
+Pure functions: each one either returns or raises `ValidationError(rule, message)`, whatever
+it is given (the admin API passes decoded JSON straight in), so callers never see a
+`TypeError` from a bad value. The message names the rule in words and the offending values.
+
+Choices where Azure is silent or where scoregate differs:
+- `instance_count` is at least 1 for managed deployments (Azure has no scale-to-zero for
+  managed online deployments); external deployments (`urls`) ignore it.
+- probe `initial_delay` may be 0 (start probing at once); every other probe value is ≥ 1.
+- a mirror entry of 0 means "mirror off", so `{green: 0}` is accepted even beside live traffic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from control_plane.errors import ValidationError
+from control_plane.specs.resources import AUTH_MODES, DeploymentSpec, EndpointSpec, ProbeSettings
+
+MAX_DEPLOYMENTS = 20
+MAX_MIRROR_PERCENT = 50
+MAX_REQUEST_TIMEOUT_MS = 180_000
+# The lowest value of each probe setting (the YAML loader and the OpenAPI document use it too).
+PROBE_LOWEST: Mapping[str, int] = MappingProxyType({
+    "initial_delay": 0, "period": 1, "timeout": 1, "success_threshold": 1, "failure_threshold": 1,
+})
+
+_NAME = re.compile(r"[A-Za-z](?:-?[A-Za-z0-9])*")
+_TRAFFIC_ITEM = re.compile(r"([^=\s,]*)=([^=\s,]*)")
+_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def validate_name(kind: str, name: object) -> None:
+    """3–32 characters: a letter, then letters, digits, single dashes; a letter or digit last."""
+    if not isinstance(name, str) or not 3 <= len(name) <= 32 or not _NAME.fullmatch(name):
+        raise ValidationError(
+            "name",
+            f"{kind} name {name!r} is not valid: names have 3 to 32 characters, start with a "
+            "letter, contain only letters, digits and single dashes, and end with a letter or "
+            "digit",
+        )
+
+
+def parse_traffic(text: str) -> dict[str, int]:
+    """`"blue=90 green=10"` (spaces and/or commas between items) → `{"blue": 90, "green": 10}`."""
+    if not isinstance(text, str):
+        raise ValidationError(
+            "traffic-integers", f"traffic must be text like 'blue=90 green=10', got {text!r}"
+        )
+    result: dict[str, int] = {}
+    for item in _SEPARATORS.split(text.strip()):
+        if not item:
+            continue
+        match = _TRAFFIC_ITEM.fullmatch(item)
+        if match is None or not match.group(1):
+            raise ValidationError(
+                "traffic-integers",
+                f"traffic item {item!r} is not of the form name=percent (e.g. 'blue=90 green=10')",
+            )
+        name, value = match.groups()
+        if not value.isascii() or not value.isdigit():
+            raise ValidationError(
+                "traffic-integers",
+                f"traffic values must be whole numbers from 0 to 100, got {name}={value!r}",
+            )
+        if name in result:
+            raise ValidationError("traffic-integers", f"traffic names deployment {name!r} twice")
+        result[name] = int(value)
+    return result
+
+
+def validate_traffic(
+    traffic: object, deployment_names: Collection[str], mirror: object = None
+) -> None:
+    """Integer percents that total 0 or 100, naming existing deployments, none also mirrored."""
+    values = _percent_map("traffic", traffic, 100)
+    _check_known("traffic-unknown-deployment", "traffic", values, deployment_names)
+    total = sum(values.values())
+    if total not in (0, 100):
+        raise ValidationError(
+            "traffic-total",
+            f"traffic must total 0 or 100, got {total} ({_describe(values)})",
+        )
+    mirrored = _positive(_percent_map("mirror_traffic", mirror or {}, None))
+    _check_not_both(_positive(values), mirrored)
+
+
+def validate_mirror(
+    mirror: object, deployment_names: Collection[str], traffic: object = None
+) -> None:
+    """One deployment, at most 50%, existing, and not one that carries live traffic."""
+    values = _percent_map("mirror_traffic", mirror, None)
+    _check_known("mirror-unknown-deployment", "mirror_traffic", values, deployment_names)
+    positive = _positive(values)
+    if len(positive) > 1:
+        raise ValidationError(
+            "mirror-single",
+            f"mirror_traffic may name only one deployment, got {_describe(positive)}",
+        )
+    for name, percent in positive.items():
+        if percent > MAX_MIRROR_PERCENT:
+            raise ValidationError(
+                "mirror-max-50",
+                f"mirror_traffic may be at most {MAX_MIRROR_PERCENT}%, got {name}={percent}",
+            )
+    _check_not_both(_positive(_percent_map("traffic", traffic or {}, 100)), positive)
+
+
+def validate_endpoint(spec: EndpointSpec, deployment_names: Collection[str]) -> None:
+    validate_name("endpoint", spec.name)
+    if spec.auth_mode not in AUTH_MODES:
+        raise ValidationError(
+            "auth-mode",
+            f"auth_mode of endpoint {spec.name} must be one of {', '.join(AUTH_MODES)}, "
+            f"got {spec.auth_mode!r}",
+        )
+    validate_traffic(spec.traffic, deployment_names, spec.mirror_traffic)
+    validate_mirror(spec.mirror_traffic, deployment_names, spec.traffic)
+
+
+def validate_deployment(spec: DeploymentSpec) -> None:
+    validate_name("deployment", spec.name)
+    validate_name("endpoint", spec.endpoint_name)
+    where = f"deployment {spec.name}"
+    settings = spec.request_settings
+    _require_int(
+        "request-timeout",
+        f"request_settings.request_timeout_ms of {where}",
+        settings.request_timeout_ms,
+        1,
+        MAX_REQUEST_TIMEOUT_MS,
+    )
+    _require_int(
+        "max-concurrent",
+        f"request_settings.max_concurrent_requests_per_instance of {where}",
+        settings.max_concurrent_requests_per_instance,
+        1,
+    )
+    if not spec.is_external:
+        _require_int("instance-count", f"instance_count of {where}", spec.instance_count, 1)
+    _check_probe(where, "liveness_probe", spec.liveness_probe)
+    _check_probe(where, "readiness_probe", spec.readiness_probe)
+
+
+def check_deployment_count(n: int) -> None:
+    if n > MAX_DEPLOYMENTS:
+        raise ValidationError(
+            "max-deployments",
+            f"an endpoint may have at most {MAX_DEPLOYMENTS} deployments, this change makes {n}",
+        )
+
+
+def check_can_delete_deployment(endpoint_spec: EndpointSpec, name: str) -> None:
+    """A deployment that receives live (or mirror) traffic cannot be deleted: set it to 0 first."""
+    live = endpoint_spec.traffic.get(name, 0)
+    mirrored = endpoint_spec.mirror_traffic.get(name, 0)
+    if live or mirrored:
+        kind = "live traffic" if live else "mirror traffic"
+        raise ValidationError(
+            "delete-live-traffic",
+            f"deployment {name} of endpoint {endpoint_spec.name} receives {live or mirrored}% "
+            f"{kind}; set its {kind} to 0 before deleting it",
+        )
+
+
+def _check_probe(where: str, which: str, probe: ProbeSettings) -> None:
+    for field_name, value in vars(probe).items():
+        _require_int("probe", f"{which}.{field_name} of {where}", value, PROBE_LOWEST[field_name])
+
+
+def _require_int(
+    rule: str, what: str, value: object, lowest: int, highest: int | None = None
+) -> None:
+    if not _int_between(value, lowest, highest):
+        bounds = f"of at least {lowest}" if highest is None else f"from {lowest} to {highest}"
+        raise ValidationError(rule, f"{what} must be a whole number {bounds}, got {value!r}")
+
+
+def _percent_map(what: str, value: object, highest: int | None) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            "traffic-integers", f"{what} must map deployment names to percents, got {value!r}"
+        )
+    result: dict[str, int] = {}
+    for name, percent in value.items():
+        if not isinstance(name, str):
+            raise ValidationError("traffic-integers", f"{what} names must be text, got {name!r}")
+        if not _int_between(percent, 0, highest):
+            bounds = "0 or more" if highest is None else f"from 0 to {highest}"
+            raise ValidationError(
+                "traffic-integers",
+                f"{what} values must be whole numbers {bounds}, got {name}={percent!r}",
+            )
+        result[name] = percent
+    return result
+
+
+def _check_known(rule: str, what: str, values: Mapping[str, int], names: Collection[str]) -> None:
+    unknown = sorted(name for name in values if name not in names)
+    if unknown:
+        known = ", ".join(sorted(names)) or "none"
+        raise ValidationError(
+            rule, f"{what} names unknown deployment(s) {', '.join(unknown)} (deployments: {known})"
+        )
+
+
+def _check_not_both(live: Mapping[str, int], mirrored: Mapping[str, int]) -> None:
+    for name in sorted(set(live) & set(mirrored)):
+        raise ValidationError(
+            "mirror-has-live-traffic",
+            f"deployment {name} cannot get mirror traffic ({mirrored[name]}%) while it has live "
+            f"traffic ({live[name]}%): a deployment carries one or the other",
+        )
+
+
+def _positive(values: Mapping[str, int]) -> dict[str, int]:
+    return {name: percent for name, percent in values.items() if percent > 0}
+
+
+def _int_between(value: Any, lowest: int, highest: int | None) -> bool:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return False
+    return value >= lowest and (highest is None or value <= highest)
+
+
+def _describe(values: Mapping[str, int]) -> str:
+    return ", ".join(f"{name}={percent}" for name, percent in values.items()) or "empty"

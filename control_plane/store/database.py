@@ -1,0 +1,92 @@
+"""The SQLite file under the state directory: permissions, schema and transactions.
+
+Keys live in this file, so the directory is created 0700 and the file 0600 before SQLite
+ever writes to it (SQLite gives its -wal and -shm files the database file's mode).
+WAL with `synchronous=FULL` makes a commit durable once it returns, and every write is a
+`BEGIN IMMEDIATE` transaction, so writers in other threads and processes queue on SQLite's
+lock instead of overwriting each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from control_plane.rollouts.rows import SCHEMA as ROLLOUT_SCHEMA
+
+DB_NAME = "state.db"
+BUSY_TIMEOUT_S = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoints (
+    name TEXT PRIMARY KEY, spec TEXT NOT NULL, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS deployments (
+    endpoint TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL, version INTEGER NOT NULL,
+    PRIMARY KEY (endpoint, name));
+CREATE TABLE IF NOT EXISTS secrets (
+    endpoint TEXT PRIMARY KEY, primary_key TEXT NOT NULL, secondary_key TEXT NOT NULL,
+    token_secret BLOB NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', 1), ('revision', 0);
+"""
+
+
+class Database:
+    """One connection to `home/state.db`, shared by the threads of a process under a lock."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / DB_NAME
+        _create_private(home, self.path)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        with self.write() as conn:
+            for statement in (_SCHEMA + ROLLOUT_SCHEMA).split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A `BEGIN IMMEDIATE` transaction: committed if the block returns, else rolled back."""
+        with self._transaction("BEGIN IMMEDIATE") as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query in the block sees the same committed state."""
+        with self._transaction("BEGIN") as conn:
+            yield conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextlib.contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute(begin)
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+
+def _create_private(home: Path, path: Path) -> None:
+    if not home.exists():
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(home, 0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)

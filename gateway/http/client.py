@@ -1,0 +1,329 @@
+"""A lean HTTP/1.1 client for the hot path: asyncio Protocols, httptools' response parser and a
+keep-alive pool per origin.
+
+Why not aiohttp: per request it builds ClientRequest/ClientResponse, a ClientTimeout, multidicts,
+payload objects and tracing hooks; here a request is one write, one future and one timer.
+
+Retry rule (the caller relies on it): a request may go to another instance only when it
+provably never reached this one, which is when it raises `ConnectFailed` (nothing was
+written). An idle connection the peer has closed is seen by its protocol (EOF or
+`connection_lost`) and leaves the pool before it can be picked; idle connections are also
+dropped after `idle_timeout_s`, below the keep-alive timeouts of common servers, so a server
+rarely closes one just as it is reused. Once any byte of a request is written, a failure is
+final (`ResponseFailed`, or `ResponseTimeout`): the instance may have processed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httptools
+
+Header = tuple[str | bytes, str | bytes]
+_LARGE = 64 * 1024  # bodies at least this big are written without copying them into the head
+
+
+class ClientError(Exception):
+    pass
+
+
+class ConnectFailed(ClientError):
+    """Nothing of the request was sent: safe to send it elsewhere."""
+
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+class ResponseFailed(ClientError):
+    """The request was (maybe partly) sent, and no complete, well-formed answer came back."""
+
+
+class ResponseTimeout(ClientError):
+    pass
+
+
+@dataclass(slots=True)  # one per request: a frozen __init__ costs ~0.5 µs more
+class Response:
+    status: int
+    reason: str
+    headers: tuple[tuple[bytes, bytes], ...]  # names lower-cased, as received otherwise
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an instance URL points: parsed once per URL, not per request."""
+
+    scheme: str
+    host: str
+    port: int
+    host_header: bytes
+    base_path: str  # a path prefix in the URL (usually empty)
+
+    @classmethod
+    def parse(cls, url: str) -> Origin:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"upstream URL must be http(s)://host[:port][/path], got {url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.scheme, parts.hostname, port, parts.netloc.encode("idna"),
+                   parts.path.rstrip("/"))
+
+
+def request_head(method: str, target: str, origin: Origin, headers: Sequence[Header],
+                 body_length: int) -> bytes:
+    """The request line and headers. Names and values come from a parsed request or from us,
+    so they hold no CR/LF; Host is added when the caller did not pass one."""
+    parts = [method.encode("ascii"), b" ", target.encode("latin-1"), b" HTTP/1.1\r\n"]
+    has_host = False
+    for name, value in headers:
+        if type(name) is str:  # `type() is` costs half what isinstance does; mypy cannot narrow it
+            name = name.encode("latin-1")
+        if type(value) is str:
+            value = value.encode("latin-1")
+        if not has_host and name.lower() == b"host":
+            has_host = True
+        parts += (name, b": ", value, b"\r\n")  # type: ignore[arg-type]
+    if not has_host:
+        parts += (b"host: ", origin.host_header, b"\r\n")
+    parts += (b"content-length: ", str(body_length).encode("ascii"), b"\r\n\r\n")
+    return b"".join(parts)
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection; at most one request at a time."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.alive = True  # False once aborted or lost: never taken from the pool again
+        self.idle_since = 0.0
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[Response] | None = None
+        self._reason = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._chunks: list[bytes] = []
+        self._framed = False  # Content-Length or chunked: the end is known without EOF
+        self._head_done = False
+        self._stray = False  # bytes after the answer: the connection cannot be reused
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None:  # bytes nobody asked for: the connection is not reusable
+            self.abort()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as error:
+            self._fail(ResponseFailed(f"malformed answer ({error})"))
+            self.abort()
+            return
+        if self._stray:
+            self.abort()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.alive = False
+        self.pool.forget(self)
+        if self._waiter is None or self._waiter.done():
+            return
+        if self._head_done and not self._framed:  # a body delimited by the end of the connection
+            self.on_message_complete()
+        else:
+            reason = "connection reset" if isinstance(exc, ConnectionResetError) else \
+                "connection closed before a complete answer"
+            self._fail(ResponseFailed(reason))
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        if self._waiter is None:
+            self._stray = True
+
+    def on_status(self, status: bytes) -> None:
+        self._reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"content-length" or name == b"transfer-encoding":
+            self._framed = True
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._head_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self._chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        waiter = self._waiter
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # an interim answer (103 Early Hints...): the real one follows
+            self._reset()
+            return
+        keep = self._framed and self._parser.should_keep_alive()
+        body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        response = Response(status, self._reason.decode("latin-1"), tuple(self._headers), body)
+        self._waiter = None
+        self._reset()
+        if not keep:
+            self.abort()
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+        if keep and self.alive:
+            self.pool.release(self)
+
+    # ours
+    def send(self, data: bytes, body: bytes | None,
+             waiter: asyncio.Future[Response]) -> None:
+        self._waiter = waiter
+        transport = self.transport
+        if transport is None:
+            raise ResponseFailed("connection closed")
+        if body is None or len(body) < _LARGE:
+            transport.write(data + body if body else data)
+        else:
+            transport.writelines((data, body))
+
+    def expire(self, timeout_s: float) -> None:
+        """The request's deadline passed: fail it and drop the connection."""
+        self._fail(ResponseTimeout(f"no answer within {timeout_s:g} s"))
+        self.abort()
+
+    def abandon(self) -> None:
+        """The caller stopped waiting (cancelled): the connection is mid-request, drop it."""
+        self._fail(ResponseFailed("request abandoned"))
+        self.abort()
+
+    def abort(self) -> None:
+        self.alive = False
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _fail(self, error: ClientError) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+
+    def _reset(self) -> None:
+        self._reason = b""
+        self._headers = []
+        self._chunks = []
+        self._framed = self._head_done = False
+
+
+class Pool:
+    """Idle keep-alive connections to one origin, most recently used first."""
+
+    def __init__(self, origin: Origin, max_idle: int, idle_timeout_s: float) -> None:
+        self.origin = origin
+        self._idle: list[Connection] = []
+        self._max_idle = max_idle
+        self._idle_timeout_s = idle_timeout_s
+        self._ssl: ssl.SSLContext | None = (ssl.create_default_context()
+                                            if origin.scheme == "https" else None)
+
+    def take(self, now: float) -> Connection | None:
+        idle = self._idle
+        while idle:
+            connection = idle.pop()
+            if connection.alive and now - connection.idle_since < self._idle_timeout_s:
+                return connection
+            connection.abort()
+        return None
+
+    async def connect(self, timeout_s: float) -> Connection:
+        loop = asyncio.get_running_loop()
+        origin = self.origin
+        try:
+            _, connection = await asyncio.wait_for(loop.create_connection(
+                lambda: Connection(self), origin.host, origin.port, ssl=self._ssl), timeout_s)
+        except TimeoutError:
+            raise ResponseTimeout(f"no connection within {timeout_s:g} s") from None
+        except ConnectionRefusedError:
+            raise ConnectFailed("connection refused", refused=True) from None
+        except OSError as error:
+            raise ConnectFailed(f"cannot connect: {error.strerror or error}") from None
+        return connection
+
+    def release(self, connection: Connection) -> None:
+        if len(self._idle) >= self._max_idle:
+            connection.abort()
+            return
+        connection.idle_since = asyncio.get_running_loop().time()
+        self._idle.append(connection)
+
+    def forget(self, connection: Connection) -> None:
+        try:
+            self._idle.remove(connection)
+        except ValueError:
+            pass
+
+    def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.abort()
+
+
+class HttpClient:
+    """Sends requests over kept-alive connections, one pool per origin.
+
+    Concurrency is bounded before the client (the 429 rule, the mirror bound), so the pools
+    bound only how many idle connections they keep."""
+
+    def __init__(self, max_idle_per_origin: int = 256, idle_timeout_s: float = 2.0) -> None:
+        self._pools: dict[str, Pool] = {}
+        self._max_idle = max_idle_per_origin
+        self._idle_timeout_s = idle_timeout_s
+        self._closed = False
+
+    def pool(self, url: str) -> Pool:
+        pool = self._pools.get(url)
+        if pool is None:
+            pool = self._pools[url] = Pool(Origin.parse(url), self._max_idle, self._idle_timeout_s)
+        return pool
+
+    async def request(self, url: str, method: str, path: str, headers: Sequence[Header],
+                      body: bytes | None, timeout_s: float) -> Response:
+        """Send one request to the instance at `url` (scheme://host:port[/prefix]) and return
+        its whole answer; raises `ConnectFailed`, `ResponseFailed` or `ResponseTimeout`."""
+        if self._closed:
+            raise ConnectFailed("the client is closed")
+        pool = self.pool(url)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        connection = pool.take(started)
+        remaining_s = timeout_s
+        if connection is None:
+            connection = await pool.connect(timeout_s)
+            remaining_s -= loop.time() - started
+        origin = pool.origin
+        head = request_head(method, origin.base_path + path, origin, headers,
+                            len(body) if body else 0)
+        waiter: asyncio.Future[Response] = loop.create_future()
+        # The whole request gets `timeout_s`, connect included; the message names that budget.
+        timer = loop.call_later(max(remaining_s, 0.0), connection.expire, timeout_s)
+        try:
+            connection.send(head, body, waiter)
+            return await waiter
+        except BaseException:
+            connection.abandon()
+            raise
+        finally:
+            timer.cancel()
+
+    def close(self) -> None:
+        self._closed = True
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.close()

@@ -1,0 +1,109 @@
+"""Upstream clients: two pools (live traffic, mirror copies) and in-flight counters.
+
+The mirror pool is separate so that slow shadows can never take connections from live
+traffic. The client is `gateway.http.client.HttpClient` (chosen by
+`benchmarks/upstream_clients/run.py`: it costs less CPU per request than aiohttp's). Its
+errors are mapped here, in one place, onto `UpstreamTimeout`, `UpstreamRefused` (the request
+provably never reached the instance: safe to send elsewhere) and `UpstreamFailed`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gateway.http.client import ConnectFailed, Header, HttpClient, ResponseFailed, ResponseTimeout
+from gateway.snapshot import InstanceRoute
+
+LIVE = "live"
+MIRROR = "mirror"
+
+
+class UpstreamError(Exception):
+    pass
+
+
+class UpstreamTimeout(UpstreamError):
+    pass
+
+
+class UpstreamRefused(UpstreamError):
+    """Nothing of the request reached the instance (connect failed)."""
+
+
+class UpstreamFailed(UpstreamError):
+    pass
+
+
+@dataclass(slots=True)  # one per request: a frozen __init__ costs ~0.5 µs more
+class Answer:
+    status: int
+    reason: str
+    headers: tuple[tuple[bytes, bytes], ...]  # names lower-cased
+    body: bytes
+    seconds: float
+
+
+class InFlight:
+    """Requests in flight per instance id (read by the picker and by the supervisor's drain),
+    and per (endpoint, deployment): live and direct requests (the 429 rule), mirror copies."""
+
+    __slots__ = ("counts", "live", "mirror")
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.live: dict[tuple[str, str], int] = {}
+        self.mirror: dict[tuple[str, str], int] = {}
+
+    @property
+    def per_deployment(self) -> tuple[dict[tuple[str, str], int], ...]:
+        return self.live, self.mirror
+
+    def get(self, instance_id: str) -> int:
+        return self.counts.get(instance_id, 0)
+
+
+class Upstream:
+    """Opens and closes the pools; sends one request to one instance, counting it in flight."""
+
+    def __init__(self, idle_per_origin: int = 256) -> None:
+        self.in_flight = InFlight()
+        self._idle_per_origin = idle_per_origin
+        self._clients: dict[str, HttpClient] = {}
+
+    async def open(self) -> None:
+        self._clients = {pool: HttpClient(self._idle_per_origin) for pool in (LIVE, MIRROR)}
+
+    async def close(self) -> None:
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            client.close()
+
+    async def send(self, pool: str, instance: InstanceRoute, method: str, path: str,
+                   body: bytes | None, headers: Sequence[Header], timeout_s: float) -> Answer:
+        client = self._clients.get(pool)
+        if client is None:
+            raise UpstreamFailed("the gateway is not started (lifespan not run)")
+        counts = self.in_flight.counts
+        key = instance.id
+        counts[key] = counts.get(key, 0) + 1
+        started = time.perf_counter()
+        try:
+            response = await client.request(instance.url, method, path, headers, body, timeout_s)
+        except ResponseTimeout:
+            raise UpstreamTimeout(f"no answer within {timeout_s:g} s") from None
+        except ConnectFailed as error:  # nothing was sent: the caller may try another instance
+            if error.refused:
+                raise UpstreamRefused(f"connection refused by {instance.url}") from None
+            raise UpstreamRefused(f"cannot connect to {instance.url}: {error}") from None
+        except ResponseFailed as error:
+            raise UpstreamFailed(f"{instance.url} failed: {error}") from None
+        finally:
+            left = counts[key] - 1
+            if left:
+                counts[key] = left
+            else:
+                del counts[key]
+        return Answer(response.status, response.reason, response.headers, response.body,
+                      time.perf_counter() - started)

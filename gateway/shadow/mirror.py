@@ -1,0 +1,120 @@
+"""Fire-and-forget mirror copies, bounded: the client never waits for the shadow.
+
+The proxy submits a copy once the client has its answer, so a copy never competes with the
+request that caused it. A copy runs as its own task on the mirror pool with the mirror
+timeout. Tasks are held in a set (so they are not garbage-collected mid-flight) and dropped
+from it when done. Over the bound, a copy is dropped and counted, never queued; the bound is
+tested first, so a dropped copy costs one counter increment and allocates nothing. A copy
+sampled for shadow comparison hands its answer to its `Pairing` (gateway/shadow/pairing.py),
+whatever happens to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from gateway.http.asgi import Headers
+from gateway.http.pools import MIRROR, Upstream, UpstreamError, UpstreamTimeout
+from gateway.picking import least_in_flight
+from gateway.shadow.pairing import Comparisons, Pairing
+from gateway.snapshot import DeploymentRoute, GatewaySettings
+from gateway.telemetry.access_log import AccessLog, AccessRecord
+from gateway.telemetry.metrics import Recorders
+
+MIRROR_HEADER = (b"x-scoregate-mirror", b"1")
+
+
+class Mirror:
+    def __init__(self, upstream: Upstream, recorders: Recorders, access_log: AccessLog,
+                 draw: Callable[[], float], comparisons: Comparisons | None = None) -> None:
+        self._upstream = upstream
+        self.comparisons = comparisons or Comparisons(metrics_enabled=recorders.enabled)
+        self._recorders = recorders
+        self._access_log = access_log
+        self._draw = draw
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, deployment: DeploymentRoute, settings: GatewaySettings, body: bytes,
+               forward: Headers, request_id: str) -> Pairing | None:
+        """Start a copy now, or drop it when `mirror_max_in_flight` copies are running.
+        `forward` is what the live request was sent with, its x-request-id included (left
+        unchanged). Returns the copy's pairing when it is sampled for comparison: the caller
+        hands it the live answer."""
+        endpoint, name = deployment.endpoint, deployment.name
+        if len(self._tasks) >= settings.mirror_max_in_flight:
+            self._recorders.mirror(endpoint, name, "dropped")
+            return None
+        headers = [*forward, MIRROR_HEADER]
+        self._recorders.mirror(endpoint, name, "sent")
+        pairing = self.comparisons.start(endpoint, name, request_id, self._draw())
+        task = asyncio.get_running_loop().create_task(
+            self._copy(deployment, settings.mirror_timeout_s, body, headers, request_id,
+                       pairing))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return pairing
+
+    async def _copy(self, deployment: DeploymentRoute, timeout_s: float, body: bytes,
+                    headers: Headers, request_id: str,
+                    pairing: Pairing | None = None) -> None:
+        started = time.perf_counter()
+        answered: tuple[int | None, bytes] = (None, b"")
+        endpoint, name = deployment.endpoint, deployment.name
+        status, model_status, size, outcome = 502, None, 0, "failed"
+        copies = self._upstream.in_flight.mirror
+        key = (endpoint, name)
+        if self._recorders.enabled:
+            self._recorders.watch_in_flight(key, *self._upstream.in_flight.per_deployment)
+        instance = least_in_flight(deployment.instances, self._upstream.in_flight.counts,
+                                   self._draw())
+        if instance is not None:
+            copies[key] = copies.get(key, 0) + 1
+            try:
+                answer = await self._upstream.send(MIRROR, instance, "POST", instance.score_path,
+                                                   body, headers, timeout_s)
+                model_status, size = answer.status, len(answer.body)
+                status = answer.status
+                answered = (answer.status, answer.body)
+                outcome = "completed" if 200 <= answer.status < 300 else "failed"
+                if self._recorders.enabled:
+                    self._recorders.recorder(endpoint, name, MIRROR).upstream_seconds.observe(
+                        answer.seconds)
+            except UpstreamTimeout:
+                status = 408
+            except UpstreamError:
+                status = 502
+            finally:
+                copies[key] -= 1
+                if pairing is not None:
+                    pairing.shadow(*answered)
+        else:
+            status = 503
+            if pairing is not None:
+                pairing.shadow(None, b"")
+        self._finish(deployment, request_id, outcome, status, model_status, started, len(body),
+                     size)
+
+    def _finish(self, deployment: DeploymentRoute, request_id: str, outcome: str, status: int,
+                model_status: int | None, started: float, bytes_in: int, bytes_out: int) -> None:
+        seconds = time.perf_counter() - started
+        endpoint, name = deployment.endpoint, deployment.name
+        self._recorders.mirror(endpoint, name, outcome)
+        if self._recorders.enabled:
+            self._recorders.recorder(endpoint, name, MIRROR).answered(
+                status, model_status, seconds, bytes_in, bytes_out)
+        self._access_log.write(AccessRecord(
+            request_id, None, endpoint, name, MIRROR, status, model_status,
+            seconds * 1000.0, bytes_in, bytes_out))
+
+    async def close(self) -> None:
+        """Cancel the copies still running (at shutdown), and wait for them to end."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -18,6 +18,7 @@ from control_plane.compile import EndpointKeys, compile_snapshot
 from control_plane.home import StateDir
 from control_plane.instances.supervisor import Supervisor
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
+from control_plane.store.extension import StoreExtension
 from control_plane.store.sqlite_store import Store
 from gateway.app import ScoringApp
 from gateway.snapshot import GatewaySettings, SnapshotHolder
@@ -32,10 +33,11 @@ class AppliedState:
 
 
 class Runtime:
-    def __init__(self, state_dir: StateDir, settings: GatewaySettings) -> None:
+    def __init__(self, state_dir: StateDir, settings: GatewaySettings,
+                 extensions: tuple[StoreExtension, ...] = ()) -> None:
         self.state_dir = state_dir
         self.settings = settings
-        self.store = Store(state_dir.path)
+        self.store = Store(state_dir.path, extensions)
         self.admin_token = load_admin_token(state_dir.path)
         self.scoring_url = ""
         self._holder: SnapshotHolder | None = None

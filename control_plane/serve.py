@@ -24,6 +24,7 @@ import uvicorn
 from control_plane.errors import ScoregateError
 from control_plane.home import StateDir, default_home
 from control_plane.instances.supervisor import Supervisor
+from control_plane.rollouts import rows as rollout_rows
 from control_plane.rollouts.engine import start_engine
 from control_plane.runtime import Runtime
 from control_plane.specs import loader as yaml_loader
@@ -134,7 +135,8 @@ async def serve(options: ServeOptions) -> int:
     state_dir.ensure()
     state_dir.refuse_if_running()
     _configure_logging(options.log_format)
-    runtime = Runtime(state_dir=state_dir, settings=options.settings)
+    runtime = Runtime(state_dir=state_dir, settings=options.settings,
+                      extensions=(rollout_rows.STORE_EXTENSION,))
     try:
         if options.sources:
             _apply_sources(runtime, options.sources)

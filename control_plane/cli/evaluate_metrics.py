@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-
 from control_plane.errors import ScoregateError
 
 Label = float | str

@@ -91,7 +91,7 @@ class RolloutEngine:
 
     async def show(self, endpoint: str) -> Rollout:
         rollout: Rollout | None = await self._thread(
-            self.store.rollout_read, functools.partial(rollout_rows.latest, endpoint=endpoint))
+            self.store.feature_read, functools.partial(rollout_rows.latest, endpoint=endpoint))
         if rollout is None:
             await self._thread(self.store.endpoint, endpoint)  # 404 for an unknown endpoint
             raise NotFound(f"endpoint {endpoint} has had no rollout")
@@ -120,7 +120,7 @@ class RolloutEngine:
                 started.append(rollout)
                 return rollout.step.traffic, rollout.step.mirror
 
-            await self._thread(self.store.rollout_write, endpoint, save)
+            await self._thread(self.store.feature_traffic_write, rollout_rows.FEATURE, endpoint, save)
             rollout = started[0]
             await self._apply_change()
             self.events.emit("started", rollout)
@@ -158,7 +158,7 @@ class RolloutEngine:
     async def resume_all(self) -> list[Rollout]:
         """At start: carry on every rollout that was running when the server stopped, with a
         fresh bake window, or roll it back when its window can no longer be judged."""
-        found = await self._thread(self.store.rollout_read, rollout_rows.active)
+        found = await self._thread(self.store.feature_read, rollout_rows.active)
         resumed = []
         for rollout in found:
             names = {record.spec.name for record in
@@ -302,12 +302,12 @@ class RolloutEngine:
             result.append(rollout)
             return _nonzero(traffic), _nonzero(mirror)
 
-        await self._thread(self.store.rollout_write, endpoint, save)
+        await self._thread(self.store.feature_traffic_write, rollout_rows.FEATURE, endpoint, save)
         await self._apply_change()
         return result[0]
 
     async def _active(self, endpoint: str) -> Rollout | None:
-        found = await self._thread(self.store.rollout_read,
+        found = await self._thread(self.store.feature_read,
                                    functools.partial(rollout_rows.active, endpoint=endpoint))
         return found[0] if found else None
 

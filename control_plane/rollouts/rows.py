@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from control_plane.errors import Conflict
 from control_plane.specs.resources import EndpointSpec
 from control_plane.specs.rollout import Rollout
+from control_plane.store.extension import Migration, StoreExtension
 
-SCHEMA = """
+FEATURE = "rollouts"
+_V1 = """
 CREATE TABLE IF NOT EXISTS rollouts (
     id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, state TEXT NOT NULL, body TEXT NOT NULL,
     created REAL NOT NULL);
@@ -50,9 +52,12 @@ def latest(conn: sqlite3.Connection, endpoint: str) -> Rollout | None:
 
 
 def refuse_manual_change(conn: sqlite3.Connection, before: Mapping[str, EndpointSpec],
-                         after: Mapping[str, EndpointSpec]) -> None:
+                         after: Mapping[str, EndpointSpec], writer: str | None) -> None:
     """A change to live or mirror traffic (or deleting the endpoint) of an endpoint with a
-    running or paused rollout is refused, naming the rollout; 0% entries do not count."""
+    running or paused rollout is refused, naming the rollout; 0% entries do not count. The
+    rollout engine's own writes pass."""
+    if writer == FEATURE:
+        return
     for name, old in before.items():
         new = after.get(name)
         if new is not None and _live(old) == _live(new):
@@ -68,3 +73,6 @@ def _live(spec: EndpointSpec) -> tuple[dict[str, int], dict[str, int]]:
     return ({k: v for k, v in spec.traffic.items() if v},
             {k: v for k, v in spec.mirror_traffic.items() if v})
 
+
+
+STORE_EXTENSION = StoreExtension(FEATURE, (Migration(1, _V1),), guards=(refuse_manual_change,))

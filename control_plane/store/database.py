@@ -5,6 +5,9 @@ ever writes to it (SQLite gives its -wal and -shm files the database file's mode
 WAL with `synchronous=FULL` makes a commit durable once it returns, and every write is a
 `BEGIN IMMEDIATE` transaction, so writers in other threads and processes queue on SQLite's
 lock instead of overwriting each other.
+
+Schema: the store's own tables are the `core` extension; each feature's are its own
+(`extension.py`). Opening the file applies, in one transaction, every migration it lacks.
 """
 
 from __future__ import annotations
@@ -16,13 +19,17 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from control_plane.rollouts.rows import SCHEMA as ROLLOUT_SCHEMA
+from control_plane.errors import ScoregateError
+from control_plane.store.extension import Migration, StoreExtension
 
 DB_NAME = "state.db"
 BUSY_TIMEOUT_S = 60.0
 
-_SCHEMA = """
+_META = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
+"""
+_CORE_V1 = """
 CREATE TABLE IF NOT EXISTS endpoints (
     name TEXT PRIMARY KEY, spec TEXT NOT NULL, version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS deployments (
@@ -31,14 +38,18 @@ CREATE TABLE IF NOT EXISTS deployments (
 CREATE TABLE IF NOT EXISTS secrets (
     endpoint TEXT PRIMARY KEY, primary_key TEXT NOT NULL, secondary_key TEXT NOT NULL,
     token_secret BLOB NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', 1), ('revision', 0);
 """
+CORE = StoreExtension("core", (Migration(1, _CORE_V1),))
+
+
+class SchemaTooNew(ScoregateError):
+    """The database was written by a newer scoregate: reading it could lose what it added."""
 
 
 class Database:
     """One connection to `home/state.db`, shared by the threads of a process under a lock."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, extensions: tuple[StoreExtension, ...] = ()) -> None:
         self.path = home / DB_NAME
         _create_private(home, self.path)
         self._lock = threading.Lock()
@@ -48,9 +59,7 @@ class Database:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         with self.write() as conn:
-            for statement in (_SCHEMA + ROLLOUT_SCHEMA).split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            migrate(conn, (CORE, *extensions))
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -79,6 +88,42 @@ class Database:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+
+
+def schema_key(extension: StoreExtension) -> str:
+    """`schema` for the core tables (the key databases have always had), else per feature."""
+    return "schema" if extension is CORE else f"schema:{extension.name}"
+
+
+def schema_versions(conn: sqlite3.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT key, value FROM meta WHERE key LIKE 'schema%'")
+    return {str(key): int(value) for key, value in rows}
+
+
+def migrate(conn: sqlite3.Connection, extensions: tuple[StoreExtension, ...]) -> None:
+    """Inside the caller's write transaction: brings every extension's tables to its version,
+    so a crash mid-way leaves the database as it was."""
+    _execute(conn, _META)
+    versions = schema_versions(conn)
+    for extension in extensions:
+        key = schema_key(extension)
+        current = versions.get(key, 0)
+        if current > extension.version:
+            raise SchemaTooNew(
+                f"{key} of this state database is version {current}, newer than this scoregate "
+                f"knows ({extension.version}); use the scoregate that wrote it, or another "
+                f"SCOREGATE_HOME")
+        for migration in extension.migrations[current:]:
+            _execute(conn, migration.sql)
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                     "SET value = excluded.value", (key, extension.version))
+
+
+def _execute(conn: sqlite3.Connection, script: str) -> None:
+    """`executescript` would commit the open transaction, so statements run one by one."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
 
 
 def _create_private(home: Path, path: Path) -> None:

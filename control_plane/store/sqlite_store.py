@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from control_plane.errors import Conflict, NotFound, PreconditionFailed, ValidationError
-from control_plane.rollouts import rows as rollout_rows
 from control_plane.specs import validation
 from control_plane.specs.diff import describe_changes
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.store.database import Database
+from control_plane.store.extension import StoreExtension, WriteGuard
 
 T = TypeVar("T")
 Percents = Mapping[str, int]
@@ -71,8 +71,11 @@ def deployment_key(endpoint: str, name: str) -> str:
 
 
 class Store:
-    def __init__(self, home: Path) -> None:
-        self._db = Database(Path(home))
+    """`extensions`: the features' tables and write guards (see `extension.py`)."""
+
+    def __init__(self, home: Path, extensions: tuple[StoreExtension, ...] = ()) -> None:
+        self._db = Database(Path(home), extensions)
+        self._guards = tuple(guard for ext in extensions for guard in ext.guards)
 
     def close(self) -> None:
         self._db.close()
@@ -294,26 +297,32 @@ class Store:
         ]
         return lines
 
-    # Rollouts (control_plane/rollouts/engine.py) ------------------------------------------
+    # Features' own tables (store/extension.py) -------------------------------------------
 
-    def rollout_write(
-        self, endpoint: str,
+    def feature_traffic_write(
+        self, writer: str, endpoint: str,
         save: Callable[[sqlite3.Connection, EndpointSpec], tuple[Percents | None, Percents | None]],
     ) -> int:
-        """One transaction per rollout transition: `save` sees the endpoint as committed, writes
-        the rollout's row (or refuses by raising) and returns the traffic and mirror to set
-        (None: unchanged). Returns the revision: a crash never splits a rollout from its traffic."""
+        """One transaction for a feature's row and the traffic it sets (a rollout transition):
+        `save` sees the endpoint as committed, writes its rows (or refuses by raising) and
+        returns the traffic and mirror to set (None: unchanged). Returns the revision: a crash
+        never splits a feature's state from its traffic. `writer` is passed to the guards."""
         with self._db.write() as conn:
             draft = _Draft(_read_state(conn))
-            draft.by_rollout = True
+            draft.writer = writer
             spec = draft.endpoint(endpoint)
             traffic, mirror = save(conn, spec)
             changes = {"traffic": traffic, "mirror_traffic": mirror}
             draft.endpoints[endpoint] = spec.with_changes(
                 **{name: dict(value) for name, value in changes.items() if value is not None})
-            return _commit(conn, draft).revision
+            return _commit(conn, draft, self._guards).revision
 
-    def rollout_read(self, read: Callable[[sqlite3.Connection], T]) -> T:
+    def feature_write(self, write: Callable[[sqlite3.Connection], T]) -> T:
+        """One `BEGIN IMMEDIATE` transaction over a feature's own tables."""
+        with self._db.write() as conn:
+            return write(conn)
+
+    def feature_read(self, read: Callable[[sqlite3.Connection], T]) -> T:
         with self._db.read() as conn:
             return read(conn)
 
@@ -334,7 +343,7 @@ class Store:
             before = _read_state(conn)
             draft = _Draft(before)
             change(draft)
-            return before, _commit(conn, draft)
+            return before, _commit(conn, draft, self._guards)
 
 
 class _Draft:
@@ -345,7 +354,7 @@ class _Draft:
         self.endpoints = {name: record.spec for name, record in before.endpoints.items()}
         self.deployments = {key: record.spec for key, record in before.deployments.items()}
         self.secrets = dict(before.secrets)
-        self.by_rollout = False  # the rollout engine's own traffic writes pass its check
+        self.writer: str | None = None  # a feature writing its own traffic (guards may pass it)
 
     def endpoint(self, name: str, if_match: str | None = None) -> EndpointSpec:
         if name not in self.endpoints:
@@ -380,7 +389,8 @@ class _Draft:
         return [self.deployments[key].name for key in self.deployment_keys(endpoint)]
 
 
-def _commit(conn: sqlite3.Connection, draft: _Draft) -> StoreState:
+def _commit(conn: sqlite3.Connection, draft: _Draft,
+            guards: tuple[WriteGuard, ...]) -> StoreState:
     """Validates the draft against Azure's rules, writes what changed, bumps the revision."""
     before = draft.before
     for name, spec in list(draft.endpoints.items()):
@@ -408,10 +418,11 @@ def _commit(conn: sqlite3.Connection, draft: _Draft) -> StoreState:
         and after.secrets == before.secrets
     ):
         return before
-    if not draft.by_rollout:
-        rollout_rows.refuse_manual_change(
-            conn, {name: record.spec for name, record in before.endpoints.items()},
-            {name: record.spec for name, record in after.endpoints.items()})
+    if guards:
+        old = {name: record.spec for name, record in before.endpoints.items()}
+        new = {name: record.spec for name, record in after.endpoints.items()}
+        for guard in guards:
+            guard(conn, old, new, draft.writer)
     _write_rows(conn, before, after)
     return after
 

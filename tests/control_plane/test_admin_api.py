@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from control_plane.rollouts.rows import STORE_EXTENSION
+from control_plane.store.sqlite_store import Store
 from tests.support.processes import ProcessGroup, wait_until
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -66,11 +68,10 @@ def _stand_in_app(home: Path, url: str) -> Any:
     from starlette.responses import JSONResponse
 
     from control_plane.admin.app import build_admin_app
-    from control_plane.store.sqlite_store import Store
     from gateway.auth import check_authorization
     from gateway.snapshot import EndpointRoute
 
-    store = Store(home)
+    store = Store(home, (STORE_EXTENSION,))
     admin = build_admin_app(StandInRuntime(store, ADMIN_TOKEN, f"{url}/scoring"))
 
     async def score(scope: Any, receive: Any, send: Any) -> None:
@@ -441,7 +442,7 @@ def test_credentials_keys_tokens_and_regeneration(admin: AdminServer) -> None:
     token = admin.call("POST", "/v1/endpoints/ep-token/get-credentials").json()
     assert token["tokenType"] == "Bearer"
     assert token["refreshAfterTimeUtc"] < token["expiryTimeUtc"]
-    store = Store(admin.home)
+    store = Store(admin.home, (STORE_EXTENSION,))
     try:
         secret = store.secrets("ep-token").token_secret
     finally:

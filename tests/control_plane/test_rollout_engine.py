@@ -15,15 +15,18 @@ import pytest
 from control_plane.errors import Conflict, ValidationError
 from control_plane.rollouts.engine import RolloutEngine
 from control_plane.rollouts.events import RolloutEvents
+from control_plane.rollouts.rows import STORE_EXTENSION
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.specs.rollout import Guardrails, RolloutRequest
 from control_plane.store.sqlite_store import Store
+
+EXTENSIONS = (STORE_EXTENSION,)  # the rollouts' table and guard, as `serve` wires them
 
 E = "eng-endpoint"
 
 
 def make_store(home: Path) -> Store:
-    store = Store(home)
+    store = Store(home, EXTENSIONS)
     store.create_endpoint(EndpointSpec(E))
     for name in ("blue", "red", "green", "teal"):
         store.create_deployment(DeploymentSpec(name, E, urls=("http://127.0.0.1:9/score",)))
@@ -122,7 +125,7 @@ def test_a_restart_rolls_back_when_the_target_is_gone(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "state.db") as conn:  # the target vanishes meanwhile
         conn.execute("DELETE FROM deployments WHERE name = 'green'")
     store.close()
-    store = Store(tmp_path)
+    store = Store(tmp_path, EXTENSIONS)
 
     async def restart() -> None:
         engine = engine_for(store, [])

@@ -14,10 +14,13 @@ import pytest
 
 from control_plane.admin.token import load_admin_token
 from control_plane.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from control_plane.rollouts.rows import STORE_EXTENSION
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec, RequestSettings
 from control_plane.store.sqlite_store import Store
 from tests.control_plane.store_support.rmw_worker import increment_once
 from tests.support.processes import ProcessGroup, Started, wait_until
+
+EXTENSIONS = (STORE_EXTENSION,)  # the rollouts' table and guard, as `serve` wires them
 
 SUPPORT = Path(__file__).parent / "store_support"
 EP = "my-endpoint"
@@ -30,7 +33,7 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(home: Path) -> Iterator[Store]:
-    opened = Store(home)
+    opened = Store(home, EXTENSIONS)
     yield opened
     opened.close()
 
@@ -68,7 +71,7 @@ def test_state_directory_and_database_are_private(store: Store, home: Path) -> N
 def test_database_is_private_even_with_a_permissive_umask(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
-        opened = Store(tmp_path / "open-home")
+        opened = Store(tmp_path / "open-home", EXTENSIONS)
         opened.create_endpoint(EndpointSpec(EP))
         opened.close()
     finally:
@@ -296,7 +299,7 @@ def test_keys_are_generated_rotated_one_at_a_time_and_kept(store: Store, home: P
     assert rotated_again.primary_key != keys.primary_key
     assert rotated_again.secondary_key == rotated.secondary_key
     refused(ValidationError, lambda: store.regenerate_key(EP, "tertiary"), "key-type")
-    reopened = Store(home)
+    reopened = Store(home, EXTENSIONS)
     assert reopened.secrets(EP) == rotated_again and reopened.secrets("other-endpoint") == other
     reopened.close()
 
@@ -357,7 +360,7 @@ def test_apply_is_all_or_nothing(store: Store) -> None:
 def test_state_survives_reopening(store: Store, home: Path) -> None:
     rollout(store)
     store.set_mirror(EP, {"green": 10})
-    reopened = Store(home)
+    reopened = Store(home, EXTENSIONS)
     assert reopened.state() == store.state()
     reopened.close()
 
@@ -378,9 +381,9 @@ def increment_with_retry(store: Store, count: int, acks: list[int], stale: list[
 
 @pytest.mark.parametrize("shared", [True, False], ids=["one-store", "store-per-thread"])
 def test_threads_with_if_match_lose_no_write(home: Path, shared: bool) -> None:
-    setup = Store(home)
+    setup = Store(home, EXTENSIONS)
     setup.create_endpoint(EndpointSpec("counter"))
-    stores = [setup if shared else Store(home) for _ in range(4)]
+    stores = [setup if shared else Store(home, EXTENSIONS) for _ in range(4)]
     acks: list[int] = []
     stale: list[int] = []
     threads = [
@@ -415,7 +418,7 @@ def run_workers(processes: ProcessGroup, home: Path, args: list[list[str]]) -> l
 
 
 def test_processes_with_if_match_lose_no_write(home: Path, processes: ProcessGroup) -> None:
-    setup = Store(home)
+    setup = Store(home, EXTENSIONS)
     setup.create_endpoint(EndpointSpec("counter"))
     workers = run_workers(processes, home, [["increment", "30"] for _ in range(3)])
     acks = [
@@ -430,7 +433,7 @@ def test_processes_with_if_match_lose_no_write(home: Path, processes: ProcessGro
 
 
 def test_processes_creating_deployments_lose_none(home: Path, processes: ProcessGroup) -> None:
-    setup = Store(home)
+    setup = Store(home, EXTENSIONS)
     setup.create_endpoint(EndpointSpec("counter"))
     run_workers(processes, home, [["create", f"dep{w}", "6"] for w in range(3)])
     names = {f"dep{w}-{i}" for w in range(3) for i in range(6)}
@@ -481,7 +484,7 @@ def test_kill_9_during_writes_keeps_the_last_acknowledged_state(
         ack = last_ack(writer)
         assert ack is not None
         revision, n = ack
-        store = Store(home)
+        store = Store(home, EXTENSIONS)
         state = store.state()
         store.close()
         endpoint = state.endpoints["crash-test"].spec

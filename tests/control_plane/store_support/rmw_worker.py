@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 
 from control_plane.errors import PreconditionFailed
+from control_plane.rollouts.rows import STORE_EXTENSION
 from control_plane.specs.resources import DeploymentSpec
 from control_plane.store.sqlite_store import Store
+
+EXTENSIONS = (STORE_EXTENSION,)  # the rollouts' table and guard, as `serve` wires them
 
 ENDPOINT = "counter"
 
@@ -61,6 +64,6 @@ if __name__ == "__main__":
     mode, home = sys.argv[1], Path(sys.argv[2])
     wait_for_go(home)
     if mode == "increment":
-        increment(Store(home), int(sys.argv[3]))
+        increment(Store(home, EXTENSIONS), int(sys.argv[3]))
     else:
-        create(Store(home), sys.argv[3], int(sys.argv[4]))
+        create(Store(home, EXTENSIONS), sys.argv[3], int(sys.argv[4]))

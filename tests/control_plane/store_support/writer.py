@@ -10,8 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from control_plane.rollouts.rows import STORE_EXTENSION
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.store.sqlite_store import Store
+
+EXTENSIONS = (STORE_EXTENSION,)  # the rollouts' table and guard, as `serve` wires them
 
 ENDPOINT = "crash-test"
 
@@ -28,7 +31,7 @@ def write(store: Store, n: int) -> None:
 
 
 def main(home: Path) -> None:
-    store = Store(home)
+    store = Store(home, EXTENSIONS)
     endpoints = store.endpoints()
     n = int(endpoints[ENDPOINT].spec.tags["n"]) if ENDPOINT in endpoints else 0
     if n == 0:

@@ -27,6 +27,21 @@ def files_in(folder: Path) -> int:
     return sum(len(files) for _, _, files in os.walk(folder))  # copes with folders vanishing
 
 
+def kill_during_create(processes: ProcessGroup, home: Path, source: Path, commits: int,
+                       copied: int) -> int:
+    """Starts the worker, kills it once it has committed `commits` versions and copied
+    `copied` files of the next one; returns how many commits it reported."""
+    worker = processes.python("-m", "tests.control_plane.registry.create_loop", str(home),
+                              str(source), name="create-loop")
+    wait_until(lambda: committed(worker) >= commits or worker.proc.poll() is not None,
+               timeout=120, what=f"{commits} commits")
+    wait_until(lambda: files_in(home / "models" / "tmp") >= copied
+               or worker.proc.poll() is not None, timeout=120, what=f"{copied} files copied")
+    assert worker.proc.poll() is None, worker.log()
+    processes.stop(worker, signal.SIGKILL)
+    return committed(worker)
+
+
 def check(home: Path, printed: int, kills: int) -> Recovery:
     store = Store(home, (STORE_EXTENSION,))
     try:
@@ -59,16 +74,8 @@ def test_kill_9_during_create_leaves_only_whole_versions(tmp_path: Path,
     rng = random.Random(20261127)
     printed, reports = 0, []
     for kill in range(1, KILLS + 1):
-        worker = processes.python("-m", "tests.control_plane.registry.create_loop", str(home),
-                                  str(source), name="create-loop")
-        commits, copied = rng.randint(0, 2), rng.randint(1, FILES)
-        wait_until(lambda: committed(worker) >= commits or worker.proc.poll() is not None,
-                   timeout=120, what=f"{commits} commits")
-        wait_until(lambda: files_in(home / "models" / "tmp") >= copied
-                   or worker.proc.poll() is not None, timeout=120, what=f"{copied} files copied")
-        assert worker.proc.poll() is None, worker.log()
-        processes.stop(worker, signal.SIGKILL)
-        printed += committed(worker)
+        printed += kill_during_create(processes, home, source, commits=rng.randint(0, 2),
+                                      copied=rng.randint(1, FILES))
         reports.append(check(home, printed, kill))
     # the kills did land mid-copy: there were half-made copies to clean up
     assert sum(r.temp_removed for r in reports) >= 1

@@ -4,6 +4,7 @@ durability against source changes, download, delete, ETags."""
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -294,3 +295,21 @@ def test_recover_removes_leftovers_and_orphans(registry: ModelRegistry, model: P
     assert (report.temp_removed, report.orphans_removed, report.missing) == (1, ("f" * 64,), ())
     assert not half_copy.exists() and not orphan.exists()
     assert [p.name for p in (artifacts_root / "sha256").iterdir()] == [kept.digest]
+
+
+def test_concurrent_creates_get_distinct_versions(registry: ModelRegistry, tmp_path: Path) -> None:
+    sources = [make_model(tmp_path / f"src{i}" / "model", {"w": bytes([i]) * 64})
+               for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        created = list(pool.map(lambda s: registry.create("a", s).spec, sources * 2))
+    assert sorted(m.version for m in created) == list(range(1, 9))
+    assert all(registry.verify("a", m.version) for m in created)
+
+
+def test_the_public_surface() -> None:
+    import control_plane.registry as package
+
+    assert sorted(package.__all__) == ["MODEL_TYPES", "ModelReference", "ModelRegistry",
+                                       "ModelVersion", "Recovery", "STORE_EXTENSION",
+                                       "parse_reference"]
+    assert STORE_EXTENSION.name == "registry" and STORE_EXTENSION.version == 1

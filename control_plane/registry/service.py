@@ -84,18 +84,20 @@ class ModelRegistry:
                stage: str = DEFAULT_STAGE) -> ModelRecord:
         """Registers `path` (a file or folder) as `name` at `version`, or at the next version
         (highest, archived ones included, + 1) when none is given."""
+        requested = None if version is None else parse_version(version)
         draft = ModelVersion(
-            name=validate_model_name(name), version=0 if version is None else
-            parse_version(version), type=validate_type(type), path="", digest="", size=0,
+            name=validate_model_name(name), version=0, type=validate_type(type), path="",
+            digest="", size=0,
             description=validate_text("description", description),
             tags=string_map("tags", tags), properties=string_map("properties", properties),
             stage=_stage(stage))
-        if version is not None:  # refused before copying what may be gigabytes
+        if requested is not None:  # refused before copying what may be gigabytes
             self._store.feature_read(lambda conn: _refuse_existing(
-                rows.versions(conn, self._root, draft.name), draft.name, draft.version))
+                rows.versions(conn, self._root, draft.name), draft.name, requested))
         staged = self._artifacts.stage(Path(path))
         try:
-            return self._store.feature_write(lambda conn: self._commit_new(conn, draft, staged))
+            return self._store.feature_write(
+                lambda conn: self._commit_new(conn, draft, requested, staged))
         except BaseException:
             self._artifacts.discard(staged)  # gone already if it was placed
             raise
@@ -226,10 +228,10 @@ class ModelRegistry:
 
     # Internals ---------------------------------------------------------------------------
 
-    def _commit_new(self, conn: sqlite3.Connection, draft: ModelVersion,
+    def _commit_new(self, conn: sqlite3.Connection, draft: ModelVersion, requested: int | None,
                     staged: Staged) -> ModelRecord:
-        existing = self._versions(conn, draft.name)
-        number = draft.version or max((r.spec.version for r in existing), default=0) + 1
+        existing = rows.versions(conn, self._root, draft.name)
+        number = requested or max((r.spec.version for r in existing), default=0) + 1
         _refuse_existing(existing, draft.name, number)
         placed = self._artifacts.place(staged)
         try:
@@ -252,8 +254,6 @@ class ModelRegistry:
         def write(conn: sqlite3.Connection) -> Records:
             found = self._versions(conn, name)
             targets = found if number is None else [_pick(name, found, number)]
-            if not targets:
-                raise _unknown(name, self._store_names(conn))
             for record in targets:
                 _check_etag(record, if_match)
             return [r if r.spec.archived == archived else
@@ -266,25 +266,20 @@ class ModelRegistry:
 
     def _read_versions(self, name: str) -> Records:
         validate_model_name(name)
-        return self._store.feature_read(lambda conn: self._versions(conn, name, missing=True))
+        return self._store.feature_read(lambda conn: self._versions(conn, name))
 
-    def _versions(self, conn: sqlite3.Connection, name: str, missing: bool = False) -> Records:
+    def _versions(self, conn: sqlite3.Connection, name: str) -> Records:
+        """Every version of `name`, highest first; NotFound (naming the models) if none."""
         found = rows.versions(conn, self._root, name)
-        if missing and not found:
-            raise _unknown(name, self._store_names(conn))
+        if not found:
+            raise _unknown(name, rows.names(conn))
         return found
-
-    @staticmethod
-    def _store_names(conn: sqlite3.Connection) -> Sequence[str]:
-        return rows.names(conn)
 
 
 def _pick(name: str, found: Records, version: int) -> ModelRecord:
     for record in found:
         if record.spec.version == version:
             return record
-    if not found:
-        raise NotFound(f"model {name!r} is not registered")
     raise NotFound(f"model {name} has no version {version}; its versions: {_describe(found)}")
 
 

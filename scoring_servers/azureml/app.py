@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Awaitable, Callable, Coroutine, List, MutableMapping, Tuple
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from scoring_servers.azureml.cors import CorsPolicy
@@ -26,12 +27,13 @@ from scoring_servers.azureml.run_signature import RAW, RunSignature
 from scoring_servers.azureml.runner import Runner
 from scoring_servers.azureml.swagger import SwaggerDocuments
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Background = Callable[[], Coroutine[Any, Any, None]]
-Headers = List[Tuple[bytes, bytes]]
+if TYPE_CHECKING:  # annotations only: these subscripts need Python 3.9+ at run time
+    Scope = MutableMapping[str, Any]
+    Message = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
+    Background = Callable[[], Coroutine[Any, Any, None]]
+    Headers = list[tuple[bytes, bytes]]
 
 MAX_REQUEST_ID = 100  # azmlinfsrv's limit for the id headers
 HTML = b"text/html; charset=utf-8"

@@ -14,12 +14,14 @@ flask-cors on its routes with methods GET and POST and otherwise flask-cors' def
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 METHODS = ("GET", "POST")
 _REGEX_CHARS = frozenset("*\\]?$^[]()")
 
-RawHeaders = Sequence[tuple[bytes, bytes]]
+if TYPE_CHECKING:  # annotations only (Python 3.8 cannot subscript these at run time)
+    RawHeaders = Sequence[tuple[bytes, bytes]]
 
 
 class CorsPolicy:

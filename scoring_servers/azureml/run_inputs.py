@@ -4,14 +4,16 @@ errors (its statuses and messages, see its `input_parsers.py`)."""
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from scoring_servers.azureml.contrib_services.aml_request import AMLRequest, is_json_mimetype
 from scoring_servers.azureml.run_signature import HEADERS_PARAMETER, SCHEMA, TEXT, RunSignature
 
-RawHeaders = Sequence[tuple[bytes, bytes]]
-Call = tuple[tuple[Any, ...], "dict[str, Any] | None"]  # positional args, keyword args
+if TYPE_CHECKING:  # annotations only (Python 3.8 cannot subscript these at run time)
+    RawHeaders = Sequence[tuple[bytes, bytes]]
+    Call = tuple[tuple[Any, ...], "dict[str, Any] | None"]  # positional args, keyword args
 
 
 class InputError(Exception):
@@ -39,7 +41,8 @@ def build_call(signature: RunSignature, scope: Mapping[str, Any], body: bytes) -
         else:
             kwargs[signature.first] = json.dumps(query_input(scope["query_string"]))
     elif signature.mode == SCHEMA:
-        values = query_input(scope["query_string"]) if method == "GET" else _json_object(scope, body)
+        values = (query_input(scope["query_string"]) if method == "GET"
+                  else _json_object(scope, body))
         kwargs.update(_parameters(signature, values))
     else:
         kwargs[signature.first] = raw_request(scope, body)

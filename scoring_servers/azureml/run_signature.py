@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from scoring_servers.azureml.contrib_services.aliases import is_raw_http_requested
 from scoring_servers.azureml.errors import ScriptError

@@ -16,7 +16,8 @@ import queue
 import threading
 import time
 import types
-from typing import Any, Callable, Dict, Optional, Tuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from scoring_servers.azureml.results import (
     Outcome,
@@ -59,7 +60,7 @@ class Runner:
             return await future
         try:
             return await asyncio.wait_for(future, self._timeout_s)
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError:  # noqa: UP041 (not TimeoutError before 3.11)
             timeout_ms = round(self._timeout_s * 1000)
             logger.error("run() did not finish within SCORING_TIMEOUT_MS=%d (request %s)",
                          timeout_ms, request_id)
@@ -99,8 +100,9 @@ class Runner:
             self._jobs.put(None)
 
 
-_Job = Tuple[asyncio.AbstractEventLoop, "asyncio.Future[Outcome]", Tuple[Any, ...],
-             Optional[Dict[str, Any]], str]
+if TYPE_CHECKING:  # annotations only (Python 3.8 cannot subscript these at run time)
+    _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Outcome]", tuple[Any, ...],
+                 dict[str, Any] | None, str]
 
 
 def _resolve(future: asyncio.Future[Outcome], outcome: Outcome) -> None:

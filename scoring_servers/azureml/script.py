@@ -7,9 +7,10 @@ from __future__ import annotations
 import importlib.util
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from scoring_servers.azureml.contrib_services.aliases import install_aliases
 from scoring_servers.azureml.errors import ScriptError

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from scoring_servers.azureml.errors import UsageError
 
@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--code", help="the code folder; put on sys.path "
                                        "(default: $AML_APP_ROOT, else the entry's folder)")
-    parser.add_argument("--entry", help="the entry script, relative to --code (or $AZUREML_ENTRY_SCRIPT)")
+    parser.add_argument("--entry",
+                        help="the entry script, relative to --code (or $AZUREML_ENTRY_SCRIPT)")
     parser.add_argument("--entry_script", help="the entry script, relative to the current folder "
                                                "(azmlinfsrv's flag)")
     parser.add_argument("--model_dir", help="exported to the script as $AZUREML_MODEL_DIR")
@@ -191,7 +192,8 @@ def _timeout_s(text: str) -> float | None:
     try:
         millis = int(text)
     except ValueError:
-        raise UsageError(f"SCORING_TIMEOUT_MS must be a whole number of milliseconds, got {text!r}") from None
+        raise UsageError(
+            f"SCORING_TIMEOUT_MS must be a whole number of milliseconds, got {text!r}") from None
     if millis <= 0:
         raise UsageError(f"SCORING_TIMEOUT_MS must be positive, got {millis}")
     return millis / 1000.0

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from scoring_servers.azureml.errors import ScriptError
 from scoring_servers.azureml.run_signature import SCHEMA_UTIL, is_schema_decorated
@@ -116,7 +117,8 @@ def generated_document(version: str, service: Service, input_schema: Any,
     """azmlinfsrv's swagger2/swagger3 template, filled in."""
     prefix = f"/{service.path_prefix.strip('/')}" if service.path_prefix else ""
     info = {"title": service.name,
-            "description": f"API specification for the Azure Machine Learning service {service.name}",
+            "description": "API specification for the Azure Machine Learning service "
+                           f"{service.name}",
             "version": service.version}
     if version == "2":
         return _swagger2(info, prefix, input_schema, output_schema)

@@ -13,8 +13,8 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import pytest
 
@@ -22,7 +22,8 @@ from tests.scoring_servers.server_helpers import Reply, start_server, write_scri
 from tests.scoring_servers.test_dropin import HEADERS_SCRIPT, RAW_SCRIPT, SCHEMA_SCRIPT
 from tests.support.processes import REPO_ROOT, ProcessGroup, free_port, http_ok, wait_until
 
-BENCH_VENV_PYTHON = REPO_ROOT / "benchmarks" / "scoring_server" / ".venv-azmlinfsrv" / "bin" / "python"
+BENCH_VENV_PYTHON = (REPO_ROOT / "benchmarks" / "scoring_server" / ".venv-azmlinfsrv" / "bin"
+                     / "python")
 # azmlinfsrv always binds 0.0.0.0; make it bind loopback, like everything here.
 LAUNCHER = (
     "import sys; import azureml_inference_server_http.constants as c; "

@@ -12,7 +12,8 @@ exceptions; when one escapes run(), the server answers with its status and messa
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 T = TypeVar("T")
@@ -259,7 +260,8 @@ class AMLRequest:
 
     @property
     def content_length(self) -> int | None:
-        return self.headers.get("Content-Length", type=int)
+        length: int | None = self.headers.get("Content-Length", type=int)
+        return length
 
     @property
     def is_json(self) -> bool:

@@ -12,7 +12,8 @@ Built as azmlinfsrv's (a Flask Response) builds itself, so the bytes on the wire
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 DEFAULT_CONTENT_TYPE = "text/html; charset=utf-8"
 JSON_CONTENT_TYPE = "application/json"

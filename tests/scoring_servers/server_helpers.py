@@ -8,9 +8,10 @@ import socket
 import textwrap
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from tests.support.processes import ProcessGroup, Started, http_ok, wait_until
 

@@ -19,7 +19,13 @@ from pathlib import Path
 import pytest
 
 from tests.scoring_servers.server_helpers import Reply, start_server, write_script
-from tests.scoring_servers.test_dropin import HEADERS_SCRIPT, RAW_SCRIPT, SCHEMA_SCRIPT
+from tests.scoring_servers.test_dropin import (
+    HEADERS_SCRIPT,
+    RAW_SCRIPT,
+    SCHEMA_SCRIPT,
+    UPLOAD,
+    UPLOAD_TYPE,
+)
 from tests.support.processes import REPO_ROOT, ProcessGroup, free_port, http_ok, wait_until
 
 BENCH_VENV_PYTHON = (REPO_ROOT / "benchmarks" / "scoring_server" / ".venv-azmlinfsrv" / "bin"
@@ -155,6 +161,9 @@ def test_rawhttp_script_answers_alike(python: str, group: ProcessGroup, tmp_path
         ("POST", "/score?kind=failing-response", b"", ID),
         ("POST", "/score?kind=bytes", b"", ID),
         ("POST", "/score?kind=explode", b"", ID),
+        ("POST", "/score?kind=upload", UPLOAD, {**UPLOAD_TYPE, **ID}),
+        ("POST", "/score?kind=upload", b"a=1&a=2&b=%20",
+         {"Content-Type": "application/x-www-form-urlencoded", **ID}),
     ]:
         ours, theirs = pair.both(*request)
         assert_same(ours, theirs)

@@ -57,6 +57,10 @@ RAW_SCRIPT = """
                     "is_aml_request": isinstance(request, AMLRequest)}
         if kind == "json":
             return request.get_json()
+        if kind == "upload":
+            return {"form": request.form.to_dict(flat=False),
+                    "files": {name: [f.filename, f.mimetype, f.read().hex()]
+                              for name, f in request.files.items()}}
         if kind == "response":
             return AMLResponse("made <b>it</b>", 201, {"X-Custom": "a, b",
                                                        "Content-Type": "text/plain"})
@@ -172,6 +176,19 @@ def test_rawhttp_run_gets_every_method(raw_server: ScoringServer) -> None:
     for method in ("OPTIONS", "GET"):
         reply = raw_server.request(method, "/score?kind=info")
         assert reply.json()["method"] == method
+
+
+UPLOAD = (b"--XyZ\r\nContent-Disposition: form-data; name=\"field\"\r\n\r\nvalue \xc3\xa9\r\n"
+          b"--XyZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+          b"Content-Type: image/png\r\n\r\n\x89PNG\r\n\x00\x01\r\n--XyZ--\r\n")
+UPLOAD_TYPE = {"Content-Type": "multipart/form-data; boundary=XyZ"}
+
+
+def test_rawhttp_multipart_upload(raw_server: ScoringServer) -> None:
+    reply = raw_server.request("POST", "/score?kind=upload", UPLOAD, UPLOAD_TYPE)
+    assert (reply.status, reply.json()) == (200, {
+        "form": {"field": ["value é"]},
+        "files": {"image": ["a.png", "image/png", b"\x89PNG\r\n\x00\x01".hex()]}})
 
 
 def test_rawhttp_get_json(raw_server: ScoringServer) -> None:

@@ -2,8 +2,8 @@
 
 azmlinfsrv passes a Flask (werkzeug) `Request`. This class offers the part of that interface
 scoring scripts use (method, path, full_path, url, args, headers, data, get_data, get_json,
-is_json, content_type, mimetype, form for url-encoded bodies, environ) without Flask, built
-lazily so a script that reads only the body pays for nothing else.
+is_json, content_type, mimetype, form and files (url-encoded and multipart bodies), cookies,
+environ) without Flask, built lazily so a script that reads only the body pays for nothing else.
 
 `get_json()` and `args[...]` raise `RequestInputError` where werkzeug raises its 400/415
 exceptions; when one escapes run(), the server answers with its status and message.
@@ -201,6 +201,7 @@ class AMLRequest:
         self._body = body
         self._args: MultiDict | None = None
         self._form: MultiDict | None = None
+        self._files: MultiDict | None = None
 
     # -- what the request is -------------------------------------------------------------
     @property
@@ -322,21 +323,32 @@ class AMLRequest:
 
     @property
     def form(self) -> MultiDict:
-        """Url-encoded form fields (multipart bodies are not parsed: read `get_data()`)."""
+        """Form fields of a url-encoded or multipart/form-data body."""
         if self._form is None:
-            pairs: list[tuple[str, str]] = []
-            if self.mimetype == "application/x-www-form-urlencoded":
-                pairs = parse_qsl(self._body.decode("utf-8", "replace"), keep_blank_values=True)
-            self._form = MultiDict(pairs)
+            self._parse_form()
+        assert self._form is not None
         return self._form
+
+    @property
+    def files(self) -> MultiDict:
+        """Uploaded files of a multipart/form-data body, as `FileStorage`s."""
+        if self._files is None:
+            self._parse_form()
+        assert self._files is not None
+        return self._files
+
+    def _parse_form(self) -> None:
+        fields: list[tuple[str, Any]] = []
+        files: list[tuple[str, Any]] = []
+        if self.mimetype == "application/x-www-form-urlencoded":
+            fields = parse_qsl(self._body.decode("utf-8", "replace"), keep_blank_values=True)
+        elif self.mimetype == "multipart/form-data":
+            fields, files = _multipart(self.content_type or "", self._body)
+        self._form, self._files = MultiDict(fields), MultiDict(files)
 
     @property
     def values(self) -> MultiDict:
         return MultiDict([*self.args.items(multi=True), *self.form.items(multi=True)])
-
-    @property
-    def files(self) -> MultiDict:
-        return MultiDict()
 
     @property
     def cookies(self) -> dict[str, str]:
@@ -349,6 +361,75 @@ class AMLRequest:
 
     def __repr__(self) -> str:
         return f"<AMLRequest {self.url!r} [{self.method}]>"
+
+
+class FileStorage:
+    """An uploaded file, as werkzeug's FileStorage is read: `filename`, `name`,
+    `content_type`, `mimetype`, `headers`, `stream`, `read()`, `save()`."""
+
+    def __init__(self, data: bytes, filename: str, name: str, content_type: str | None,
+                 headers: Sequence[tuple[str, str]]) -> None:
+        import io
+
+        self.stream = io.BytesIO(data)
+        self.filename = filename
+        self.name = name
+        self.content_type = content_type
+        self.headers = Headers(headers)
+
+    @property
+    def mimetype(self) -> str:
+        return (self.content_type or "").split(";", 1)[0].strip().lower()
+
+    def read(self, size: int = -1) -> bytes:
+        return self.stream.read(size)
+
+    def save(self, destination: Any, buffer_size: int = 16384) -> None:
+        """To a path or a binary file object."""
+        import shutil
+
+        if isinstance(destination, (str, bytes)) or hasattr(destination, "__fspath__"):
+            with open(destination, "wb") as file:
+                shutil.copyfileobj(self.stream, file, buffer_size)
+        else:
+            shutil.copyfileobj(self.stream, destination, buffer_size)
+
+    def __bool__(self) -> bool:
+        return bool(self.filename)
+
+    def __repr__(self) -> str:
+        return f"<FileStorage: {self.filename!r} ({self.content_type!r})>"
+
+
+def _multipart(content_type: str, body: bytes) -> tuple[list[tuple[str, Any]],
+                                                        list[tuple[str, Any]]]:
+    """(fields, files) of a multipart/form-data body, with the stdlib's MIME parser."""
+    import email.parser
+    import email.policy
+
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    fields: list[tuple[str, Any]] = []
+    files: list[tuple[str, Any]] = []
+    if not message.is_multipart():
+        raise RequestInputError(400, "The multipart body could not be parsed.")
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        filename = part.get_filename()
+        if filename is None:
+            charset = part.get_content_charset() or "utf-8"
+            fields.append((name, data.decode(charset, "replace")))
+        else:
+            headers = [(key, str(value)) for key, value in part.items()]
+            part_type = part.get("Content-Type")
+            files.append((name, FileStorage(data, filename, name,
+                                            None if part_type is None else str(part_type),
+                                            headers)))
+    return fields, files
 
 
 def is_json_mimetype(mimetype: str) -> bool:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from scoring_servers.azureml.results import (
+    RUN_FAILED_MESSAGE,
     Outcome,
     error_outcome,
     exception_outcome,
@@ -92,7 +93,13 @@ class Runner:
             return exception_outcome(exc, self._run_code, request_id)
         finally:
             self._inside.discard(token)
-        return result_outcome(result, (time.perf_counter() - started) * 1000.0, request_id)
+        exec_ms = (time.perf_counter() - started) * 1000.0
+        try:
+            return result_outcome(result, exec_ms, request_id)
+        except Exception:  # e.g. a response object whose get_data() raises: never lose the thread
+            logger.exception("run()'s result could not be turned into an answer (request %s)",
+                             request_id)
+            return error_outcome(500, RUN_FAILED_MESSAGE, run_failed=True)
 
     def close(self) -> None:
         """Stop taking calls; does not wait for a run() that never returns."""

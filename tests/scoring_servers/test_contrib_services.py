@@ -176,3 +176,28 @@ def test_installed_azureml_contrib_services_is_used_and_recognised(
     assert ok.headers["content-type"] == "text/plain"
     assert failed.status == 502
     assert failed.headers["x-ms-run-function-failed"] == "True"
+
+
+BROKEN_RESULT_SCRIPT = """
+    class Broken:
+        status_code = 200
+        headers = {}
+
+        def get_data(self):
+            raise RuntimeError("cannot render")
+
+    def init():
+        pass
+
+    def run(raw_data):
+        return Broken() if raw_data == "broken" else "fine"
+"""
+
+
+def test_a_result_that_cannot_be_rendered_is_500_and_the_worker_survives(
+        processes: ProcessGroup, tmp_path: Path) -> None:
+    server = start_server(processes, write_script(tmp_path / "code", BROKEN_RESULT_SCRIPT))
+    broken = server.score("broken")
+    assert broken.status == 500
+    assert broken.headers["x-ms-run-function-failed"] == "True"
+    assert server.score("ok").body == b'"fine"'  # WORKER_COUNT=1: the only thread still runs

@@ -66,6 +66,8 @@ class ScoringScriptApp:
                 await _lifespan(receive, send, self._background)
             return
         path = scope["path"]
+        if "//" in path:  # werkzeug merges repeated slashes: //score is /score
+            path = _merge_slashes(path)
         method = scope["method"]
         if path == "/score":
             if method in ("POST", "GET", "OPTIONS", "HEAD"):
@@ -158,7 +160,7 @@ class ScoringScriptApp:
         if scope["method"] == "OPTIONS":
             return Outcome(200, b"", ((b"content-type", HTML), (b"allow", b"OPTIONS, HEAD, GET")))
         versions = parse_qs(scope["query_string"].decode("latin-1")).get("version")
-        document = self._swagger.get(versions[-1] if versions else None)
+        document = self._swagger.get(versions[0] if versions else None)  # Flask: the first
         if isinstance(document, str):
             return error_outcome(404, document)
         return Outcome(200, document, JSON_HEADERS)
@@ -166,6 +168,12 @@ class ScoringScriptApp:
     async def _plain_error(self, send: Send, status: int, message: str) -> None:
         """Outside azmlinfsrv's routes (its Flask app's 404/405): no ids, no CORS."""
         await _send(send, error_outcome(status, message), self._version_headers)
+
+
+def _merge_slashes(path: str) -> str:
+    while "//" in path:
+        path = path.replace("//", "/")
+    return path
 
 
 async def _send(send: Send, outcome: Outcome, extra: Headers) -> None:

@@ -25,6 +25,7 @@ logger = logging.getLogger("scoring_servers.azureml")
 
 JSON = b"application/json"
 RUN_FAILED_MESSAGE = "An unexpected error occurred in scoring script. Check the logs for more info."
+INTERNAL_ERROR_MESSAGE = "An unexpected internal error occurred. Check the logs for more info."
 FAILED_HEADER = b"x-ms-run-function-failed"
 JSON_HEADERS = ((b"content-type", JSON), (FAILED_HEADER, b"False"))
 FAILED_HEADERS = ((b"content-type", JSON), (FAILED_HEADER, b"True"))
@@ -68,10 +69,10 @@ def result_outcome(result: Any, exec_ms: float, request_id: str) -> Outcome:
                                  result.get_data(), exec_ms)
     try:
         return Outcome(200, encode_result(result), JSON_HEADERS, exec_ms)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # azmlinfsrv's answer to this, word for word
         logger.error("run() returned a value json.dumps cannot encode (request %s): %s",
                      request_id, exc)
-        return error_outcome(500, f"run() returned a value that is not JSON: {exc}", True)
+        return error_outcome(500, INTERNAL_ERROR_MESSAGE)
 
 
 def _is_foreign_response(result: Any) -> bool:

@@ -66,10 +66,13 @@ def test_run_raising_gives_500_and_logs_the_traceback(contract_server: ScoringSe
     assert "ValueError: contract script: unknown kind explode" in log
 
 
-def test_unencodable_result_gives_500_with_a_message(contract_server: ScoringServer) -> None:
+def test_unencodable_result_gives_azmlinfsrvs_500(contract_server: ScoringServer) -> None:
     reply = contract_server.score('{"kind": "not-json"}')
     assert reply.status == 500
-    assert "not JSON" in reply.json()["message"]
+    assert reply.json() == {
+        "message": "An unexpected internal error occurred. Check the logs for more info."}
+    wait_until(lambda: "json.dumps cannot encode" in contract_server.started.log(), 10,
+               what="the reason in the log")
 
 
 def test_non_utf8_body_gives_400(contract_server: ScoringServer) -> None:

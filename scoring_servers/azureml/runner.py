@@ -11,47 +11,32 @@ future, ~10 µs of Python per request split across both threads. Here a job is a
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from scoring_servers.azureml.results import (
+    RUN_FAILED_MESSAGE,
+    Outcome,
+    error_outcome,
+    exception_outcome,
+    result_outcome,
+)
 
 logger = logging.getLogger("scoring_servers.azureml")
 
-RUN_FAILED_MESSAGE = "An unexpected error occurred in scoring script. Check the logs for more info."
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    status: int
-    body: bytes  # JSON
-    exec_ms: float  # time spent in run()
-
-
-def error_body(message: str) -> bytes:
-    return json.dumps({"message": message}).encode()
-
-
-def encode_result(result: Any) -> bytes:
-    """`json.dumps` exactly as azureml-inference-server-http answers (None → `{}`).
-
-    orjson is not used: it writes `[1,2]` where json.dumps writes `[1, 2]`, and clients may
-    compare bytes.
-    """
-    if result is None:
-        return b"{}"
-    return json.dumps(result).encode()
-
 
 class Runner:
-    """Runs `run(raw_data)` in its own threads; `busy` counts calls still inside `run()`."""
+    """Runs `run(*args, **kwargs)` in its own threads; `busy` counts calls still inside run()."""
 
-    def __init__(self, run: Callable[[str], Any], worker_count: int,
-                 timeout_s: float | None) -> None:
+    def __init__(self, run: Callable[..., Any], worker_count: int,
+                 timeout_s: float | None, run_code: types.CodeType | None = None) -> None:
         self._run = run
+        self._run_code = run_code  # the script's own run() code, to tell its failures apart
         self._timeout_s = timeout_s
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._inside: set[int] = set()  # threads inside run(); set.add/discard are atomic
@@ -65,55 +50,56 @@ class Runner:
     def busy(self) -> int:
         return len(self._inside)
 
-    async def score(self, raw_data: str, request_id: str) -> Outcome:
+    async def score(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None,
+                    request_id: str) -> Outcome:
         """The answer to one request. A SCORING_TIMEOUT_MS overrun gives 500, as azmlinfsrv does
         (the gateway maps any non-2xx to 424 anyway); run() keeps its thread until it returns."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
-        self._jobs.put((loop, future, raw_data, request_id))
+        self._jobs.put((loop, future, args, kwargs, request_id))
         if self._timeout_s is None:
             return await future
-        started = time.perf_counter()
         try:
             return await asyncio.wait_for(future, self._timeout_s)
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError:  # noqa: UP041 (not TimeoutError before 3.11)
             timeout_ms = round(self._timeout_s * 1000)
             logger.error("run() did not finish within SCORING_TIMEOUT_MS=%d (request %s)",
                          timeout_ms, request_id)
-            return Outcome(500, error_body(f"Scoring timeout after {timeout_ms} ms"),
-                           (time.perf_counter() - started) * 1000.0)
+            return error_outcome(500, f"Scoring timeout after {timeout_ms} ms", run_failed=True)
 
     def _work(self) -> None:
         """One worker thread: jobs until the None that `close` sends."""
-        while (job := self._jobs.get()) is not None:
-            loop, future, raw_data, request_id = job
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            loop, future, args, kwargs, request_id = job
             if future.cancelled():  # timed out while queued: azmlinfsrv would not run it either
                 continue
-            outcome = self._call(raw_data, request_id)
+            outcome = self._call(args, kwargs, request_id)
             try:
                 loop.call_soon_threadsafe(_resolve, future, outcome)
             except RuntimeError:  # the loop closed meanwhile: nobody waits for this answer
                 pass
 
-    def _call(self, raw_data: str, request_id: str) -> Outcome:
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None,
+              request_id: str) -> Outcome:
         token = threading.get_ident()  # one call at a time per thread
         self._inside.add(token)
         started = time.perf_counter()
         try:
-            result = self._run(raw_data)
-        except Exception:
-            exec_ms = (time.perf_counter() - started) * 1000.0
-            logger.exception("run() raised an exception (request %s)", request_id)
-            return Outcome(500, error_body(RUN_FAILED_MESSAGE), exec_ms)
+            result = self._run(*args) if kwargs is None else self._run(*args, **kwargs)
+        except Exception as exc:
+            return exception_outcome(exc, self._run_code, request_id)
         finally:
             self._inside.discard(token)
         exec_ms = (time.perf_counter() - started) * 1000.0
         try:
-            return Outcome(200, encode_result(result), exec_ms)
-        except (TypeError, ValueError) as exc:
-            logger.error("run() returned a value json.dumps cannot encode (request %s): %s",
-                         request_id, exc)
-            return Outcome(500, error_body(f"run() returned a value that is not JSON: {exc}"), exec_ms)
+            return result_outcome(result, exec_ms, request_id)
+        except Exception:  # e.g. a response object whose get_data() raises: never lose the thread
+            logger.exception("run()'s result could not be turned into an answer (request %s)",
+                             request_id)
+            return error_outcome(500, RUN_FAILED_MESSAGE, run_failed=True)
 
     def close(self) -> None:
         """Stop taking calls; does not wait for a run() that never returns."""
@@ -121,7 +107,9 @@ class Runner:
             self._jobs.put(None)
 
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Outcome]", str, str]
+if TYPE_CHECKING:  # annotations only (Python 3.8 cannot subscript these at run time)
+    _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Outcome]", tuple[Any, ...],
+                 dict[str, Any] | None, str]
 
 
 def _resolve(future: asyncio.Future[Outcome], outcome: Outcome) -> None:

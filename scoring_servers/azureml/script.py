@@ -1,13 +1,18 @@
-"""Loading the entry script the way Azure ML does: its folder importable, wherever the cwd is."""
+"""Loading the entry script the way Azure ML does: its folder importable, wherever the cwd is;
+`azureml.contrib.services` importable (contrib_services/aliases.py); and, like azmlinfsrv, the
+run() of a generated `driver_module` when the script has one (init() stays the script's)."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from scoring_servers.azureml.contrib_services.aliases import install_aliases
 from scoring_servers.azureml.errors import ScriptError
 
 
@@ -15,7 +20,7 @@ from scoring_servers.azureml.errors import ScriptError
 class EntryScript:
     path: Path
     init: Callable[[], Any]
-    run: Callable[[str], Any]
+    run: Callable[..., Any]
 
 
 def load_entry_script(code_dir: Path, entry_path: Path) -> EntryScript:
@@ -27,13 +32,19 @@ def load_entry_script(code_dir: Path, entry_path: Path) -> EntryScript:
     spec = importlib.util.spec_from_file_location(name, entry_path)
     if spec is None or spec.loader is None:
         raise ScriptError(f"cannot load {entry_path} as a Python module")
+    install_aliases()
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # so pickles and dataclasses defined in the script resolve
     try:
         spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:  # the script's own error
         raise ScriptError(f"importing the entry script {entry_path} failed") from exc
-    return EntryScript(entry_path, _function(module, "init", entry_path), _function(module, "run", entry_path))
+    init = _function(module, "init", entry_path)
+    run = _function(module, "run", entry_path)
+    driver = getattr(module, "driver_module", None)
+    if isinstance(driver, types.ModuleType) and callable(getattr(driver, "run", None)):
+        run = driver.run
+    return EntryScript(entry_path, init, run)
 
 
 def _function(module: object, name: str, path: Path) -> Callable[..., Any]:

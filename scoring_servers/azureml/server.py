@@ -7,6 +7,7 @@ finished (with `--fd`, probes queue in the supervisor's listen backlog meanwhile
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 from types import FrameType
@@ -15,12 +16,14 @@ import uvicorn
 
 from scoring_servers.azureml.app import ScoringScriptApp
 from scoring_servers.azureml.coalesce import CoalescingHttpToolsProtocol
+from scoring_servers.azureml.cors import CorsPolicy
 from scoring_servers.azureml.errors import UsageError
 from scoring_servers.azureml.logs import configure_logging
+from scoring_servers.azureml.run_signature import analyse_run, original_function
 from scoring_servers.azureml.runner import Runner
 from scoring_servers.azureml.script import load_entry_script, run_init
 from scoring_servers.azureml.settings import ServerSettings
-from scoring_servers.azureml.swagger import load_swagger
+from scoring_servers.azureml.swagger import Service, load_swagger
 
 logger = logging.getLogger("scoring_servers.azureml")
 
@@ -63,16 +66,24 @@ def listening_url(sock: socket.socket) -> str:
 def serve(settings: ServerSettings) -> int:
     """Serve until SIGTERM/SIGINT; returns how many run() calls were still running at the end."""
     log_handler = configure_logging(settings.log_level)
+    _export_environment(settings)
     sock = open_socket(settings)
     try:
         script = load_entry_script(settings.code_dir, settings.entry_path)
-        swagger = load_swagger(settings.code_dir, title=settings.code_dir.name or "scoring-script")
+        signature = analyse_run(script.run)
+        logger.info("run() takes its input as %s%s", signature.mode,
+                    " with request_headers" if signature.wants_headers else "")
         logger.info("calling init() of %s", settings.entry_path)
         run_init(script)
         logger.info("init() finished; %d worker thread(s) for run()", settings.worker_count)
-        runner = Runner(script.run, settings.worker_count, settings.scoring_timeout_s)
+        swagger = load_swagger(settings.code_dir, script.run, Service(
+            settings.service_name, settings.service_version, settings.service_path_prefix))
+        code = getattr(original_function(script.run), "__code__", None)
+        runner = Runner(script.run, settings.worker_count, settings.scoring_timeout_s, code)
+        app = ScoringScriptApp(runner, signature, swagger, log_handler.flush_periodically,
+                               CorsPolicy.parse(settings.cors_origins), settings.server_version)
         config = uvicorn.Config(
-            ScoringScriptApp(runner, swagger, log_handler.flush_periodically), loop="uvloop",
+            app, loop="uvloop",
             http=CoalescingHttpToolsProtocol, ws="none", lifespan="on",
             access_log=settings.access_log, log_config=None, log_level=settings.log_level,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
@@ -87,6 +98,19 @@ def serve(settings: ServerSettings) -> int:
         sock.close()
         log_handler.immediate = True
         log_handler.flush_pending()
+
+
+def _export_environment(settings: ServerSettings) -> None:
+    """What azmlinfsrv's command line exports for the script to read."""
+    if settings.entry_script_given:
+        os.environ["AZUREML_ENTRY_SCRIPT"] = str(settings.entry_path)
+    if settings.model_dir is not None:
+        os.environ["AZUREML_MODEL_DIR"] = settings.model_dir
+    if settings.worker_count_given:
+        os.environ["WORKER_COUNT"] = str(settings.worker_count)
+    if settings.appinsights_key_given:
+        logger.info("--appinsights_instrumentation_key is ignored: this server sends no "
+                    "telemetry to Application Insights")
 
 
 def _absorb_stop_signals() -> None:

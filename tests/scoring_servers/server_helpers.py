@@ -8,9 +8,10 @@ import socket
 import textwrap
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from tests.support.processes import ProcessGroup, Started, http_ok, wait_until
 
@@ -64,9 +65,10 @@ def server_args(code_dir: Path, entry: str = "score.py") -> list[str]:
 
 
 def start_server(group: ProcessGroup, code_dir: Path, env: Mapping[str, str] | None = None,
-                 entry: str = "score.py") -> ScoringServer:
+                 entry: str = "score.py", extra_args: Sequence[str] = ()) -> ScoringServer:
     """`--port 0`: the URL comes from the `listening on ...` line."""
-    started = group.python(*server_args(code_dir, entry), "--port", "0", env=env, name="scoring")
+    started = group.python(*server_args(code_dir, entry), "--port", "0", *extra_args, env=env,
+                           name="scoring")
     return ScoringServer(started, wait_ready(started))
 
 

@@ -52,7 +52,7 @@ def test_scoring_timeout_gives_500_and_the_server_keeps_answering(
     assert quick.status == 200
     assert slow.status == 500
     assert slow.json() == {"message": "Scoring timeout after 200 ms"}
-    assert float(slow.headers["x-ms-run-fn-exec-ms"]) < 30_000
+    assert slow.headers["x-ms-run-function-failed"] == "True"  # as azmlinfsrv's timeout answer
     assert server.request("GET", "/").body == b"Healthy"
     assert server.score("0").status == 200  # the second worker is free
     # The stuck run() must not keep the process alive after SIGTERM.

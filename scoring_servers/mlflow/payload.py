@@ -48,6 +48,8 @@ def parse_request(body: bytes, schema: Schema | None, hinted: bool = False) -> S
     if params is not None and not isinstance(params, dict):
         raise ClientError(f"{PARAMS_KEY} must be a JSON object, got {_json_type(params)}")
     value = document[key]
+    if value is None:
+        raise ClientError(f"{key} is null: it must hold the model's input")
     data = value if hinted else _parse_data(key, value, schema)
     return ScoringRequest(data, params, mlflow_format=key != AZURE_KEY)
 

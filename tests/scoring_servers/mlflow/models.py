@@ -122,3 +122,9 @@ def pyfunc_predict(path: Path, data: Any, params: dict[str, Any] | None = None) 
     with mlflow_advice_silenced():
         model = mlflow.pyfunc.load_model(str(path))
     return model.predict(data, params=params) if params is not None else model.predict(data)
+
+
+def input_schema(path: Path) -> Schema:
+    with mlflow_advice_silenced():
+        schema: Schema = mlflow.pyfunc.load_model(str(path)).metadata.get_input_schema()
+    return schema

@@ -64,14 +64,17 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ServerSet
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
     if args.fd is not None and args.fd < 0:
         raise UsageError(f"--fd must be a non-negative file descriptor, got {args.fd}")
+    worker_count = _worker_count(environ.get("WORKER_COUNT", ""))
+    log_level = _log_level(environ.get("AZUREML_LOG_LEVEL", ""))
+    scoring_timeout_s = _timeout_s(environ.get("SCORING_TIMEOUT_MS", ""))
     return ServerSettings(
         model_dir=resolve_model_dir(args.model_dir, environ),
         fd=args.fd,
         host=args.host,
         port=args.port,
-        worker_count=_worker_count(environ.get("WORKER_COUNT", "")),
-        log_level=_log_level(environ.get("AZUREML_LOG_LEVEL", "")),
-        scoring_timeout_s=_timeout_s(environ.get("SCORING_TIMEOUT_MS", "")),
+        worker_count=worker_count,
+        log_level=log_level,
+        scoring_timeout_s=scoring_timeout_s,
         access_log=args.access_log,
     )
 
@@ -79,15 +82,18 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ServerSet
 def resolve_model_dir(model_dir: str | None, environ: Mapping[str, str]) -> Path:
     """The folder holding `MLmodel` (see the module docstring for where it is looked for)."""
     if model_dir:
-        folder = Path(model_dir).resolve()
+        folder = Path(model_dir)
         where = f"--model_dir {model_dir}"
     else:
         base = environ.get("AZUREML_MODEL_DIR", "")
         if not base:
             raise UsageError("no model: pass --model_dir DIR or set AZUREML_MODEL_DIR")
         sub = environ.get("MLFLOW_MODEL_FOLDER", "")
-        folder = (Path(base) / sub).resolve() if sub else _only_model_in(Path(base).resolve())
+        folder = Path(base) / sub if sub else _only_model_in(Path(base))
         where = f"AZUREML_MODEL_DIR={base}" + (f" MLFLOW_MODEL_FOLDER={sub}" if sub else "")
+    # Resolved: MLflow refuses a model folder reached through a symlink ("resolved path is
+    # outside the artifact directory"), and the control plane links AZUREML_MODEL_DIR/<name>.
+    folder = folder.resolve()
     if not folder.is_dir():
         raise UsageError(f"{where}: no such folder {folder}")
     if not (folder / MLMODEL).is_file():

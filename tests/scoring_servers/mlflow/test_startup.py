@@ -55,7 +55,8 @@ def test_a_broken_model_file_exits_3_with_the_cause(processes: ProcessGroup, sav
     (broken / "model.pkl").write_bytes(b"not a pickle")
     started = processes.python(*server_args(broken), "--port", "0")
     assert started.proc.wait(60) == 3
-    assert "scoring server: cannot load the MLflow model in" in started.log().strip().splitlines()[-1]
+    last = started.log().strip().splitlines()[-1]
+    assert "scoring server: cannot load the MLflow model in" in last
 
 
 @pytest.mark.parametrize(("args", "env", "message"), [

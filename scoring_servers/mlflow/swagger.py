@@ -184,7 +184,7 @@ def _example_value(example: Any) -> Any:
     if example is None:
         return None
     if isinstance(example, pd.DataFrame):
-        split = json.loads(example.to_json(orient="split", date_format="iso"))
+        split = example.to_dict(orient="split")  # full precision; to_json keeps 10 digits
         return {"columns": split["columns"], "index": split["index"], "data": split["data"]}
     if isinstance(example, np.ndarray):
         return example.tolist()

@@ -21,6 +21,7 @@ import uvicorn
 from scoring_servers.mlflow.app import MlflowModelApp
 from scoring_servers.mlflow.errors import UsageError
 from scoring_servers.mlflow.loading import ServedModel, load_served_model
+from scoring_servers.mlflow.numeric_frames import double_columns
 from scoring_servers.mlflow.payload import parse_request
 from scoring_servers.mlflow.prediction import encode_predictions, predict
 from scoring_servers.mlflow.runner import Runner, Score
@@ -75,9 +76,10 @@ def listening_url(sock: socket.socket) -> str:
 def scorer(model: ServedModel) -> Score:
     """Request body → answer body: parse (MLflow's parsers), predict, encode."""
     schema = model.signature.inputs if model.signature is not None else None
+    doubles = double_columns(schema)
 
     def score(body: bytes) -> bytes:
-        request = parse_request(body, schema, model.hinted)
+        request = parse_request(body, schema, model.hinted, doubles)
         return encode_predictions(predict(model, request.data, request.params),
                                   request.mlflow_format)
 

@@ -6,6 +6,7 @@ import json
 import shutil
 import signal
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,13 @@ def test_fd_mode_and_a_clean_stop(processes: ProcessGroup, saved_model: Path) ->
         log = started.log()
         assert log.index("model loaded") < log.index("listening on")
         assert processes.stop(started, signal.SIGTERM) == 0
+
+
+def test_several_predict_threads_answer_concurrent_requests(processes: ProcessGroup,
+                                                            saved_model: Path) -> None:
+    server = start_mlflow_server(processes, saved_model, env={"WORKER_COUNT": "3"})
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        replies = list(pool.map(lambda _: server.score(ONE_ROW), range(24)))
+    assert {reply.status for reply in replies} == {200}
+    assert len({reply.body for reply in replies}) == 1
+    assert "3 worker thread(s) for predict" in server.started.log()

@@ -24,13 +24,12 @@ from mlflow.pyfunc.scoring_server import infer_and_parse_data
 from mlflow.types import Schema
 
 from scoring_servers.mlflow.errors import ClientError
-from scoring_servers.mlflow.numeric_frames import numeric_split_frame
+from scoring_servers.mlflow.numeric_frames import SPLIT_KEYS, numeric_split_frame
 
 AZURE_KEY = "input_data"
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 FORMAT_KEYS = (AZURE_KEY, *MLFLOW_KEYS)
 PARAMS_KEY = "params"
-SPLIT_KEYS = frozenset({"columns", "index", "data"})
 _EXPECTED = (f"a JSON object with exactly one of the keys {', '.join(FORMAT_KEYS)} "
              f"(and optionally {PARAMS_KEY})")
 

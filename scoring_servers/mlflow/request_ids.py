@@ -1,0 +1,23 @@
+"""Fresh `x-request-id` values: random version-4 UUIDs, as azmlinfsrv answers when the client
+sent none. Restated from `scoring_servers/azureml/request_ids.py` (why not `uuid.uuid4()`: see
+there) so this package does not depend on a package that is changing under it."""
+
+from __future__ import annotations
+
+import random
+
+_KEEP = ~(0xF000 << 64) & ~(0xC000 << 48)  # clears the version nibble and the variant bits
+_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
+class RequestIds:
+    """One per server; used from the event-loop thread only."""
+
+    __slots__ = ("_random",)
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._random = random.Random(seed)  # None: seeded from os.urandom
+
+    def next(self) -> bytes:
+        digits = "%032x" % (self._random.getrandbits(128) & _KEEP | _SET)
+        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}".encode()

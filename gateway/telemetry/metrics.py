@@ -8,6 +8,8 @@ children are bound once. Label values come only from the snapshot and fixed sets
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -115,13 +117,14 @@ class Recorders:
             recorder = self._recorders[key] = Recorder(endpoint, deployment, role)
         return recorder
 
-    def watch_in_flight(self, key: tuple[str, str], *sources: dict[tuple[str, str], int]) -> None:
-        """Make the in-flight gauge of `key` read the sum of `sources` at scrape time, so the
-        hot path only touches plain dicts."""
+    def watch_in_flight(self, key: tuple[str, str],
+                        read: Callable[[tuple[str, str]], int]) -> None:
+        """Make the in-flight gauge of `key` call `read(key)` at scrape time (the data plane's
+        `Admission.deployment`), so the hot path only counts, in plain dicts."""
         if key in self._in_flight:
             return
         gauge = self._in_flight[key] = IN_FLIGHT.labels(*key)
-        gauge.set_function(lambda: float(sum(source.get(key, 0) for source in sources)))
+        gauge.set_function(lambda: float(read(key)))
 
     def mirror(self, endpoint: str, deployment: str, outcome: str) -> None:
         if not self.enabled:

@@ -8,7 +8,9 @@ children are bound once. Label values come only from the snapshot and fixed sets
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -142,6 +144,43 @@ def render() -> tuple[bytes, str]:
 
 
 # Functions the control plane calls.
+
+@dataclass(frozen=True, slots=True)
+class RequestCounts:
+    """Requests of one (endpoint, deployment, role) answered since the process started;
+    cumulative, so a window is the difference of two reads."""
+
+    by_status: Mapping[int, int]  # the status the client got → requests
+    latency_buckets: tuple[tuple[float, float], ...]  # (upper bound s, cumulative), +Inf
+    # last; empty before the first answer
+
+    @property
+    def requests(self) -> int:
+        return sum(self.by_status.values())
+
+
+def request_counts(endpoint: str, deployment: str, role: str) -> RequestCounts:
+    """Read now from the process's metric objects (what `/metrics` serves); all zero when
+    metrics are off or nothing was answered yet. `role` is one of `gateway.roles.ROLES`."""
+    wanted = (endpoint, deployment, role)
+    by_status: dict[int, int] = {}
+    for metric in REQUESTS.collect():
+        for sample in metric.samples:
+            labels = sample.labels
+            if (sample.name.endswith("_total")
+                    and (labels["endpoint"], labels["deployment"], labels["role"]) == wanted):
+                status = int(labels["status_code"])
+                by_status[status] = by_status.get(status, 0) + int(sample.value)
+    buckets: list[tuple[float, float]] = []
+    for metric in REQUEST_SECONDS.collect():
+        for sample in metric.samples:
+            labels = sample.labels
+            if (sample.name.endswith("_bucket")
+                    and (labels["endpoint"], labels["deployment"], labels["role"]) == wanted):
+                buckets.append((float(labels["le"]), sample.value))
+    buckets.sort()
+    return RequestCounts(MappingProxyType(by_status), tuple(buckets))
+
 
 def set_ready_instances(endpoint: str, deployment: str, count: int) -> None:
     READY_INSTANCES.labels(endpoint, deployment).set(count)

@@ -3,7 +3,9 @@
 The metric objects live at module level in prometheus_client's default registry (the one
 exception to "no module-level mutable state"). The hot path never resolves labels per
 request: `Recorders` caches one `Recorder` per (endpoint, deployment, role), whose
-children are bound once. Label values come only from the snapshot and fixed sets.
+children are bound once. Label values come only from the snapshot and fixed sets. The
+control plane sets its own series through the hooks at the end, and reads request counts
+with `request_counts`, never by walking label strings itself.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.store.sqlite_store import deployment_key
-from gateway.snapshot import (
+from gateway import (
     DeploymentRoute,
     EndpointRoute,
     GatewaySettings,

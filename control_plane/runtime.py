@@ -20,9 +20,13 @@ from control_plane.instances.supervisor import Supervisor
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.store.extension import StoreExtension
 from control_plane.store.sqlite_store import Store
-from gateway.app import ScoringApp
-from gateway.snapshot import GatewaySettings, SnapshotHolder
-from gateway.telemetry import metrics
+from gateway import (
+    ComparisonReport,
+    GatewaySettings,
+    ScoringApp,
+    SnapshotHolder,
+    publish_config,
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class Runtime:
             self.settings,
         )
         self._holder.publish(snapshot)
-        metrics.publish_config(snapshot)
+        publish_config(snapshot)
         return snapshot.version
 
     def instance_status(self, key: str) -> list[Any]:
@@ -94,11 +98,11 @@ class Runtime:
     def logs(self, key: str, lines: int = 5000) -> str:
         return self.supervisor.logs(key, lines)
 
-    def comparisons(self, endpoint: str, deployment: str) -> dict[str, Any]:
-        """The shadow comparison report of a deployment (gateway/shadow/pairing.py), as JSON."""
+    def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport:
+        """The shadow comparison report of a deployment (the admin API renders it)."""
         if self.scoring_app is None:
             raise RuntimeError("the runtime is not attached to a scoring app yet")
-        return self.scoring_app.comparisons(endpoint, deployment).to_dict()
+        return self.scoring_app.comparisons(endpoint, deployment)
 
     def close(self) -> None:
         self.store.close()

@@ -21,6 +21,7 @@ from typing import Any
 
 import uvicorn
 
+from control_plane.compare_flags import add_compare_arguments, compare_from_args
 from control_plane.errors import ScoregateError
 from control_plane.home import StateDir, default_home
 from control_plane.instances.supervisor import Supervisor
@@ -29,15 +30,18 @@ from control_plane.rollouts.engine import start_engine
 from control_plane.runtime import Runtime
 from control_plane.specs import loader as yaml_loader
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
-from gateway.app import GatewayOptions, ScoringApp
-from gateway.http.server_protocol import (
+from gateway import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_MAX_CONNECTIONS,
+    CompareSettings,
+    GatewayOptions,
+    GatewaySettings,
+    ScoringApp,
+    SnapshotHolder,
+    configure_logging,
     hardened_protocol,
 )
-from gateway.shadow.rules import CompareSettings, add_compare_arguments, compare_from_args
-from gateway.snapshot import GatewaySettings, SnapshotHolder
 
 DEFAULT_PORT = 8080
 DEFAULT_ADMIN_PORT = 8081
@@ -283,8 +287,6 @@ def _url(sock: socket.socket) -> str:
 
 
 def _configure_logging(log_format: str) -> None:
-    from gateway.telemetry.access_log import configure_logging
-
     if log_format == "auto":
         log_format = "console" if sys.stderr.isatty() else "json"
     configure_logging(log_format)

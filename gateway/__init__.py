@@ -1,0 +1,80 @@
+"""scoregate's data plane: the scoring listener and what it measures.
+
+The control plane imports the names below from `gateway` itself and nothing else: the app
+and its options, the routing snapshot it publishes, the uvicorn protocol and its defaults,
+the metric hooks of the supervisor and of `publish`, the request counts a rollout window
+reads, shadow comparison settings and reports, token issuing and logging set-up. The modules
+behind them (`gateway/http`, `gateway/shadow`, `gateway/telemetry`, ...) may change freely.
+"""
+
+from gateway.app import GatewayOptions, ScoringApp
+from gateway.auth import bearer, issue_token
+from gateway.errors import SettingsError
+from gateway.http.server_protocol import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    hardened_protocol,
+)
+from gateway.roles import ROLE_DIRECT, ROLE_LIVE, ROLE_MIRROR, ROLES
+from gateway.shadow.pairing import ComparisonReport, MismatchPair
+from gateway.shadow.rules import OUTCOMES as COMPARISON_OUTCOMES
+from gateway.shadow.rules import CompareSettings
+from gateway.snapshot import (
+    AUTH_AML_TOKEN,
+    AUTH_KEY,
+    AUTH_NONE,
+    DeploymentRoute,
+    EndpointRoute,
+    GatewaySettings,
+    InstanceRoute,
+    RoutingSnapshot,
+    SnapshotHolder,
+    freeze,
+)
+from gateway.telemetry.access_log import configure_logging
+from gateway.telemetry.metrics import (
+    RequestCounts,
+    count_probe_failure,
+    count_restart,
+    publish_config,
+    request_counts,
+    set_ready_instances,
+)
+
+__all__ = [
+    "AUTH_AML_TOKEN",
+    "AUTH_KEY",
+    "AUTH_NONE",
+    "COMPARISON_OUTCOMES",
+    "DEFAULT_BODY_TIMEOUT_S",
+    "DEFAULT_HEADER_TIMEOUT_S",
+    "DEFAULT_MAX_CONNECTIONS",
+    "ROLES",
+    "ROLE_DIRECT",
+    "ROLE_LIVE",
+    "ROLE_MIRROR",
+    "CompareSettings",
+    "ComparisonReport",
+    "DeploymentRoute",
+    "EndpointRoute",
+    "GatewayOptions",
+    "GatewaySettings",
+    "InstanceRoute",
+    "MismatchPair",
+    "RequestCounts",
+    "RoutingSnapshot",
+    "ScoringApp",
+    "SettingsError",
+    "SnapshotHolder",
+    "bearer",
+    "configure_logging",
+    "count_probe_failure",
+    "count_restart",
+    "freeze",
+    "hardened_protocol",
+    "issue_token",
+    "publish_config",
+    "request_counts",
+    "set_ready_instances",
+]

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import orjson
 
+from gateway.admission import Admission
 from gateway.auth import check_authorization
 from gateway.errors import JSON_HEADERS, GatewayError, not_found, printable, unauthorized
 from gateway.http.asgi import Receive, Scope, Send, header, send_response
-from gateway.http.pools import LIVE, Upstream, UpstreamError
+from gateway.http.pools import LIVE_POOL, Upstream, UpstreamError
 from gateway.picking import endpoint_for
 from gateway.proxy import ScoreHandler
 from gateway.shadow.mirror import Mirror
@@ -53,17 +54,19 @@ class ScoringApp:
         self.holder = holder
         self.options = options
         self._random = random.Random()
-        self._upstream = Upstream()
+        self._admission = Admission()
+        self._upstream = Upstream(self._admission)
         recorders = Recorders(options.metrics)
         access_log = AccessLog(options.access_log)
-        self._mirror = Mirror(self._upstream, recorders, access_log, self._random.random,
-                              Comparisons(options.compare, options.metrics))
-        self._score = ScoreHandler(self._upstream, self._mirror, recorders, access_log,
-                                   self._random)
+        self._mirror = Mirror(self._upstream, self._admission, recorders, access_log,
+                              self._random.random, Comparisons(options.compare, options.metrics))
+        self._score = ScoreHandler(self._upstream, self._admission, self._mirror, recorders,
+                                   access_log, self._random)
 
     def in_flight(self, instance_id: str) -> int:
-        """Requests (mirror copies included) in flight to that instance; the supervisor drains with it."""
-        return self._upstream.in_flight.get(instance_id)
+        """Requests (mirror copies included) in flight to that instance; the supervisor
+        drains with it."""
+        return self._admission.instance(instance_id)
 
     def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport:
         """Shadow comparisons of mirror copies sent to that deployment: counts, agreement,
@@ -155,7 +158,7 @@ class ScoringApp:
             query = scope.get("query_string", b"").decode("latin-1")
             try:
                 answer = await self._upstream.send(
-                    LIVE, instance, "GET", "/swagger.json" + (f"?{query}" if query else ""),
+                    LIVE_POOL, instance, "GET", "/swagger.json" + (f"?{query}" if query else ""),
                     None, [], live[0].request_timeout_s)
             except UpstreamError as error:
                 raise GatewayError(502, f"swagger.json could not be fetched: {error}") from None

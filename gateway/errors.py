@@ -1,4 +1,5 @@
-"""The data plane's errors: each one becomes one JSON `{"message": ...}` response.
+"""The data plane's errors: `GatewayError` becomes one JSON `{"message": ...}` response;
+`SettingsError` refuses gateway settings that cannot work, before anything is served.
 
 Handlers raise `GatewayError`; the app turns it into a response in one place. Text that came
 from a client (a deployment or endpoint name) goes through `printable` first, so a message
@@ -30,6 +31,11 @@ class GatewayError(Exception):
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         """A fresh list (the caller may append to it): JSON content type, then our own."""
         return [*JSON_HEADERS, *self.headers]
+
+
+class SettingsError(ValueError):
+    """Settings of the gateway that cannot work (e.g. `CompareSettings`); the control plane
+    turns it into the error of the flag or file it read them from."""
 
 
 def printable(text: str, limit: int = 64) -> str:

@@ -12,6 +12,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from gateway.admission import Admission
 from gateway.auth import check_authorization
 from gateway.errors import GatewayError, not_found, printable, unauthorized
 from gateway.http.asgi import (
@@ -24,7 +25,7 @@ from gateway.http.asgi import (
     send_response,
 )
 from gateway.http.pools import (
-    LIVE,
+    LIVE_POOL,
     Answer,
     Upstream,
     UpstreamFailed,
@@ -32,12 +33,12 @@ from gateway.http.pools import (
     UpstreamTimeout,
 )
 from gateway.picking import TrafficTable, least_in_flight, mirror_due
+from gateway.roles import ROLE_DIRECT, ROLE_LIVE
 from gateway.shadow.mirror import Mirror
 from gateway.snapshot import DeploymentRoute, EndpointRoute, RoutingSnapshot
 from gateway.telemetry.access_log import AccessLog, AccessRecord
 from gateway.telemetry.metrics import NONE, Recorders
 
-ROLE_LIVE, ROLE_DIRECT = "live", "direct"
 DEPLOYMENT_HEADER = b"azureml-model-deployment"
 CLIENT_ID_HEADER = b"x-ms-client-request-id"
 _CLIENT_ID = re.compile(rb"[A-Za-z0-9_-]+")
@@ -111,9 +112,11 @@ class TrafficTables:
 
 
 class ScoreHandler:
-    def __init__(self, upstream: Upstream, mirror: Mirror, recorders: Recorders,
-                 access_log: AccessLog, rng: random.Random | None = None) -> None:
+    def __init__(self, upstream: Upstream, admission: Admission, mirror: Mirror,
+                 recorders: Recorders, access_log: AccessLog,
+                 rng: random.Random | None = None) -> None:
         self._upstream = upstream
+        self._admission = admission
         self._mirror = mirror
         self._recorders = recorders
         self._access_log = access_log
@@ -199,19 +202,14 @@ class ScoreHandler:
         if not deployment.instances:
             raise GatewayError(503, f"deployment '{deployment.name}' has no ready instance")
         key = (deployment.endpoint, deployment.name)
-        counts = self._upstream.in_flight.live
-        current = counts.get(key, 0)
-        if current >= deployment.max_in_flight:
-            raise GatewayError(429, f"too many requests in flight for deployment "
-                                    f"'{deployment.name}' (limit {deployment.max_in_flight}: 2 x "
-                                    "max_concurrent_requests_per_instance x ready instances)")
+        admission = self._admission
+        admission.admit(deployment, key)  # 429 when full
         if self._recorders.enabled:
-            self._recorders.watch_in_flight(key, *self._upstream.in_flight.per_deployment)
-        counts[key] = current + 1
+            self._recorders.watch_in_flight(key, admission.deployment)
         try:
             answer = await self._send(deployment, body, forward)
         finally:
-            counts[key] -= 1
+            admission.release(key)
         if not 200 <= answer.status < 300:
             raise model_error(deployment, answer)
         if self._recorders.enabled:
@@ -221,21 +219,21 @@ class ScoreHandler:
 
     async def _send(self, deployment: DeploymentRoute, body: bytes,
                     headers: Headers) -> Answer:
-        in_flight = self._upstream.in_flight.counts
+        in_flight = self._admission.instances
         instance = least_in_flight(deployment.instances, in_flight, self._random())
         if instance is None:
             raise GatewayError(503, f"deployment '{deployment.name}' has no ready instance")
         timeout = deployment.request_timeout_s
         try:
             try:
-                return await self._upstream.send(LIVE, instance, "POST", instance.score_path,
+                return await self._upstream.send(LIVE_POOL, instance, "POST", instance.score_path,
                                                  body, headers, timeout)
             except UpstreamRefused:
                 other = least_in_flight(deployment.instances, in_flight, self._random(),
                                         exclude=instance.id)
                 if other is None:
                     raise
-                return await self._upstream.send(LIVE, other, "POST", other.score_path,
+                return await self._upstream.send(LIVE_POOL, other, "POST", other.score_path,
                                                  body, headers, timeout)
         except UpstreamTimeout:
             raise GatewayError(408, f"deployment '{deployment.name}' did not answer within "

@@ -35,12 +35,7 @@ class DeploymentRoute:
     endpoint: str
     instances: tuple[InstanceRoute, ...]  # ready instances only; may be empty (→ 503)
     request_timeout_s: float = 5.0
-    max_concurrent_requests_per_instance: int = 1
-
-    @property
-    def max_in_flight(self) -> int:
-        """Azure's 429 rule: 2 × max_concurrent_requests_per_instance × ready instances."""
-        return 2 * self.max_concurrent_requests_per_instance * len(self.instances)
+    max_concurrent_requests_per_instance: int = 1  # gateway/admission.py: the 429 rule
 
 
 @dataclass(frozen=True, slots=True)

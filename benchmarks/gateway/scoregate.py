@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.common.children import Children, http_get, wait_until
 from benchmarks.common.proc_stats import CpuProbe
-from control_plane.backends import Backend, Backends
-from control_plane.target import JSON_HEADERS, Target
+from benchmarks.gateway.backends import Backend, Backends
+from benchmarks.gateway.target import JSON_HEADERS, Target
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENDPOINT = "bench"

@@ -30,13 +30,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from control_plane.admin.comparison import comparison_json
 from control_plane.admin.openapi import PATHS, check_body, openapi_document
 from control_plane.admin.rollouts import rollout_handlers
 from control_plane.errors import ScoregateError, ValidationError
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.specs.schema import deployment_from_mapping
 from control_plane.specs.validation import validate_deployment
-from gateway.auth import bearer, issue_token
+from gateway import ComparisonReport, bearer, issue_token
 
 if TYPE_CHECKING:
     from control_plane.store.sqlite_store import Store
@@ -66,7 +67,7 @@ class AdminRuntime(Protocol):
 
     def instance_status(self, key: str) -> Sequence[Any]: ...  # key is "endpoint/deployment"
     def logs(self, key: str, lines: int) -> str: ...
-    def comparisons(self, endpoint: str, deployment: str) -> Mapping[str, Any]: ...
+    def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport: ...
 
 
 def build_admin_app(runtime: AdminRuntime) -> Starlette:
@@ -218,7 +219,7 @@ class _AdminApi:
     async def compare(self, request: Request) -> Response:
         endpoint, name = _deployment_key(request)
         await self._store(self.runtime.store.deployment, endpoint, name)  # 404 if unknown
-        return _json(self.runtime.comparisons(endpoint, name))
+        return _json(comparison_json(self.runtime.comparisons(endpoint, name)))
 
     # --- shared steps ----------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from control_plane.instances import launch
 from control_plane.instances.probes import Streaks, probe
 from control_plane.specs.resources import DeploymentSpec
 from control_plane.tasks import cancel_and_wait
-from gateway.snapshot import InstanceRoute
+from gateway import InstanceRoute
 
 log = logging.getLogger("scoregate.instances")
 

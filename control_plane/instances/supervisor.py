@@ -37,8 +37,7 @@ from control_plane.instances.managed import (
 from control_plane.instances.model_dir import prepare_model_dir
 from control_plane.specs.resources import DeploymentSpec
 from control_plane.tasks import cancel_and_wait
-from gateway.snapshot import InstanceRoute
-from gateway.telemetry import metrics
+from gateway import InstanceRoute, count_probe_failure, count_restart, set_ready_instances
 
 __all__ = ["CommandBuilder", "InstanceStatus", "MetricEvents", "Supervisor", "SupervisorTimings"]
 
@@ -49,16 +48,16 @@ _COSMETIC = {"instance_count": 0, "description": "", "tags": {}, "not_applied": 
 
 
 class MetricEvents:
-    """InstanceEvents that set the supervisor's series in gateway.telemetry.metrics."""
+    """InstanceEvents that set the supervisor's series of the gateway's metrics."""
 
     def ready_instances(self, endpoint: str, deployment: str, count: int) -> None:
-        metrics.set_ready_instances(endpoint, deployment, count)
+        set_ready_instances(endpoint, deployment, count)
 
     def restarted(self, endpoint: str, deployment: str) -> None:
-        metrics.count_restart(endpoint, deployment)
+        count_restart(endpoint, deployment)
 
     def probe_failed(self, endpoint: str, deployment: str, probe: str) -> None:
-        metrics.count_probe_failure(endpoint, deployment, probe)
+        count_probe_failure(endpoint, deployment, probe)
 
 
 @dataclass

@@ -52,6 +52,7 @@ from control_plane.specs.rollout import (
 )
 from control_plane.store.sqlite_store import Store
 from control_plane.tasks import cancel_and_wait
+from gateway import ROLE_LIVE, ROLE_MIRROR
 
 T = TypeVar("T")
 Percents = Mapping[str, int]
@@ -251,13 +252,13 @@ class RolloutEngine:
 
     def _reading(self, rollout: Rollout) -> Reading:
         endpoint, step = rollout.endpoint, rollout.step
-        role = "mirror" if step.phase == PHASE_MIRROR else "live"
+        role = ROLE_MIRROR if step.phase == PHASE_MIRROR else ROLE_LIVE
         comparisons = None
         if step.phase == PHASE_MIRROR:
             comparisons = read_comparisons(self._comparisons, endpoint, rollout.target)
         return Reading(read_sample(endpoint, [rollout.target], role),
                        read_sample(endpoint, stable_weights(rollout.start_traffic,
-                                                            rollout.target), "live"),
+                                                            rollout.target), ROLE_LIVE),
                        comparisons, time.monotonic())
 
     async def _fail(self, endpoint: str) -> None:

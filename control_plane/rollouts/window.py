@@ -2,8 +2,8 @@
 
 A reading is a `WindowSample` of the cumulative counters (requests, errors, latency
 histogram buckets) of one deployment in one role; the window is the difference of two
-readings taken at its start and end. No Prometheus server is involved: the metric objects of
-`gateway.telemetry.metrics` are read directly, in the process that serves the traffic.
+readings taken at its start and end. No Prometheus server is involved: the gateway's
+`request_counts` reads its own metric objects, in the process that serves the traffic.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from gateway.telemetry import metrics
+from gateway import COMPARISON_OUTCOMES, request_counts
 
-ERROR_CODES = frozenset({"408", "424", "429"})  # plus every 5xx
-COMPARISON_OUTCOMES = ("match", "mismatch", "shadow_error", "incomparable")
+ERROR_CODES = frozenset({408, 424, 429})  # plus every 5xx
 ComparisonReader = Callable[[str, str], Mapping[str, int]]
 
 
@@ -59,30 +58,20 @@ def _combine(a: tuple[tuple[float, float], ...], b: tuple[tuple[float, float], .
         return a
     if not a:
         return tuple((bound, sign * count) for bound, count in b)
-    return tuple((bound, count + sign * other) for (bound, count), (_, other) in zip(a, b, strict=False))
+    return tuple((bound, count + sign * other)
+                 for (bound, count), (_, other) in zip(a, b, strict=False))
 
 
 def read_sample(endpoint: str, deployments: Iterable[str], role: str) -> WindowSample:
-    """Cumulative totals of these deployments of `endpoint` in `role`, read now."""
-    names = set(deployments)
-    requests = errors = 0
-    for metric in metrics.REQUESTS.collect():
-        for sample in metric.samples:
-            labels = sample.labels
-            if (sample.name.endswith("_total") and labels["endpoint"] == endpoint
-                    and labels["deployment"] in names and labels["role"] == role):
-                requests += int(sample.value)
-                code = labels["status_code"]
-                errors += int(sample.value) if code.startswith("5") or code in ERROR_CODES else 0
-    buckets: dict[float, float] = {}
-    for metric in metrics.REQUEST_SECONDS.collect():
-        for sample in metric.samples:
-            labels = sample.labels
-            if (sample.name.endswith("_bucket") and labels["endpoint"] == endpoint
-                    and labels["deployment"] in names and labels["role"] == role):
-                bound = float(labels["le"])
-                buckets[bound] = buckets.get(bound, 0.0) + sample.value
-    return WindowSample(requests, errors, tuple(sorted(buckets.items())))
+    """Cumulative totals of these deployments of `endpoint` in `role` (`gateway.ROLES`), read
+    now."""
+    total = WindowSample()
+    for deployment in set(deployments):
+        counts = request_counts(endpoint, deployment, role)
+        errors = sum(n for status, n in counts.by_status.items()
+                     if status >= 500 or status in ERROR_CODES)
+        total = total + WindowSample(counts.requests, errors, counts.latency_buckets)
+    return total
 
 
 def read_comparisons(reader: ComparisonReader | None, endpoint: str,

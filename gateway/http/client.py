@@ -233,6 +233,11 @@ class Pool:
         self._ssl: ssl.SSLContext | None = (ssl.create_default_context()
                                             if origin.scheme == "https" else None)
 
+    @property
+    def idle(self) -> int:
+        """Idle connections kept now (those the peer closed have left already)."""
+        return len(self._idle)
+
     def take(self, now: float) -> Connection | None:
         idle = self._idle
         while idle:

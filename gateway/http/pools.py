@@ -1,4 +1,4 @@
-"""Upstream clients: two pools (live traffic, mirror copies) and in-flight counters.
+"""Upstream clients: two pools (live traffic, mirror copies); each request counted in flight.
 
 The mirror pool is separate so that slow shadows can never take connections from live
 traffic. The client is `gateway.http.client.HttpClient` (chosen by
@@ -13,11 +13,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gateway.admission import Admission
 from gateway.http.client import ConnectFailed, Header, HttpClient, ResponseFailed, ResponseTimeout
 from gateway.snapshot import InstanceRoute
 
-LIVE = "live"
-MIRROR = "mirror"
+LIVE_POOL = "live"
+MIRROR_POOL = "mirror"
 
 
 class UpstreamError(Exception):
@@ -45,35 +46,18 @@ class Answer:
     seconds: float
 
 
-class InFlight:
-    """Requests in flight per instance id (read by the picker and by the supervisor's drain),
-    and per (endpoint, deployment): live and direct requests (the 429 rule), mirror copies."""
-
-    __slots__ = ("counts", "live", "mirror")
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.live: dict[tuple[str, str], int] = {}
-        self.mirror: dict[tuple[str, str], int] = {}
-
-    @property
-    def per_deployment(self) -> tuple[dict[tuple[str, str], int], ...]:
-        return self.live, self.mirror
-
-    def get(self, instance_id: str) -> int:
-        return self.counts.get(instance_id, 0)
-
-
 class Upstream:
-    """Opens and closes the pools; sends one request to one instance, counting it in flight."""
+    """Opens and closes the pools; sends one request to one instance, counting it in flight
+    to that instance (`Admission.instances`) while it runs."""
 
-    def __init__(self, idle_per_origin: int = 256) -> None:
-        self.in_flight = InFlight()
+    def __init__(self, admission: Admission, idle_per_origin: int = 256) -> None:
+        self._admission = admission
         self._idle_per_origin = idle_per_origin
         self._clients: dict[str, HttpClient] = {}
 
     async def open(self) -> None:
-        self._clients = {pool: HttpClient(self._idle_per_origin) for pool in (LIVE, MIRROR)}
+        self._clients = {pool: HttpClient(self._idle_per_origin)
+                         for pool in (LIVE_POOL, MIRROR_POOL)}
 
     async def close(self) -> None:
         clients, self._clients = self._clients, {}
@@ -85,9 +69,8 @@ class Upstream:
         client = self._clients.get(pool)
         if client is None:
             raise UpstreamFailed("the gateway is not started (lifespan not run)")
-        counts = self.in_flight.counts
-        key = instance.id
-        counts[key] = counts.get(key, 0) + 1
+        admission = self._admission
+        admission.start_instance(instance.id)
         started = time.perf_counter()
         try:
             response = await client.request(instance.url, method, path, headers, body, timeout_s)
@@ -100,10 +83,6 @@ class Upstream:
         except ResponseFailed as error:
             raise UpstreamFailed(f"{instance.url} failed: {error}") from None
         finally:
-            left = counts[key] - 1
-            if left:
-                counts[key] = left
-            else:
-                del counts[key]
+            admission.end_instance(instance.id)
         return Answer(response.status, response.reason, response.headers, response.body,
                       time.perf_counter() - started)

@@ -15,9 +15,11 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from gateway.admission import Admission
 from gateway.http.asgi import Headers
-from gateway.http.pools import MIRROR, Upstream, UpstreamError, UpstreamTimeout
+from gateway.http.pools import MIRROR_POOL, Upstream, UpstreamError, UpstreamTimeout
 from gateway.picking import least_in_flight
+from gateway.roles import ROLE_MIRROR
 from gateway.shadow.pairing import Comparisons, Pairing
 from gateway.snapshot import DeploymentRoute, GatewaySettings
 from gateway.telemetry.access_log import AccessLog, AccessRecord
@@ -27,9 +29,11 @@ MIRROR_HEADER = (b"x-scoregate-mirror", b"1")
 
 
 class Mirror:
-    def __init__(self, upstream: Upstream, recorders: Recorders, access_log: AccessLog,
-                 draw: Callable[[], float], comparisons: Comparisons | None = None) -> None:
+    def __init__(self, upstream: Upstream, admission: Admission, recorders: Recorders,
+                 access_log: AccessLog, draw: Callable[[], float],
+                 comparisons: Comparisons | None = None) -> None:
         self._upstream = upstream
+        self._admission = admission
         self.comparisons = comparisons or Comparisons(metrics_enabled=recorders.enabled)
         self._recorders = recorders
         self._access_log = access_log
@@ -67,30 +71,29 @@ class Mirror:
         answered: tuple[int | None, bytes] = (None, b"")
         endpoint, name = deployment.endpoint, deployment.name
         status, model_status, size, outcome = 502, None, 0, "failed"
-        copies = self._upstream.in_flight.mirror
+        admission = self._admission
         key = (endpoint, name)
         if self._recorders.enabled:
-            self._recorders.watch_in_flight(key, *self._upstream.in_flight.per_deployment)
-        instance = least_in_flight(deployment.instances, self._upstream.in_flight.counts,
-                                   self._draw())
+            self._recorders.watch_in_flight(key, admission.deployment)
+        instance = least_in_flight(deployment.instances, admission.instances, self._draw())
         if instance is not None:
-            copies[key] = copies.get(key, 0) + 1
+            admission.start_mirror(key)
             try:
-                answer = await self._upstream.send(MIRROR, instance, "POST", instance.score_path,
-                                                   body, headers, timeout_s)
+                answer = await self._upstream.send(MIRROR_POOL, instance, "POST",
+                                                   instance.score_path, body, headers, timeout_s)
                 model_status, size = answer.status, len(answer.body)
                 status = answer.status
                 answered = (answer.status, answer.body)
                 outcome = "completed" if 200 <= answer.status < 300 else "failed"
                 if self._recorders.enabled:
-                    self._recorders.recorder(endpoint, name, MIRROR).upstream_seconds.observe(
+                    self._recorders.recorder(endpoint, name, ROLE_MIRROR).upstream_seconds.observe(
                         answer.seconds)
             except UpstreamTimeout:
                 status = 408
             except UpstreamError:
                 status = 502
             finally:
-                copies[key] -= 1
+                admission.end_mirror(key)
                 if pairing is not None:
                     pairing.shadow(*answered)
         else:
@@ -106,10 +109,10 @@ class Mirror:
         endpoint, name = deployment.endpoint, deployment.name
         self._recorders.mirror(endpoint, name, outcome)
         if self._recorders.enabled:
-            self._recorders.recorder(endpoint, name, MIRROR).answered(
+            self._recorders.recorder(endpoint, name, ROLE_MIRROR).answered(
                 status, model_status, seconds, bytes_in, bytes_out)
         self._access_log.write(AccessRecord(
-            request_id, None, endpoint, name, MIRROR, status, model_status,
+            request_id, None, endpoint, name, ROLE_MIRROR, status, model_status,
             seconds * 1000.0, bytes_in, bytes_out))
 
     async def close(self) -> None:

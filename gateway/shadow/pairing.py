@@ -20,7 +20,6 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from prometheus_client import Counter, Histogram
 
@@ -51,12 +50,6 @@ class MismatchPair:
     relative_difference: float | None
     size: int  # body bytes held
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"request_id": self.request_id, "at": self.at,
-                "live": {"status": self.live_status, "body": self.live_body},
-                "shadow": {"status": self.shadow_status, "body": self.shadow_body},
-                "reason": self.reason, "relative_difference": self.relative_difference}
-
 
 @dataclass(frozen=True, slots=True)
 class ComparisonReport:
@@ -69,20 +62,6 @@ class ComparisonReport:
     memory_limit_bytes: int
     settings: CompareSettings
     last_mismatches: tuple[MismatchPair, ...]  # newest first
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "endpoint": self.endpoint, "deployment": self.deployment,
-            "counts": dict(self.counts), "compared": sum(self.counts.values()),
-            "skipped": self.skipped, "agreement_rate": self.agreement_rate,
-            "memory_bytes": self.memory_bytes, "memory_limit_bytes": self.memory_limit_bytes,
-            "sample_percent": self.settings.sample_percent,
-            "rel_tolerance": self.settings.rel_tolerance,
-            "abs_tolerance": self.settings.abs_tolerance,
-            "max_body_bytes": self.settings.max_body_bytes,
-            "keep_mismatches": self.settings.keep_mismatches,
-            "last_mismatches": [pair.to_dict() for pair in self.last_mismatches],
-        }
 
 
 def agreement_rate(counts: dict[str, int]) -> float | None:

@@ -23,12 +23,13 @@ byte-identical bodies, None when no number was compared).
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from gateway.errors import SettingsError
 
 MATCH, MISMATCH, SHADOW_ERROR, INCOMPARABLE = "match", "mismatch", "shadow_error", "incomparable"
 OUTCOMES = (MATCH, MISMATCH, SHADOW_ERROR, INCOMPARABLE)
@@ -59,7 +60,7 @@ class CompareSettings:
         )
         for ok, message in checks:
             if not ok:
-                raise ValueError(f"{message} (comparison settings)")
+                raise SettingsError(f"{message} (comparison settings)")
 
     @property
     def enabled(self) -> bool:
@@ -74,31 +75,6 @@ class CompareSettings:
     def pending_memory_limit(self) -> int:
         """Bytes the comparisons waiting for their second answer may hold (two bodies each)."""
         return self.max_pending * 2 * self.max_body_bytes
-
-
-def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
-    """`scoregate serve` flags for the comparison settings (read with `compare_from_args`)."""
-    default = CompareSettings()
-    parser.add_argument("--compare-percent", type=float, default=default.sample_percent,
-                        help="share of mirror copies whose answer is compared with the live "
-                             "one (0 turns comparison off; default 100)")
-    parser.add_argument("--compare-tolerance", type=float, default=default.rel_tolerance,
-                        help="relative tolerance for numbers (default 1e-6)")
-    parser.add_argument("--compare-max-body-kb", type=int,
-                        default=default.max_body_bytes // 1024,
-                        help="larger answers are not compared (default 64)")
-    parser.add_argument("--compare-keep", type=int, default=default.keep_mismatches,
-                        help="mismatching pairs kept per deployment (default 50)")
-
-
-def compare_from_args(args: argparse.Namespace) -> CompareSettings:
-    try:
-        return CompareSettings(sample_percent=args.compare_percent,
-                               rel_tolerance=args.compare_tolerance,
-                               max_body_bytes=args.compare_max_body_kb * 1024,
-                               keep_mismatches=args.compare_keep)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}; check the --compare-* flags") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,16 @@
 The metric objects live at module level in prometheus_client's default registry (the one
 exception to "no module-level mutable state"). The hot path never resolves labels per
 request: `Recorders` caches one `Recorder` per (endpoint, deployment, role), whose
-children are bound once. Label values come only from the snapshot and fixed sets.
+children are bound once. Label values come only from the snapshot and fixed sets. The
+control plane sets its own series through the hooks at the end, and reads request counts
+with `request_counts`, never by walking label strings itself.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -115,13 +121,14 @@ class Recorders:
             recorder = self._recorders[key] = Recorder(endpoint, deployment, role)
         return recorder
 
-    def watch_in_flight(self, key: tuple[str, str], *sources: dict[tuple[str, str], int]) -> None:
-        """Make the in-flight gauge of `key` read the sum of `sources` at scrape time, so the
-        hot path only touches plain dicts."""
+    def watch_in_flight(self, key: tuple[str, str],
+                        read: Callable[[tuple[str, str]], int]) -> None:
+        """Make the in-flight gauge of `key` call `read(key)` at scrape time (the data plane's
+        `Admission.deployment`), so the hot path only counts, in plain dicts."""
         if key in self._in_flight:
             return
         gauge = self._in_flight[key] = IN_FLIGHT.labels(*key)
-        gauge.set_function(lambda: float(sum(source.get(key, 0) for source in sources)))
+        gauge.set_function(lambda: float(read(key)))
 
     def mirror(self, endpoint: str, deployment: str, outcome: str) -> None:
         if not self.enabled:
@@ -139,6 +146,43 @@ def render() -> tuple[bytes, str]:
 
 
 # Functions the control plane calls.
+
+@dataclass(frozen=True, slots=True)
+class RequestCounts:
+    """Requests of one (endpoint, deployment, role) answered since the process started;
+    cumulative, so a window is the difference of two reads."""
+
+    by_status: Mapping[int, int]  # the status the client got → requests
+    latency_buckets: tuple[tuple[float, float], ...]  # (upper bound s, cumulative), +Inf
+    # last; empty before the first answer
+
+    @property
+    def requests(self) -> int:
+        return sum(self.by_status.values())
+
+
+def request_counts(endpoint: str, deployment: str, role: str) -> RequestCounts:
+    """Read now from the process's metric objects (what `/metrics` serves); all zero when
+    metrics are off or nothing was answered yet. `role` is one of `gateway.roles.ROLES`."""
+    wanted = (endpoint, deployment, role)
+    by_status: dict[int, int] = {}
+    for metric in REQUESTS.collect():
+        for sample in metric.samples:
+            labels = sample.labels
+            if (sample.name.endswith("_total")
+                    and (labels["endpoint"], labels["deployment"], labels["role"]) == wanted):
+                status = int(labels["status_code"])
+                by_status[status] = by_status.get(status, 0) + int(sample.value)
+    buckets: list[tuple[float, float]] = []
+    for metric in REQUEST_SECONDS.collect():
+        for sample in metric.samples:
+            labels = sample.labels
+            if (sample.name.endswith("_bucket")
+                    and (labels["endpoint"], labels["deployment"], labels["role"]) == wanted):
+                buckets.append((float(labels["le"]), sample.value))
+    buckets.sort()
+    return RequestCounts(MappingProxyType(by_status), tuple(buckets))
+
 
 def set_ready_instances(endpoint: str, deployment: str, count: int) -> None:
     READY_INSTANCES.labels(endpoint, deployment).set(count)

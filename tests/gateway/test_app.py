@@ -1,4 +1,5 @@
-"""`ScoringApp` driven in-process as an ASGI callable (its lifespan and in-flight counts)."""
+"""`ScoringApp` driven in-process as an ASGI callable (its lifespan, in-flight counts and the
+request counts a rollout window reads)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ from typing import Any
 
 import orjson
 
-from gateway.app import GatewayOptions, ScoringApp
-from gateway.snapshot import SnapshotHolder
+from gateway import (
+    ROLE_DIRECT,
+    ROLE_LIVE,
+    GatewayOptions,
+    ScoringApp,
+    SnapshotHolder,
+    request_counts,
+)
 from tests.gateway.harness import KEY, deployment, endpoint, start_backend
 from tests.gateway.run_gateway import snapshot_from
 from tests.support.processes import ProcessGroup
@@ -36,7 +43,8 @@ class Lifespan:
         await self.task
 
 
-async def call(app: ScoringApp, path: str, body: bytes = b"{}") -> tuple[int, bytes]:
+async def call(app: ScoringApp, path: str, body: bytes = b"{}",
+               deployment: bytes | None = None) -> tuple[int, bytes]:
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -45,9 +53,12 @@ async def call(app: ScoringApp, path: str, body: bytes = b"{}") -> tuple[int, by
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
+    headers = [(b"authorization", f"Bearer {KEY}".encode()),
+               (b"content-type", b"application/json")]
+    if deployment is not None:
+        headers.append((b"azureml-model-deployment", deployment))
     scope = {"type": "http", "method": "POST", "path": path, "query_string": b"",
-             "headers": [(b"authorization", f"Bearer {KEY}".encode()),
-                         (b"content-type", b"application/json")]}
+             "headers": headers}
     await app(scope, receive, send)
     return sent[0]["status"], sent[1]["body"]
 
@@ -74,3 +85,26 @@ def test_in_flight_counts_requests_until_answered(processes: ProcessGroup, tmp_p
             assert status == 404 and b"message" in body
 
     asyncio.run(scenario())
+
+
+def test_request_counts_by_role_and_status(processes: ProcessGroup, tmp_path: Path) -> None:
+    """The read API of rollout windows: cumulative counts and latency buckets per role."""
+    backend = start_backend(processes, tmp_path, "counted")
+    snapshot = snapshot_from({"endpoints": [endpoint("counts", [deployment("counted", backend)],
+                                                     {"counted": 100})]})
+    app = ScoringApp(SnapshotHolder(snapshot), GatewayOptions(access_log=False))
+    before = request_counts("counts", "counted", ROLE_LIVE)
+
+    async def scenario() -> None:
+        async with Lifespan(app):
+            for _ in range(3):
+                assert (await call(app, "/score"))[0] == 200
+            assert (await call(app, "/score", deployment=b"counted"))[0] == 200
+
+    asyncio.run(scenario())
+    live = request_counts("counts", "counted", ROLE_LIVE)
+    assert live.requests - before.requests == 3 and live.by_status.get(200, 0) >= 3
+    assert live.latency_buckets[-1][0] == float("inf")
+    assert live.latency_buckets[-1][1] == live.requests
+    assert request_counts("counts", "counted", ROLE_DIRECT).requests >= 1
+    assert request_counts("counts", "nowhere", ROLE_LIVE).latency_buckets == ()

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gateway.admission import Admission
 from gateway.http.pools import Upstream
 from gateway.shadow.mirror import Mirror
 from gateway.shadow.pairing import Comparisons
@@ -60,10 +61,12 @@ class Shadow:
 
 async def _with_mirror(test: Any) -> Any:
     shadow = Shadow()
-    upstream = Upstream()
+    admission = Admission()
+    upstream = Upstream(admission)
     await upstream.open()
     comparisons = Comparisons(CompareSettings(), metrics_enabled=False)
-    mirror = Mirror(upstream, Recorders(False), AccessLog(False), lambda: 0.0, comparisons)
+    mirror = Mirror(upstream, admission, Recorders(False), AccessLog(False), lambda: 0.0,
+                    comparisons)
     route = DeploymentRoute("green", "main", (InstanceRoute("green-0", await shadow.start()),))
     try:
         return await test(mirror, route, shadow, comparisons)

@@ -77,6 +77,16 @@ def run(reply: Reply, scenario: Callable[[HttpClient, Server], Awaitable[None]])
     return run_bounded(main())
 
 
+async def until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    """Let the loop run until `condition` holds (what the client or server has observed)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.001)
+
+
 async def post(client: HttpClient, server: Server, body: bytes = b"{}",
                timeout_s: float = 5.0) -> tuple[int, bytes]:
     answer = await client.request(server.url, "POST", "/score",
@@ -142,7 +152,9 @@ def test_connection_close_and_idle_close_by_the_server_are_never_client_visible(
     async def scenario(client: HttpClient, server: Server) -> None:
         for body in (b"close-now", b"close-later", b"x", b"close-later", b"x"):
             assert (await post(client, server, body))[0] == 200
-            await asyncio.sleep(0.05)  # the close reaches the client before the next request
+            if b"close" in body:  # the close reaches the client before the next request
+                await until(lambda: client.pool(server.url).idle == 0,
+                            "the client to drop the closed connection")
 
     server = run(reply, scenario)
     assert len(server.requests) == 5  # each request reached the server exactly once
@@ -181,7 +193,8 @@ def test_faults_fail_the_request_and_the_connection_is_not_reused(fault: bytes,
         else:
             with pytest.raises(ResponseFailed, match=words):
                 await post(client, server, fault)
-        await asyncio.sleep(0.05)
+        await until(lambda: client.pool(server.url).idle == 0,
+                    "the client to drop the faulty connection")
         assert await post(client, server, b"good") == (200, b'{"ok": true}')
 
     assert run(reply, scenario).connections == 2
@@ -199,7 +212,7 @@ def test_timeout_and_cancellation_drop_the_connection() -> None:
             await post(client, server, b"hang", timeout_s=0.2)
         assert 0.15 < loop.time() - started < 5
         task = asyncio.ensure_future(post(client, server, b"hang"))
-        await asyncio.sleep(0.1)
+        await until(lambda: len(server.requests) == 2, "the second request to arrive")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

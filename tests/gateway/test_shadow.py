@@ -2,12 +2,13 @@
 
 The module also runs the processes it needs (so they stay next to the tests that use them):
 
-    python -m tests.gateway.test_compare model --port-file F [--scale X] [--status N] [--text]
-    python -m tests.gateway.test_compare gateway SNAPSHOT.json COMPARE.json --port-file F
+    python -m tests.gateway.test_shadow model --port-file F [--scale X] [--status N] [--text]
+    python -m tests.gateway.test_shadow gateway SNAPSHOT.json COMPARE.json --port-file F
 
 `model` answers `{"predictions": [x * scale for x in data]}` for `{"data": [...]}`; `gateway`
 runs `ScoringApp` with the given comparison settings and adds `GET /test/compare/{e}/{d}`
-(the `ScoringApp.comparisons` report as JSON) for the tests to read.
+(the `ScoringApp.comparisons` report, as the admin API renders it) for the tests to read.
+The rules and the pairing alone: test_shadow_rules.py, test_shadow_pairing.py.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.shadow.pairing import Comparisons
-from gateway.shadow.rules import CompareSettings, Side, Verdict, compare_answers
+from gateway import CompareSettings
 from tests.gateway.harness import Reply, _port, auth, deployment, endpoint, metric, metrics_text
 from tests.support.processes import ProcessGroup, http_ok, wait_until
 
@@ -37,7 +37,7 @@ from tests.support.processes import ProcessGroup, http_ok, wait_until
 
 def start_model(processes: ProcessGroup, tmp: Path, name: str, *flags: str) -> str:
     port_file = tmp / f"model-{name}-{len(processes.started)}.port"
-    started = processes.python("-m", "tests.gateway.test_compare", "model", "--port-file",
+    started = processes.python("-m", "tests.gateway.test_shadow", "model", "--port-file",
                                str(port_file), *flags, name=f"model-{name}")
     url = f"http://127.0.0.1:{_port(port_file, started, 'model ' + name)}"
     wait_until(lambda: http_ok(url + "/"), timeout=30, what=f"model {name}")
@@ -53,7 +53,7 @@ def start_compare_gateway(processes: ProcessGroup, tmp: Path, endpoints: list[di
                                     "endpoints": endpoints}))
     options.write_text(json.dumps(asdict(compare)))
     port_file = tmp / f"gateway-{index}.port"
-    started = processes.python("-m", "tests.gateway.test_compare", "gateway", str(snapshot),
+    started = processes.python("-m", "tests.gateway.test_shadow", "gateway", str(snapshot),
                                str(options), "--port-file", str(port_file), name="gateway")
     url = f"http://127.0.0.1:{_port(port_file, started, 'gateway')}"
     wait_until(lambda: http_ok(url + "/healthz"), timeout=30, what="gateway /healthz")
@@ -104,83 +104,6 @@ def send_each(url: str, path: str, payloads: list[bytes]) -> list[Reply]:
     replies = asyncio.run(_send_each(url + path, payloads))
     assert {r.status for r in replies} == {200}, [r.body for r in replies if r.status != 200]
     return replies
-
-
-# --- the rules, and sampling, without processes -----------------------------------------------
-
-def judge(live: bytes | None, shadow: bytes | None, live_status: int | None = 200,
-          shadow_status: int | None = 200, **settings: Any) -> Verdict:
-    return compare_answers(Side(live_status, live or b""), Side(shadow_status, shadow or b""),
-                           CompareSettings(**settings))
-
-
-@pytest.mark.parametrize(("live", "shadow", "outcome"), [
-    (b'{"predictions": [1.5, 2.0]}', b'{"predictions": [1.5, 2.0000001]}', "match"),
-    (b'{"predictions": [1.5, 2.0]}', b'{"predictions": [1.5, 2.1]}', "mismatch"),
-    (b'[1, 2]', b'[1.0, 2.0]', "match"),  # the same numbers, whatever their JSON spelling
-    (b'[3, 2]', b'[4, 2]', "mismatch"),  # integers (class labels) are exact
-    (b'["cat", "dog"]', b'["cat", "cow"]', "mismatch"),
-    (b'[[0.2, 0.8], [0.9, 0.1]]', b'[[0.4, 0.6], [0.7, 0.3]]', "match"),  # same argmax
-    (b'[[0.2, 0.8], [0.9, 0.1]]', b'[[0.6, 0.4], [0.9, 0.1]]', "mismatch"),  # label changed
-    (b'{"a": 1}', b'{"a": 1, "b": 2}', "mismatch"),
-    (b'[1, 2]', b'[1, 2, 3]', "mismatch"),
-    (b'[true]', b'[1]', "mismatch"),
-    (b'[0.0, 1e-13]', b'[0.0, 3e-13]', "match"),  # within abs_tolerance near zero
-    (b'rows: 3', b'rows: 3', "incomparable"),
-])
-def test_rules(live: bytes, shadow: bytes, outcome: str) -> None:
-    assert judge(live, shadow).outcome == outcome
-
-
-def test_status_rules_and_size_limit() -> None:
-    assert judge(b"[1]", None, shadow_status=None).outcome == "shadow_error"
-    assert judge(b"[1]", b"oops", shadow_status=500).outcome == "shadow_error"
-    assert judge(None, None, 400, 400).outcome == "match"  # both refused the input alike
-    assert judge(None, b"[1]", 400, 200).outcome == "mismatch"
-    assert judge(None, b"[1]", None, 200).outcome == "incomparable"  # live had no answer
-    big = b"[" + b"1," * 40 + b"1]"
-    assert judge(big, big, max_body_bytes=50).outcome == "incomparable"
-    drift = judge(b"[100.0, -50.0]", b"[101.0, -50.5]", rel_tolerance=1e-3)
-    assert drift.relative_difference == pytest.approx(1 / 101)
-    assert "$[0]" in drift.reason and "100.0" in drift.reason
-
-
-def test_sampling_and_pending_bound() -> None:
-    async def run() -> tuple[int, dict[str, Any]]:
-        comparisons = Comparisons(CompareSettings(sample_percent=30, max_pending=20), False)
-        pairings = [comparisons.start("e", "d", f"r{i}", i / 100) for i in range(100)]
-        started = [p for p in pairings if p is not None]
-        for pairing in started:
-            pairing.live(200, b"[1]")
-            pairing.shadow(200, b"[2]")
-        await asyncio.sleep(0)
-        return len(started), comparisons.report("e", "d").to_dict()
-
-    started, result = asyncio.run(run())
-    assert started == 20  # 30 sampled of 100 draws, at most 20 waiting at once
-    assert result["skipped"] == 10
-    assert result["counts"]["mismatch"] == 20 and result["memory_bytes"] == 20 * 6
-    assert result["memory_bytes"] <= result["memory_limit_bytes"]
-
-
-def test_pairing_without_bodies_and_expiry() -> None:
-    async def run() -> dict[str, Any]:
-        comparisons = Comparisons(CompareSettings(), False)
-        failed = comparisons.start("e", "d", "r1", 0.0)
-        assert failed is not None
-        failed.shadow(None, b"")  # both sides failed: nothing was held
-        failed.live(None, b"")
-        orphan = comparisons.start("e", "d", "r2", 0.0)
-        assert orphan is not None
-        orphan.live(200, b"[1]")  # its shadow never answers
-        orphan.expire()  # what the LIVE_WAIT_S timer does
-        orphan.shadow(200, b"[1]")  # too late: ignored
-        await asyncio.sleep(0)
-        return comparisons.report("e", "d").to_dict()
-
-    result = asyncio.run(run())
-    assert result["counts"] == {"match": 0, "mismatch": 0, "shadow_error": 1, "incomparable": 1}
-    assert result["memory_bytes"] == 0
 
 
 # --- one gateway, one endpoint per kind of shadow ---------------------------------------------
@@ -363,10 +286,14 @@ def _serve_gateway(args: argparse.Namespace) -> None:
     import orjson
     import uvicorn
 
-    from gateway.app import GatewayOptions, ScoringApp
-    from gateway.snapshot import SnapshotHolder
-    from gateway.telemetry.access_log import configure_logging
-    from gateway.telemetry.metrics import publish_config
+    from control_plane.admin.comparison import comparison_json
+    from gateway import (
+        GatewayOptions,
+        ScoringApp,
+        SnapshotHolder,
+        configure_logging,
+        publish_config,
+    )
     from tests.gateway.run_gateway import snapshot_from
 
     configure_logging("json")
@@ -380,7 +307,7 @@ def _serve_gateway(args: argparse.Namespace) -> None:
         if scope["type"] != "http" or not path.startswith("/test/compare/"):
             return await app(scope, receive, send)
         endpoint_name, _, deployment_name = path.removeprefix("/test/compare/").partition("/")
-        body = orjson.dumps(app.comparisons(endpoint_name, deployment_name).to_dict())
+        body = orjson.dumps(comparison_json(app.comparisons(endpoint_name, deployment_name)))
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})

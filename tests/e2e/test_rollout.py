@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.gateway_process import RunningGateway, start_gateway
+from tests.support.gateway import RunningGateway, start_serve
 from tests.support.processes import ProcessGroup, wait_until
 
 E = "roll-endpoint"
@@ -142,7 +142,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
     root = tmp_path_factory.mktemp("rollout")
     folder = write_config(root / "config", list(SCRIPTS))
     with ProcessGroup(root / "process-logs") as processes:
-        running = start_gateway(processes, root / "home", str(folder))
+        running = start_serve(processes, root / "home", str(folder))
         key = running.key(E)
         for name in SCRIPTS:
             wait_until(lambda: running.score(E, b"{}", key, name).status_code in (200, 424),
@@ -284,7 +284,7 @@ def test_a_gateway_killed_mid_rollout_resumes_at_its_step(
         processes: ProcessGroup, tmp_path: Path) -> None:
     folder = write_config(tmp_path / "config", ["blue", "green-good"])
     home = tmp_path / "home"
-    gateway = start_gateway(processes, home, str(folder))
+    gateway = start_serve(processes, home, str(folder))
     key = gateway.key(E)
     wait_until(lambda: gateway.score(E, b"{}", key, "green-good").status_code == 200,
                timeout=90, what="green-good to be ready")
@@ -296,7 +296,7 @@ def test_a_gateway_killed_mid_rollout_resumes_at_its_step(
     gateway.started.proc.send_signal(signal.SIGKILL)
     gateway.started.proc.wait(30)
 
-    restarted = start_gateway(processes, home)
+    restarted = start_serve(processes, home)
     after = rollout(restarted)
     assert after["id"] == before["id"]
     assert after["state"] in ("running", "succeeded")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from tests.e2e.gateway_process import start_gateway
 from tests.e2e.test_walkthrough import Load
+from tests.support.gateway import start_serve
 from tests.support.processes import ProcessGroup, wait_until
 
 E = "scale-endpoint"
@@ -27,7 +27,7 @@ def test_instance_count_changes_under_load_fail_no_request(
         "code_configuration: {code: code, scoring_script: score.py}\n"
         "request_settings: {max_concurrent_requests_per_instance: 4}\n"
         "readiness_probe: {initial_delay: 0, period: 1, failure_threshold: 3}\n")
-    gateway = start_gateway(processes, tmp_path / "home", str(folder))
+    gateway = start_serve(processes, tmp_path / "home", str(folder))
     key = gateway.key(E)
     wait_until(lambda: gateway.score(E, b"{}", key).status_code == 200, timeout=60,
                what="blue to answer")

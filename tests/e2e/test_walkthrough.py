@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.gateway_process import EXAMPLE, RunningGateway, ensure_example_models, start_gateway
+from tests.support.gateway import RunningGateway, start_serve, trained_example
 from tests.support.processes import ProcessGroup, wait_until
 
 E = "walk-endpoint"
@@ -58,12 +58,12 @@ def _green_requests(gateway: RunningGateway) -> int:
 
 
 def test_safe_rollout_walkthrough_under_load(processes: ProcessGroup, tmp_path: Path) -> None:
-    ensure_example_models()
-    gateway = start_gateway(processes, tmp_path / "home")  # no files: starts from stored state
+    example = trained_example(tmp_path / "example")
+    gateway = start_serve(processes, tmp_path / "home")  # no files: starts from stored state
     endpoint_yml = tmp_path / "endpoint.yml"
     endpoint_yml.write_text("$schema: https://azuremlschemas.azureedge.net/latest/"
                             "managedOnlineEndpoint.schema.json\nname: ignored-name\nauth_mode: key\n")
-    body = (EXAMPLE / "sample-request.json").read_text()
+    body = (example / "sample-request.json").read_text()
     request_file = tmp_path / "sample-request.json"
     request_file.write_text(body)
 
@@ -71,7 +71,7 @@ def test_safe_rollout_walkthrough_under_load(processes: ProcessGroup, tmp_path: 
     gateway.cli("online-endpoint", "create", "--name", E, "-f", str(endpoint_yml))
     # 2. create blue with all traffic
     gateway.cli("online-deployment", "create", "--name", "blue", "--endpoint", E,
-                "-f", str(EXAMPLE / "blue-deployment.yml"), "--all-traffic")
+                "-f", str(example / "blue-deployment.yml"), "--all-traffic")
     # 3. invoke, then keep a load running for the rest of the walkthrough
     answer = gateway.cli("online-endpoint", "invoke", "--name", E, "--request-file", str(request_file))
     assert len(json.loads(answer.stdout)) == len(json.loads(body)["data"])
@@ -86,7 +86,7 @@ def test_safe_rollout_walkthrough_under_load(processes: ProcessGroup, tmp_path: 
         assert len(blue["instances"]) == 2
         # 5. create green
         gateway.cli("online-deployment", "create", "--name", "green", "--endpoint", E,
-                    "-f", str(EXAMPLE / "green-deployment.yml"))
+                    "-f", str(example / "green-deployment.yml"))
         # 6. green is listed at 0
         traffic = gateway.cli_json("online-endpoint", "show", "-n", E, "--query", "traffic")
         assert traffic == {"blue": 100, "green": 0}
@@ -133,7 +133,7 @@ def test_safe_rollout_walkthrough_under_load(processes: ProcessGroup, tmp_path: 
 
 
 def test_user_errors_are_one_line_without_traceback(processes: ProcessGroup, tmp_path: Path) -> None:
-    gateway = start_gateway(processes, tmp_path / "home")
+    gateway = start_serve(processes, tmp_path / "home")
     missing = gateway.cli("online-endpoint", "show", "-n", "nope-endpoint", check=False)
     assert missing.returncode != 0
     assert "Traceback" not in missing.stderr
@@ -165,7 +165,7 @@ def test_kill_9_mid_update_restarts_into_the_last_acknowledged_state(
     acknowledged: dict[str, int] | None = None
     pending: dict[str, int] | None = None
     for round_number in range(6):
-        gateway = start_gateway(processes, home, *([str(folder)] if round_number == 0 else []))
+        gateway = start_serve(processes, home, *([str(folder)] if round_number == 0 else []))
         shown = gateway.cli_json("online-endpoint", "show", "-n", "crash-endpoint")
         live = {k: v for k, v in shown["traffic"].items() if k != "managed"}
         if acknowledged is not None:
@@ -194,6 +194,6 @@ def test_kill_9_mid_update_restarts_into_the_last_acknowledged_state(
         gateway.started.proc.wait(30)
         stop.set()
         thread.join(60)
-    final = start_gateway(processes, home)
+    final = start_serve(processes, home)
     shown = final.cli_json("online-endpoint", "show", "-n", "crash-endpoint")["traffic"]
     assert {k: v for k, v in shown.items() if k != "managed"} in (acknowledged, pending)

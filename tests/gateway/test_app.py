@@ -11,8 +11,8 @@ import orjson
 from gateway.app import GatewayOptions, ScoringApp
 from gateway.snapshot import SnapshotHolder
 from tests.gateway.harness import KEY, deployment, endpoint, start_backend
-from tests.gateway.run_gateway import snapshot_from
 from tests.support.processes import ProcessGroup
+from tests.support.snapshot_gateway import snapshot_from
 
 
 class Lifespan:

@@ -367,7 +367,7 @@ def _serve_gateway(args: argparse.Namespace) -> None:
     from gateway.snapshot import SnapshotHolder
     from gateway.telemetry.access_log import configure_logging
     from gateway.telemetry.metrics import publish_config
-    from tests.gateway.run_gateway import snapshot_from
+    from tests.support.snapshot_gateway import snapshot_from
 
     configure_logging("json")
     snapshot = snapshot_from(orjson.loads(Path(args.snapshot).read_bytes()))

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.gateway_process import RunningGateway, start_gateway
 from tests.reliability.load import Background
+from tests.support.gateway import RunningGateway, start_serve
 from tests.support.processes import ProcessGroup, wait_until
 
 E, D = "managed", "blue"
@@ -43,7 +43,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
         "failure_threshold: 1}\n"
         "liveness_probe: {initial_delay: 0, period: 1, timeout: 1, failure_threshold: 120}\n")
     with ProcessGroup(tmp / "process-logs") as group:
-        yield start_gateway(group, tmp / "home", str(folder))
+        yield start_serve(group, tmp / "home", str(folder))
 
 
 def instances(gateway: RunningGateway) -> dict[str, dict[str, Any]]:

@@ -13,9 +13,9 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.reliability.fault_backend import big_body
 from tests.reliability.load import fire, numbered
 from tests.reliability.stack import HANG_TIMEOUT_MS, MIRRORED, SHADOWS, Stack
+from tests.support.fake_upstream import big_body
 
 
 def assert_still_serving(stack: Stack) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from tests.support.gateway import RunningGateway, start_serve, start_upstream
-from tests.support.processes import ProcessGroup, free_port
+from tests.support.processes import ProcessGroup, free_port, wait_until
 
 FAULTS = "faults"
 MODES = ("good", "echo", "big", "slow", "pause", "hang", "reset", "truncated", "malformed",
@@ -106,6 +106,15 @@ class Stack:
     def seen(self) -> list[dict[str, Any]]:
         with urllib.request.urlopen(self.backend + "/__requests", timeout=10) as answer:
             return list(json.loads(answer.read()))
+
+    def settled(self) -> list[str]:
+        """Bodies of `flaky` requests whose connection the upstream has closed or kept."""
+        with urllib.request.urlopen(self.backend + "/__settled", timeout=10) as answer:
+            return list(json.loads(answer.read()))
+
+    def wait_settled(self, body: str) -> None:
+        wait_until(lambda: body in self.settled(), timeout=10,
+                   what=f"the upstream to close or keep the connection of {body}")
 
     def forget(self) -> None:
         urllib.request.urlopen(urllib.request.Request(self.backend + "/__reset", method="POST",

@@ -25,7 +25,8 @@ Faults, picked by the first path segment, so one process serves every one: a dep
     truncated a head announcing 1000 body bytes, 10 of them, then close
     malformed bytes that are not an HTTP response, then close
     flaky     200 like good, then closes the kept-alive connection at random (half the time,
-              after 0-30 ms) without saying Connection: close
+              after 0-30 ms) without saying Connection: close; `GET /__settled` lists the
+              bodies whose connection has been closed or kept by then
 
 `GET /` answers Healthy. With --record, `GET /__requests` returns every other request seen so
 far (method, path, headers, body as latin-1) and `POST /__reset` forgets them; without it
@@ -83,6 +84,7 @@ class Recorder:
     record: bool = False
     seen: list[Request] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: {"requests": 0, "mirror": 0})
+    settled: list[str] = field(default_factory=list)  # flaky bodies whose close is decided
     rng: random.Random = field(default_factory=random.Random)
 
     def keep(self, request: Request) -> None:
@@ -204,6 +206,8 @@ class FakeUpstream:
         if method == "GET" and path == "/swagger.json":
             return response(200, json.dumps({"swagger": "2.0", "name": self.behaviour.name,
                                              "query": query}).encode())
+        if path == "/__settled":
+            return response(200, json.dumps(self.recorder.settled).encode())
         if path == "/__requests":
             return response(200, json.dumps([r.to_json() for r in self.recorder.seen]).encode())
         if path == "/__reset":
@@ -282,10 +286,12 @@ class FakeUpstream:
 
     async def _mode_flaky(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         await self._mode_good(request, writer)
-        if self.recorder.rng.random() < 0.5:
+        close = self.recorder.rng.random() < 0.5
+        if close:
             await asyncio.sleep(self.recorder.rng.uniform(0, 0.03))
-            return False
-        return True
+            writer.close()
+        self.recorder.settled.append(request.body.decode("latin-1"))
+        return not close
 
     async def _mode_unknown(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         writer.write(response(404, json.dumps({"message": f"no mode {request.path}"}).encode()))

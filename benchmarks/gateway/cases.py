@@ -19,11 +19,11 @@ from typing import Any
 from benchmarks.common.children import Children
 from benchmarks.common.stats import median
 from benchmarks.common.wrk import Load
-from control_plane.backends import Backends, start_backends
-from control_plane.measure import Sample, measure, warm_up
-from control_plane.nginx import start_nginx
-from control_plane.scoregate import ScoregateConfig, mirror_copies, start_scoregate
-from control_plane.target import Target, direct
+from benchmarks.gateway.backends import Backends, start_backends
+from benchmarks.gateway.measure import Sample, measure, warm_up
+from benchmarks.gateway.nginx import start_nginx
+from benchmarks.gateway.scoregate import ScoregateConfig, mirror_copies, start_scoregate
+from benchmarks.gateway.target import Target, direct
 
 MIRROR_PERCENT = 50
 PRIMARY_DELAY_MS = 1.0

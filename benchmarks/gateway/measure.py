@@ -7,7 +7,7 @@ from pathlib import Path
 
 from benchmarks.common.children import Children
 from benchmarks.common.wrk import Load, run_wrk
-from control_plane.target import Target
+from benchmarks.gateway.target import Target
 
 
 @dataclass(frozen=True)

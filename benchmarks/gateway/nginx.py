@@ -13,8 +13,8 @@ from pathlib import Path
 
 from benchmarks.common.children import Children, free_port, http_get, wait_until
 from benchmarks.common.proc_stats import CpuProbe, children_of
-from control_plane.backends import Backends
-from control_plane.target import JSON_HEADERS, Target
+from benchmarks.gateway.backends import Backends
+from benchmarks.gateway.target import JSON_HEADERS, Target
 
 _CONF = """\
 {user}worker_processes 1;

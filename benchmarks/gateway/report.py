@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common.stats import difference, median, ratio
-from control_plane.measure import Sample
+from benchmarks.gateway.measure import Sample
 
 CPU_TARGET_US = 200.0
 P50_ADDED_TARGET_MS = 1.0

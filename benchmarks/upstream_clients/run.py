@@ -65,8 +65,9 @@ def wait_port(path: Path, child: Child) -> int:
 
 
 def wrk(url: str, script: Path, duration: int, connections: int) -> tuple[int, float]:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "-s", str(script),
-                          url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s",
+                          "-s", str(script), url], capture_output=True, text=True,
+                         check=True).stdout
     requests = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", out).group(1))  # type: ignore[union-attr]
     if "Non-2xx" in out:
         raise RuntimeError(f"non-2xx answers from {url}:\n{out}")

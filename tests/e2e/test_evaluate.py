@@ -9,6 +9,7 @@ import json
 import random
 import shlex
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningGa
     with ProcessGroup(folder / "process-logs") as processes:
         gateway = start_serve(processes, folder / "home", str(config))
         for name in ("blue", "green", "shape"):
-            wait_until(lambda: _ready(gateway, name), timeout=90, what=f"{name} to be ready")
+            wait_until(partial(_ready, gateway, name), timeout=90, what=f"{name} to be ready")
         yield gateway, data
 
 

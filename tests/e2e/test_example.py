@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
-import joblib
+import joblib  # type: ignore[import-untyped]
 import numpy
 import pytest
 

@@ -4,6 +4,7 @@ leaves rotation first and is stopped only once nothing is in flight to it."""
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
 
 from tests.e2e.test_walkthrough import Load
@@ -46,9 +47,9 @@ def test_instance_count_changes_under_load_fail_no_request(
         for count in (1, 3, 1, 2):
             gateway.cli("online-deployment", "update", "--name", "blue", "--endpoint-name", E,
                         "--set", f"instance_count={count}")
-            wait_until(lambda: ready(count), timeout=90, what=f"{count} ready instances")
-            sent = load.sent
-            wait_until(lambda: load.sent >= sent + 100, timeout=60, what="requests after scaling")
+            wait_until(partial(ready, count), timeout=90, what=f"{count} ready instances")
+            wait_until(partial(load.sent_at_least, load.sent + 100), timeout=60,
+                       what="requests after scaling")
     finally:
         load.stop.set()
         for thread in threads:

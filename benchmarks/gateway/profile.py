@@ -22,10 +22,11 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.*` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.common.children import Children, exit_on_signals  # noqa: E402
+from benchmarks.common.serve import REPO_ROOT  # noqa: E402
 from benchmarks.common.wrk import Load, run_wrk  # noqa: E402
 from benchmarks.gateway.backends import start_backends  # noqa: E402
 from benchmarks.gateway.payloads import SIZES, write_payloads  # noqa: E402
-from benchmarks.gateway.scoregate import REPO_ROOT, ScoregateConfig, start_scoregate  # noqa: E402
+from benchmarks.gateway.scoregate import ScoregateConfig, start_scoregate  # noqa: E402
 
 Counts = list[tuple[str, int]]
 

@@ -23,11 +23,12 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.*` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.common.children import Children, exit_on_signals  # noqa: E402
+from benchmarks.common.serve import REPO_ROOT  # noqa: E402
 from benchmarks.common.wrk import wrk_binary  # noqa: E402
 from benchmarks.gateway import cases, report  # noqa: E402
 from benchmarks.gateway.nginx import nginx_binary  # noqa: E402
 from benchmarks.gateway.payloads import write_payloads  # noqa: E402
-from benchmarks.gateway.scoregate import LAUNCHERS, REPO_ROOT  # noqa: E402
+from benchmarks.gateway.scoregate import LAUNCHERS  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 

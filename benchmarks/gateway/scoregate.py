@@ -2,27 +2,29 @@
 
 The deployments are external (`url:`), so serve launches nothing and the gateway process is
 the only process accounted. The endpoint key comes from `get-credentials`, as a user gets it.
-`launcher="runner"` starts the data-plane test runner (tests/gateway/run_gateway.py) instead:
-a development fallback for when `serve` or the CLI is broken, never the reported figure.
+`launcher="runner"` starts the data plane alone on a JSON snapshot instead
+(benchmarks/common/snapshot_gateway.py): a development fallback for when `serve` or the CLI is
+broken, never the reported figure.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.common.backends import Backend
 from benchmarks.common.children import Children, http_get, wait_until
 from benchmarks.common.proc_stats import CpuProbe
-from benchmarks.gateway.backends import Backend, Backends
+from benchmarks.common.serve import REPO_ROOT, start_serve
+from benchmarks.gateway.backends import Backends
 from benchmarks.gateway.target import JSON_HEADERS, Target
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+SNAPSHOT_GATEWAY = REPO_ROOT / "benchmarks" / "common" / "snapshot_gateway.py"
 ENDPOINT = "bench"
 LAUNCHERS = ("serve", "runner")
 
@@ -62,45 +64,12 @@ def start_scoregate(children: Children, work: Path, backends: Backends, config: 
     if launcher == "runner":
         return _start_runner(children, work, backends, config)
     folder = write_folder(work / "config", backends, config.mirror_percent)
-    home = work / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = _env(home)
-    child = children.start([sys.executable, "-m", "control_plane", "serve", str(folder),
-                            "--port", "0", "--admin-port", "0", "--home", str(home),
-                            "--log-format", "json", *config.flags()],
-                           name=config.label.replace(":", "-"), env=env, cwd=REPO_ROOT)
-    info_path = home / "server.json"
-
-    def up() -> bool:
-        child.check_alive()
-        try:
-            info = json.loads(info_path.read_text())
-        except (OSError, ValueError):
-            return False
-        return info.get("pid") == child.pid and \
-            http_get(f"{info['scoring_url']}/healthz", timeout_s=0.5) is not None
-
-    wait_until(up, 90, f"{config.label} (scoregate serve) to start")
-    scoring_url = json.loads(info_path.read_text())["scoring_url"]
-    key = _primary_key(env)
-    return Target(config.label, f"{scoring_url}/score",
-                  {**JSON_HEADERS, "Authorization": f"Bearer {key}"}, CpuProbe((child.pid,)), child)
-
-
-def _primary_key(env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "control_plane", "online-endpoint", "get-credentials",
-         "-n", ENDPOINT, "-o", "json"],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
-    if result.returncode != 0:
-        raise RuntimeError(f"get-credentials failed ({result.returncode}):\n"
-                           f"{result.stdout}\n{result.stderr}")
-    return str(json.loads(result.stdout)["primaryKey"])
-
-
-def _env(home: Path) -> dict[str, str]:
-    return {"SCOREGATE_HOME": str(home), "PYTHONPATH": str(REPO_ROOT),
-            "PYTHONUNBUFFERED": "1"}
+    serve = start_serve(children, work / "home", str(folder), flags=tuple(config.flags()),
+                        name=config.label.replace(":", "-"))
+    key = serve.key(ENDPOINT)
+    return Target(config.label, f"{serve.scoring_url}/score",
+                  {**JSON_HEADERS, "Authorization": f"Bearer {key}"},
+                  CpuProbe((serve.child.pid,)), serve.child)
 
 
 def _start_runner(children: Children, work: Path, backends: Backends,
@@ -117,16 +86,17 @@ def _start_runner(children: Children, work: Path, backends: Backends,
     snapshot, port_file = work / "snapshot.json", work / "port"
     snapshot.write_text(json.dumps({"version": 1, "endpoints": [endpoint]}))
     port_file.unlink(missing_ok=True)
-    child = children.start([sys.executable, str(REPO_ROOT / "tests/gateway/run_gateway.py"),
-                            str(snapshot), "--port-file", str(port_file), *config.flags()],
-                           name=config.label.replace(":", "-"), env=_env(work), cwd=REPO_ROOT)
+    child = children.start([sys.executable, str(SNAPSHOT_GATEWAY), str(snapshot),
+                            "--port-file", str(port_file), *config.flags()],
+                           name=config.label.replace(":", "-"), cwd=REPO_ROOT,
+                           env={"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"})
 
     def up() -> bool:
         child.check_alive()
         return port_file.exists() and port_file.read_text().strip() != "" and http_get(
             f"http://127.0.0.1:{port_file.read_text().strip()}/healthz", 0.5) is not None
 
-    wait_until(up, 60, f"{config.label} (test runner) to start")
+    wait_until(up, 60, f"{config.label} (data plane on a snapshot) to start")
     url = f"http://127.0.0.1:{port_file.read_text().strip()}/score"
     return Target(config.label, url, {**JSON_HEADERS, "Authorization": f"Bearer {key}"},
                   CpuProbe((child.pid,)), child)

@@ -69,7 +69,8 @@ def _ensure_models() -> None:
     module.ensure_models(EXAMPLE)
 
 
-def measure(server: RunningServer, workload: Workload, duration_s: int, connections: int) -> Measurement:
+def measure(server: RunningServer, workload: Workload, duration_s: int,
+            connections: int) -> Measurement:
     before = tree_cpu_seconds(server.pid)
     result = run_wrk(server.url + "/score", workload.body_file, duration_s, connections)
     cpu_s = tree_cpu_seconds(server.pid) - before
@@ -107,8 +108,10 @@ def summarise(name: str, results: dict[str, list[Measurement]]) -> dict[str, flo
         summary[f"{target}_cpu_us_per_req"] = statistics.median(m.cpu_us_per_request for m in runs)
         summary[f"{target}_failures"] = sum(m.failures for m in runs)
     if "azmlinfsrv" in results:
-        summary["cpu_ratio"] = summary["scoregate_cpu_us_per_req"] / summary["azmlinfsrv_cpu_us_per_req"]
-        summary["throughput_ratio"] = summary["scoregate_req_per_s"] / summary["azmlinfsrv_req_per_s"]
+        summary["cpu_ratio"] = (summary["scoregate_cpu_us_per_req"]
+                                / summary["azmlinfsrv_cpu_us_per_req"])
+        summary["throughput_ratio"] = (summary["scoregate_req_per_s"]
+                                       / summary["azmlinfsrv_req_per_s"])
     return summary
 
 
@@ -118,10 +121,12 @@ def print_table(summaries: dict[str, dict[str, float]]) -> None:
         for target in ("scoregate", "azmlinfsrv"):
             if f"{target}_req_per_s" in summary:
                 print(f"  {workload:8} {target:11} {summary[f'{target}_req_per_s']:8.0f} "
-                      f"{summary[f'{target}_cpu_us_per_req']:11.0f} {summary[f'{target}_failures']:9.0f}")
+                      f"{summary[f'{target}_cpu_us_per_req']:11.0f} "
+                      f"{summary[f'{target}_failures']:9.0f}")
         if "cpu_ratio" in summary:
             verdict = "meets" if summary["cpu_ratio"] <= CPU_RATIO_TARGET else "MISSES"
-            print(f"  {workload:8} scoregate/azmlinfsrv: CPU per request x{summary['cpu_ratio']:.3f} "
+            print(f"  {workload:8} scoregate/azmlinfsrv: "
+                  f"CPU per request x{summary['cpu_ratio']:.3f} "
                   f"({verdict} the <= 1/4 target), req/s x{summary['throughput_ratio']:.2f}")
 
 
@@ -132,7 +137,8 @@ def _thread_settings() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="measured runs per server (default 5)")
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")

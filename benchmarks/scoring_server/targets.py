@@ -24,8 +24,10 @@ VENV = HERE / ".venv-azmlinfsrv"
 AZMLINFSRV_VERSION = "1.5.1"
 # azmlinfsrv always binds 0.0.0.0; this launcher makes it bind loopback, like everything here.
 AZMLINFSRV_LAUNCHER = (
-    "import sys; import azureml_inference_server_http.constants as c; c.DEFAULT_HOST = '127.0.0.1'; "
-    "from azureml_inference_server_http.amlserver import run; sys.argv[0] = 'azmlinfsrv'; sys.exit(run())"
+    "import sys; import azureml_inference_server_http.constants as c; "
+    "c.DEFAULT_HOST = '127.0.0.1'; "
+    "from azureml_inference_server_http.amlserver import run; "
+    "sys.argv[0] = 'azmlinfsrv'; sys.exit(run())"
 )
 
 
@@ -116,7 +118,8 @@ class RunningServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}); see {self.log_path}")
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}); "
+                                   f"see {self.log_path}")
             try:
                 with urllib.request.urlopen(self.url + "/", timeout=2) as response:
                     if response.status == 200:

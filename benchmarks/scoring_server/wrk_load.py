@@ -21,7 +21,8 @@ class WrkResult:
 def run_wrk(url: str, body_file: Path, duration_s: int, connections: int) -> WrkResult:
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--timeout", "5s",
             "-s", str(HERE / "post.lua"), url, "--", str(body_file)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 30, check=False)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 30,
+                          check=False)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
     return parse_report(done.stdout)
@@ -33,7 +34,8 @@ def parse_report(report: str) -> WrkResult:
     if requests is None or rate is None:
         raise RuntimeError(f"cannot read wrk's report:\n{report}")
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", report)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", report)
     return WrkResult(
         requests=int(requests.group(1)),
         requests_per_s=float(rate.group(1)),

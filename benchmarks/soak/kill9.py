@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.gateway_process import RunningGateway, start_gateway  # noqa: E402
-from tests.support.processes import ProcessGroup, wait_until  # noqa: E402
+from benchmarks.common.children import Children, wait_until  # noqa: E402
+from benchmarks.common.serve import Serve, start_serve  # noqa: E402
 
 ENDPOINT = "crash-endpoint"
 
@@ -47,7 +47,7 @@ def write_config(folder: Path) -> None:
 class Updates:
     """Traffic updates one after another through the CLI, remembering what was acknowledged."""
 
-    def __init__(self, gateway: RunningGateway, rng: random.Random,
+    def __init__(self, gateway: Serve, rng: random.Random,
                  acknowledged: dict[str, int]) -> None:
         self.gateway = gateway
         self.rng = rng
@@ -74,7 +74,7 @@ def integrity(home: Path) -> str:
         return str(db.execute("PRAGMA integrity_check").fetchone()[0])
 
 
-def check_restart(gateway: RunningGateway, expected: tuple[dict[str, int], ...]) -> dict[str, int]:
+def check_restart(gateway: Serve, expected: tuple[dict[str, int], ...]) -> dict[str, int]:
     shown = gateway.cli_json("online-endpoint", "show", "-n", ENDPOINT)["traffic"]
     live = {k: v for k, v in shown.items() if k != "managed"}
     if expected and live not in expected:
@@ -82,7 +82,7 @@ def check_restart(gateway: RunningGateway, expected: tuple[dict[str, int], ...])
                          f"{expected}")
     key = gateway.key(ENDPOINT)
     wait_until(lambda: gateway.score(ENDPOINT, b"{}", key, "managed").status_code == 200,
-               timeout=60, what="the managed instance to come back")
+               60, "the managed instance to come back")
     return live
 
 
@@ -96,12 +96,12 @@ def main() -> None:
     started = time.monotonic()
     updates_total = 0
     with tempfile.TemporaryDirectory(prefix="scoregate-kill9-") as tmp, \
-            ProcessGroup(Path(tmp) / "logs") as processes:
+            Children(Path(tmp) / "logs") as children:
         home, folder = Path(tmp) / "home", Path(tmp) / "config"
         write_config(folder)
         expected: tuple[dict[str, int], ...] = ()
         for round_number in range(args.rounds + 1):
-            gateway = start_gateway(processes, home, *([str(folder)] if round_number == 0 else []))
+            gateway = start_serve(children, home, *([str(folder)] if round_number == 0 else []))
             live = check_restart(gateway, expected)
             ok = integrity(home)
             if ok != "ok":
@@ -112,9 +112,9 @@ def main() -> None:
             thread = threading.Thread(target=updates.run, daemon=True)
             thread.start()
             time.sleep(rng.uniform(0.5, 3.0))
-            gateway.started.proc.send_signal(signal.SIGKILL)
-            gateway.started.proc.wait(30)
-            processes.stop(gateway.started, signal.SIGKILL)  # its instances, by process group
+            gateway.child.popen.send_signal(signal.SIGKILL)
+            gateway.child.popen.wait(30)
+            children.stop(gateway.child)  # its instances, by process group
             updates.stop.set()
             thread.join(120)
             updates_total += updates.count

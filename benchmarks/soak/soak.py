@@ -29,9 +29,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.common.children import Children  # noqa: E402
 from benchmarks.common.proc_stats import rss_bytes  # noqa: E402
-from tests.e2e.gateway_process import RunningGateway, start_gateway  # noqa: E402
-from tests.support.processes import ProcessGroup  # noqa: E402
+from benchmarks.common.serve import Serve, start_serve  # noqa: E402
 
 ENDPOINT = "soak"
 DEPLOYMENTS = ("blue", "green")
@@ -96,7 +96,7 @@ async def load(url: str, key: str, rate: float, seconds: float, out: list[Sent])
         await asyncio.gather(*tasks)
 
 
-async def chaos(gateway: RunningGateway, seconds: float, weight_every: float,
+async def chaos(gateway: Serve, seconds: float, weight_every: float,
                 kill_every: float, events: list[str], samples: list[dict[str, float]]) -> None:
     """Weight changes, instance kills and /proc samples on their own schedules."""
     admin = gateway.admin_url
@@ -108,7 +108,7 @@ async def chaos(gateway: RunningGateway, seconds: float, weight_every: float,
                                  timeout=60) as client:
         while (now := time.monotonic() - start) < seconds:
             if now >= next_sample:
-                pid = gateway.started.proc.pid
+                pid = gateway.child.pid
                 samples.append({"t": round(now, 1), "rss_mb": rss_bytes(pid) / 2**20,
                                 "fds": fd_count(pid)})
                 next_sample += 5
@@ -176,7 +176,7 @@ def print_report(result: dict[str, object]) -> None:
         print("  " + event)
 
 
-async def run(gateway: RunningGateway, args: argparse.Namespace) -> dict[str, object]:
+async def run(gateway: Serve, args: argparse.Namespace) -> dict[str, object]:
     sent: list[Sent] = []
     events: list[str] = []
     samples: list[dict[str, float]] = []
@@ -197,11 +197,11 @@ def main() -> None:
     parser.add_argument("--timeout-ms", type=int, default=5000, help="request_timeout_ms")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="scoregate-soak-") as tmp, \
-            ProcessGroup(Path(tmp) / "logs") as processes:
+            Children(Path(tmp) / "logs") as children:
         folder = Path(tmp) / "config"
         write_config(folder, args.timeout_ms)
-        gateway = start_gateway(processes, Path(tmp) / "home", str(folder),
-                                extra=("--no-access-log",))
+        gateway = start_serve(children, Path(tmp) / "home", str(folder),
+                              flags=("--no-access-log",))
         result = asyncio.run(run(gateway, args))
         result["settings"] = vars(args)
     print_report(result)

@@ -35,7 +35,10 @@ class BareProxy:
                 elif self.client == "scoregate":
                     self.session.close()
                 else:
-                    await self.session.aclose() if self.client == "httpx" else await self.session.close()
+                    if self.client == "httpx":
+                        await self.session.aclose()
+                    else:
+                        await self.session.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         body = b""

@@ -4,7 +4,8 @@
 
 Same fake backend, same ~200 B JSON body, same wrk load (bounded connections) for each
 target, runs taken round-robin; CPU is the proxy process's utime+stime from /proc over the wrk
-run. Prints medians. scoregate runs under serve's uvicorn settings (serve_gateway.py).
+run. Prints medians. scoregate runs under serve's uvicorn settings
+(benchmarks/common/snapshot_gateway.py); the backend is benchmarks/common/backend.py.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.processes import ProcessGroup, Started, http_ok, wait_until  # noqa: E402
+from benchmarks.common.backends import start_backend  # noqa: E402
+from benchmarks.common.children import Child, Children, http_get, wait_until  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-BACKEND = ROOT / "tests" / "gateway" / "fake_backend.py"
-GATEWAY = HERE / "serve_gateway.py"  # ScoringApp under serve's uvicorn settings
+GATEWAY = ROOT / "benchmarks" / "common" / "snapshot_gateway.py"  # under serve's settings
 KEY = "bench-key"
 BODY = json.dumps({"data": [[round(i * 0.37, 3) for i in range(10)] for _ in range(3)]})
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -53,19 +55,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def wait_port(path: Path, started: Started) -> int:
-    wait_until(lambda: path.exists() and path.read_text().strip() != "", timeout=30,
-               what=f"port file {path} (log: {started.log_path})")
+def wait_port(path: Path, child: Child) -> int:
+    def written() -> bool:
+        child.check_alive()
+        return path.exists() and path.read_text().strip() != ""
+
+    wait_until(written, 30, f"port file {path} (log: {child.log_path})")
     return int(path.read_text())
 
 
 def wrk(url: str, script: Path, duration: int, connections: int) -> tuple[int, float]:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "-s", str(script),
-                          url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s",
+                          "-s", str(script), url], capture_output=True, text=True,
+                         check=True).stdout
     requests = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", out).group(1))  # type: ignore[union-attr]
     if "Non-2xx" in out:
         raise RuntimeError(f"non-2xx answers from {url}:\n{out}")
     return requests, duration
+
+
+def _answers(url: str, child: Child) -> bool:
+    child.check_alive()
+    return http_get(url, timeout_s=0.5) is not None
 
 
 def measure(pid: int, url: str, script: Path, duration: int, connections: int) -> Run:
@@ -88,11 +99,8 @@ def main() -> None:
     script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\n'
                       'wrk.headers["Content-Type"] = "application/json"\n'
                       f'wrk.headers["Authorization"] = "Bearer {KEY}"\n')
-    with ProcessGroup(tmp / "logs") as group:
-        port_file = tmp / "backend.port"
-        backend_proc = group.python(str(BACKEND), "--name", "blue", "--port-file", str(port_file),
-                                    name="backend")
-        backend = f"http://127.0.0.1:{wait_port(port_file, backend_proc)}"
+    with Children(tmp / "logs") as group:
+        backend = start_backend(group, "blue", 0.0).base_url
         snapshot = tmp / "snapshot.json"
         snapshot.write_text(json.dumps({"version": 1, "endpoints": [{
             "name": "main", "keys": [KEY], "traffic": {"blue": 100}, "deployments": [{
@@ -120,12 +128,11 @@ def main() -> None:
         urls: dict[str, tuple[int, str]] = {}
         for index, (name, command) in enumerate(targets.items()):
             port_file = tmp / f"target-{index}.port"
-            started = group.python(*command, "--port-file", str(port_file), name=f"target{index}",
-                                   env={"PYTHONPATH": str(ROOT)})
+            started = group.start([sys.executable, *command, "--port-file", str(port_file)],
+                                  name=f"target{index}", env={"PYTHONPATH": str(ROOT)})
             url = f"http://127.0.0.1:{wait_port(port_file, started)}"
-            wait_until(lambda: http_ok(url + "/healthz") or started.proc.poll() is not None,
-                       timeout=30, what=name)
-            urls[name] = (started.proc.pid, url + "/score")
+            wait_until(partial(_answers, url + "/healthz", started), 30, name)
+            urls[name] = (started.pid, url + "/score")
         runs: dict[str, list[Run]] = {name: [] for name in targets}
         for _ in range(args.runs):  # round-robin, so drift on a busy machine hits all alike
             for name, (pid, url) in urls.items():

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.gateway_process import RunningGateway, start_gateway
-from tests.gateway.harness import metric
+from tests.support.gateway import RunningGateway, metric, start_serve
 from tests.support.processes import ProcessGroup, wait_until
 
 E = "compare-endpoint"
@@ -53,7 +52,7 @@ def mirror_copies(gateway: RunningGateway) -> tuple[float, float]:
 
 def test_compare_through_serve_and_cli(processes: ProcessGroup, tmp_path: Path) -> None:
     write_config(tmp_path / "config")
-    gateway = start_gateway(processes, tmp_path / "home", str(tmp_path / "config"),
+    gateway = start_serve(processes, tmp_path / "home", str(tmp_path / "config"),
                             extra=("--compare-tolerance", "1e-3", "--compare-keep", str(KEEP)))
     key = gateway.key(E)
     request_ids = []

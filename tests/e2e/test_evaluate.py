@@ -9,13 +9,14 @@ import json
 import random
 import shlex
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sklearn import metrics as sk  # type: ignore[import-untyped]
 
-from tests.e2e.gateway_process import RunningGateway, start_gateway
+from tests.support.gateway import RunningGateway, start_serve
 from tests.support.processes import ProcessGroup, wait_until
 
 E = "eval-ep"
@@ -72,9 +73,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningGa
         lines.append(f"{x0},{x1},{label},{x2}")
     data.write_text("\n".join(lines) + "\n")
     with ProcessGroup(folder / "process-logs") as processes:
-        gateway = start_gateway(processes, folder / "home", str(config))
+        gateway = start_serve(processes, folder / "home", str(config))
         for name in ("blue", "green", "shape"):
-            wait_until(lambda: _ready(gateway, name), timeout=90, what=f"{name} to be ready")
+            wait_until(partial(_ready, gateway, name), timeout=90, what=f"{name} to be ready")
         yield gateway, data
 
 

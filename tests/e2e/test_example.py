@@ -9,31 +9,32 @@ import time
 from pathlib import Path
 
 import httpx
-import joblib
+import joblib  # type: ignore[import-untyped]
 import numpy
 import pytest
 
-from tests.e2e.gateway_process import EXAMPLE, ensure_example_models, start_gateway
+from tests.support.gateway import start_serve, trained_example
 from tests.support.processes import ProcessGroup, wait_until
 
 ENDPOINT = "my-endpoint"
 
 
 @pytest.fixture(scope="module")
-def example_models() -> None:
-    ensure_example_models()
+def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled example with its models trained, in a temporary folder."""
+    return trained_example(tmp_path_factory.mktemp("example") / "blue-green")
 
 
-def _predict(model_folder: str, rows: list[list[float]]) -> list[float]:
-    model = joblib.load(EXAMPLE / model_folder / "model" / "sklearn_regression_model.pkl")
+def _predict(example: Path, model_folder: str, rows: list[list[float]]) -> list[float]:
+    model = joblib.load(example / model_folder / "model" / "sklearn_regression_model.pkl")
     return [float(x) for x in model.predict(numpy.array(rows))]
 
 
 def test_example_answers_with_the_models_exact_predictions(
-    example_models: None, processes: ProcessGroup, tmp_path: Path
+    example: Path, processes: ProcessGroup, tmp_path: Path
 ) -> None:
-    gateway = start_gateway(processes, tmp_path / "home", str(EXAMPLE))
-    body = (EXAMPLE / "sample-request.json").read_bytes()
+    gateway = start_serve(processes, tmp_path / "home", str(example))
+    body = (example / "sample-request.json").read_bytes()
     rows = json.loads(body)["data"]
     key = gateway.key(ENDPOINT)
     wait_until(lambda: gateway.score(ENDPOINT, body, key).status_code == 200, timeout=60,
@@ -42,7 +43,7 @@ def test_example_answers_with_the_models_exact_predictions(
     live = gateway.score(ENDPOINT, body, key)
     assert live.status_code == 200
     assert live.headers["azureml-model-deployment"] == "blue"
-    assert live.json() == _predict("model-1", rows)
+    assert live.json() == _predict(example, "model-1", rows)
     assert len(live.headers["x-request-id"]) == 36
 
     # The header reaches green, the mirror deployment, and green's model answers.
@@ -50,7 +51,7 @@ def test_example_answers_with_the_models_exact_predictions(
                timeout=60, what="green to be ready")
     direct = gateway.score(ENDPOINT, body, key, "green")
     assert direct.headers["azureml-model-deployment"] == "green"
-    assert direct.json() == _predict("model-2", rows)
+    assert direct.json() == _predict(example, "model-2", rows)
     assert direct.json() != live.json()
 
     # Without the key nothing is scored.
@@ -76,10 +77,10 @@ def test_example_answers_with_the_models_exact_predictions(
 
 
 def test_a_killed_instance_is_restarted_while_the_other_keeps_serving(
-    example_models: None, processes: ProcessGroup, tmp_path: Path
+    example: Path, processes: ProcessGroup, tmp_path: Path
 ) -> None:
-    gateway = start_gateway(processes, tmp_path / "home", str(EXAMPLE))
-    body = (EXAMPLE / "sample-request.json").read_bytes()
+    gateway = start_serve(processes, tmp_path / "home", str(example))
+    body = (example / "sample-request.json").read_bytes()
     key = gateway.key(ENDPOINT)
     gateway.cli("online-deployment", "update", "--name", "blue", "--endpoint-name", ENDPOINT,
                 "--set", "instance_count=2")

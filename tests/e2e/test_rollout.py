@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.gateway_process import RunningGateway, start_gateway
+from tests.support.gateway import RunningGateway, start_serve
 from tests.support.processes import ProcessGroup, wait_until
 
 E = "roll-endpoint"
@@ -137,16 +138,21 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
         thread.join(10)
 
 
+def _answers(running: RunningGateway, key: str, deployment: str) -> bool:
+    """The deployment's script ran (its own error, 424, counts: it answered)."""
+    return running.score(E, b"{}", key, deployment).status_code in (200, 424)
+
+
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     root = tmp_path_factory.mktemp("rollout")
     folder = write_config(root / "config", list(SCRIPTS))
     with ProcessGroup(root / "process-logs") as processes:
-        running = start_gateway(processes, root / "home", str(folder))
+        running = start_serve(processes, root / "home", str(folder))
         key = running.key(E)
         for name in SCRIPTS:
-            wait_until(lambda: running.score(E, b"{}", key, name).status_code in (200, 424),
-                       timeout=90, what=f"{name} to be ready")
+            wait_until(partial(_answers, running, key, name), timeout=90,
+                       what=f"{name} to be ready")
         yield running
 
 
@@ -284,7 +290,7 @@ def test_a_gateway_killed_mid_rollout_resumes_at_its_step(
         processes: ProcessGroup, tmp_path: Path) -> None:
     folder = write_config(tmp_path / "config", ["blue", "green-good"])
     home = tmp_path / "home"
-    gateway = start_gateway(processes, home, str(folder))
+    gateway = start_serve(processes, home, str(folder))
     key = gateway.key(E)
     wait_until(lambda: gateway.score(E, b"{}", key, "green-good").status_code == 200,
                timeout=90, what="green-good to be ready")
@@ -296,7 +302,7 @@ def test_a_gateway_killed_mid_rollout_resumes_at_its_step(
     gateway.started.proc.send_signal(signal.SIGKILL)
     gateway.started.proc.wait(30)
 
-    restarted = start_gateway(processes, home)
+    restarted = start_serve(processes, home)
     after = rollout(restarted)
     assert after["id"] == before["id"]
     assert after["state"] in ("running", "succeeded")

@@ -4,10 +4,11 @@ leaves rotation first and is stopped only once nothing is in flight to it."""
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
 
-from tests.e2e.gateway_process import start_gateway
 from tests.e2e.test_walkthrough import Load
+from tests.support.gateway import start_serve
 from tests.support.processes import ProcessGroup, wait_until
 
 E = "scale-endpoint"
@@ -27,7 +28,7 @@ def test_instance_count_changes_under_load_fail_no_request(
         "code_configuration: {code: code, scoring_script: score.py}\n"
         "request_settings: {max_concurrent_requests_per_instance: 4}\n"
         "readiness_probe: {initial_delay: 0, period: 1, failure_threshold: 3}\n")
-    gateway = start_gateway(processes, tmp_path / "home", str(folder))
+    gateway = start_serve(processes, tmp_path / "home", str(folder))
     key = gateway.key(E)
     wait_until(lambda: gateway.score(E, b"{}", key).status_code == 200, timeout=60,
                what="blue to answer")
@@ -46,9 +47,9 @@ def test_instance_count_changes_under_load_fail_no_request(
         for count in (1, 3, 1, 2):
             gateway.cli("online-deployment", "update", "--name", "blue", "--endpoint-name", E,
                         "--set", f"instance_count={count}")
-            wait_until(lambda: ready(count), timeout=90, what=f"{count} ready instances")
-            sent = load.sent
-            wait_until(lambda: load.sent >= sent + 100, timeout=60, what="requests after scaling")
+            wait_until(partial(ready, count), timeout=90, what=f"{count} ready instances")
+            wait_until(partial(load.sent_at_least, load.sent + 100), timeout=60,
+                       what="requests after scaling")
     finally:
         load.stop.set()
         for thread in threads:

@@ -8,11 +8,12 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.gateway_process import EXAMPLE, RunningGateway, ensure_example_models, start_gateway
+from tests.support.gateway import RunningGateway, start_serve, trained_example
 from tests.support.processes import ProcessGroup, wait_until
 
 E = "walk-endpoint"
@@ -45,10 +46,14 @@ class Load:
                     self.failures.append(f"request {self.sent}: {exc!r}")
                     continue
                 if response.status_code != 200:
-                    self.failures.append(f"request {self.sent}: {response.status_code} {response.text}")
+                    self.failures.append(
+                        f"request {self.sent}: {response.status_code} {response.text}")
                 else:
                     self.seen[response.headers["azureml-model-deployment"]] += 1
                 time.sleep(0.002)
+
+    def sent_at_least(self, count: int) -> bool:
+        return self.sent >= count
 
 
 def _green_requests(gateway: RunningGateway) -> int:
@@ -58,12 +63,13 @@ def _green_requests(gateway: RunningGateway) -> int:
 
 
 def test_safe_rollout_walkthrough_under_load(processes: ProcessGroup, tmp_path: Path) -> None:
-    ensure_example_models()
-    gateway = start_gateway(processes, tmp_path / "home")  # no files: starts from stored state
+    example = trained_example(tmp_path / "example")
+    gateway = start_serve(processes, tmp_path / "home")  # no files: starts from stored state
     endpoint_yml = tmp_path / "endpoint.yml"
     endpoint_yml.write_text("$schema: https://azuremlschemas.azureedge.net/latest/"
-                            "managedOnlineEndpoint.schema.json\nname: ignored-name\nauth_mode: key\n")
-    body = (EXAMPLE / "sample-request.json").read_text()
+                            "managedOnlineEndpoint.schema.json\nname: ignored-name\n"
+                            "auth_mode: key\n")
+    body = (example / "sample-request.json").read_text()
     request_file = tmp_path / "sample-request.json"
     request_file.write_text(body)
 
@@ -71,9 +77,10 @@ def test_safe_rollout_walkthrough_under_load(processes: ProcessGroup, tmp_path: 
     gateway.cli("online-endpoint", "create", "--name", E, "-f", str(endpoint_yml))
     # 2. create blue with all traffic
     gateway.cli("online-deployment", "create", "--name", "blue", "--endpoint", E,
-                "-f", str(EXAMPLE / "blue-deployment.yml"), "--all-traffic")
+                "-f", str(example / "blue-deployment.yml"), "--all-traffic")
     # 3. invoke, then keep a load running for the rest of the walkthrough
-    answer = gateway.cli("online-endpoint", "invoke", "--name", E, "--request-file", str(request_file))
+    answer = gateway.cli("online-endpoint", "invoke", "--name", E,
+                         "--request-file", str(request_file))
     assert len(json.loads(answer.stdout)) == len(json.loads(body)["data"])
     load = Load(gateway, gateway.key(E), body.encode())
     thread = threading.Thread(target=load.run, daemon=True)
@@ -86,7 +93,7 @@ def test_safe_rollout_walkthrough_under_load(processes: ProcessGroup, tmp_path: 
         assert len(blue["instances"]) == 2
         # 5. create green
         gateway.cli("online-deployment", "create", "--name", "green", "--endpoint", E,
-                    "-f", str(EXAMPLE / "green-deployment.yml"))
+                    "-f", str(example / "green-deployment.yml"))
         # 6. green is listed at 0
         traffic = gateway.cli_json("online-endpoint", "show", "-n", E, "--query", "traffic")
         assert traffic == {"blue": 100, "green": 0}
@@ -97,7 +104,8 @@ def test_safe_rollout_walkthrough_under_load(processes: ProcessGroup, tmp_path: 
         # 8. mirror 10% to green and see the copies in green's logs
         before = _green_requests(gateway)
         gateway.cli("online-endpoint", "update", "--name", E, "--mirror-traffic", "green=10")
-        assert gateway.cli_json("online-endpoint", "show", "-n", E)["mirror_traffic"] == {"green": 10}
+        shown = gateway.cli_json("online-endpoint", "show", "-n", E)
+        assert shown["mirror_traffic"] == {"green": 10}
         wait_until(lambda: _green_requests(gateway) - before >= 5, timeout=60,
                    what="mirrored copies in green's log")
         # 9. mirror off
@@ -113,7 +121,8 @@ def test_safe_rollout_walkthrough_under_load(processes: ProcessGroup, tmp_path: 
         seen_before = Counter(load.seen)
         wait_until(lambda: load.seen["green"] - seen_before["green"] >= 50, timeout=60,
                    what="requests after the switch")
-        assert load.seen["blue"] - seen_before["blue"] <= 2  # at most the ones in flight at the swap
+        # at most the ones in flight at the swap
+        assert load.seen["blue"] - seen_before["blue"] <= 2
         # 11. delete blue
         gateway.cli("online-deployment", "delete", "--name", "blue", "--endpoint", E, "--yes")
         seen_before = Counter(load.seen)
@@ -132,8 +141,9 @@ def test_safe_rollout_walkthrough_under_load(processes: ProcessGroup, tmp_path: 
     assert gone.status_code in (401, 404)
 
 
-def test_user_errors_are_one_line_without_traceback(processes: ProcessGroup, tmp_path: Path) -> None:
-    gateway = start_gateway(processes, tmp_path / "home")
+def test_user_errors_are_one_line_without_traceback(processes: ProcessGroup,
+                                                    tmp_path: Path) -> None:
+    gateway = start_serve(processes, tmp_path / "home")
     missing = gateway.cli("online-endpoint", "show", "-n", "nope-endpoint", check=False)
     assert missing.returncode != 0
     assert "Traceback" not in missing.stderr
@@ -141,6 +151,10 @@ def test_user_errors_are_one_line_without_traceback(processes: ProcessGroup, tmp
     bad = gateway.cli("online-endpoint", "update", "--name", "nope-endpoint", "--traffic",
                       "blue=ninety", check=False)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def _managed_answers(gateway: RunningGateway, key: str) -> bool:
+    return gateway.score("crash-endpoint", b"{}", key, "managed").status_code == 200
 
 
 def test_kill_9_mid_update_restarts_into_the_last_acknowledged_state(
@@ -154,7 +168,8 @@ def test_kill_9_mid_update_restarts_into_the_last_acknowledged_state(
     (folder / "code").mkdir(parents=True)
     (folder / "code" / "score.py").write_text(
         "def init():\n    pass\n\ndef run(raw_data):\n    return {'ok': True}\n")
-    (folder / "endpoint.yml").write_text("name: crash-endpoint\nauth_mode: key\ntraffic: {alpha: 100}\n")
+    (folder / "endpoint.yml").write_text("name: crash-endpoint\nauth_mode: key\n"
+                                         "traffic: {alpha: 100}\n")
     for name in ("alpha", "beta"):
         (folder / f"{name}.yml").write_text(
             f"name: {name}\nendpoint_name: crash-endpoint\nurl: http://127.0.0.1:9/score\n")
@@ -165,18 +180,18 @@ def test_kill_9_mid_update_restarts_into_the_last_acknowledged_state(
     acknowledged: dict[str, int] | None = None
     pending: dict[str, int] | None = None
     for round_number in range(6):
-        gateway = start_gateway(processes, home, *([str(folder)] if round_number == 0 else []))
+        gateway = start_serve(processes, home, *([str(folder)] if round_number == 0 else []))
         shown = gateway.cli_json("online-endpoint", "show", "-n", "crash-endpoint")
         live = {k: v for k, v in shown["traffic"].items() if k != "managed"}
         if acknowledged is not None:
             assert live in (acknowledged, pending), (live, acknowledged, pending)
         key = gateway.key("crash-endpoint")
-        wait_until(lambda: gateway.score("crash-endpoint", b"{}", key, "managed").status_code == 200,
-                   timeout=60, what="the managed instance to come back")
+        wait_until(partial(_managed_answers, gateway, key), timeout=60,
+                   what="the managed instance to come back")
         acknowledged = pending = live
         stop = threading.Event()
 
-        def updates() -> None:
+        def updates(gateway: RunningGateway, stop: threading.Event) -> None:
             nonlocal acknowledged, pending
             while not stop.is_set():
                 a = rng.choice(range(0, 101, 10))
@@ -187,13 +202,13 @@ def test_kill_9_mid_update_restarts_into_the_last_acknowledged_state(
                     return
                 acknowledged = pending
 
-        thread = threading.Thread(target=updates, daemon=True)
+        thread = threading.Thread(target=updates, args=(gateway, stop), daemon=True)
         thread.start()
         time.sleep(rng.uniform(0.5, 3.0))
         gateway.started.proc.send_signal(signal.SIGKILL)
         gateway.started.proc.wait(30)
         stop.set()
         thread.join(60)
-    final = start_gateway(processes, home)
+    final = start_serve(processes, home)
     shown = final.cli_json("online-endpoint", "show", "-n", "crash-endpoint")["traffic"]
     assert {k: v for k, v in shown.items() if k != "managed"} in (acknowledged, pending)

@@ -18,8 +18,8 @@ from gateway import (
     request_counts,
 )
 from tests.gateway.harness import KEY, deployment, endpoint, start_backend
-from tests.gateway.run_gateway import snapshot_from
 from tests.support.processes import ProcessGroup
+from tests.support.snapshot_gateway import snapshot_from
 
 
 class Lifespan:

@@ -294,7 +294,7 @@ def _serve_gateway(args: argparse.Namespace) -> None:
         configure_logging,
         publish_config,
     )
-    from tests.gateway.run_gateway import snapshot_from
+    from tests.support.snapshot_gateway import snapshot_from
 
     configure_logging("json")
     snapshot = snapshot_from(orjson.loads(Path(args.snapshot).read_bytes()))

@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.e2e.gateway_process import RunningGateway, start_gateway
 from tests.observability.dashboard import Query, load_dashboard, queries
 from tests.observability.prometheus import Prometheus, prometheus_binary, start_prometheus
+from tests.support.gateway import RunningGateway, start_serve
 from tests.support.processes import ProcessGroup, wait_until
 
 pytestmark = pytest.mark.skipif(prometheus_binary() is None,
@@ -55,7 +55,7 @@ def run(raw_data):
 
 def start_scoregate(group: ProcessGroup, home: Path, folder: Path) -> RunningGateway:
     """The one place the gateway under test is started."""
-    return start_gateway(group, home, str(folder))
+    return start_serve(group, home, str(folder))
 
 
 Series = set[frozenset[tuple[str, str]]]

@@ -1,9 +1,9 @@
-"""A real `scoregate serve` in front of the fault backend, configured by YAML files.
+"""A real `scoregate serve` in front of the fake upstream's faults, configured by YAML files.
 
 Endpoint `faults` (key auth) has one external deployment per fault mode of
-`fault_backend.py`; `other` (key auth) and `tokens` (aml_token) exist so that credentials
-can be tried across endpoints. Tests name a deployment with the `azureml-model-deployment`
-header, so the split never decides which fault a request meets.
+tests/support/fake_upstream.py; `other` (key auth) and `tokens` (aml_token) exist so that
+credentials can be tried across endpoints. Tests name a deployment with the
+`azureml-model-deployment` header, so the split never decides which fault a request meets.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.gateway_process import RunningGateway, start_gateway
-from tests.support.processes import ProcessGroup, free_port, http_ok, wait_until
+from tests.support.gateway import RunningGateway, start_serve, start_upstream
+from tests.support.processes import ProcessGroup, free_port, wait_until
 
-HERE = Path(__file__).resolve().parent
 FAULTS = "faults"
 MODES = ("good", "echo", "big", "slow", "pause", "hang", "reset", "truncated", "malformed",
          "flaky")
@@ -29,19 +28,8 @@ HANG_TIMEOUT_MS = 1500
 
 
 def start_fault_backend(processes: ProcessGroup, tmp: Path) -> str:
-    port_file = tmp / f"fault-{len(processes.started)}.port"
-    started = processes.python(str(HERE / "fault_backend.py"), "--port-file", str(port_file),
-                               name="fault-backend")
-
-    def bound() -> bool:
-        if started.proc.poll() is not None:
-            raise AssertionError(f"fault backend exited:\n{started.log()}")
-        return port_file.exists() and port_file.read_text().strip() != ""
-
-    wait_until(bound, timeout=30, what="fault backend port")
-    url = f"http://127.0.0.1:{int(port_file.read_text())}"
-    wait_until(lambda: http_ok(url + "/"), timeout=30, what="fault backend")
-    return url
+    """The fake upstream, recording what it sees (`Stack.seen`)."""
+    return start_upstream(processes, tmp, "faults", record=True)
 
 
 def deployment_yaml(name: str, endpoint: str, urls: list[str], timeout_ms: int = 5000) -> str:
@@ -119,6 +107,15 @@ class Stack:
         with urllib.request.urlopen(self.backend + "/__requests", timeout=10) as answer:
             return list(json.loads(answer.read()))
 
+    def settled(self) -> list[str]:
+        """Bodies of `flaky` requests whose connection the upstream has closed or kept."""
+        with urllib.request.urlopen(self.backend + "/__settled", timeout=10) as answer:
+            return list(json.loads(answer.read()))
+
+    def wait_settled(self, body: str) -> None:
+        wait_until(lambda: body in self.settled(), timeout=10,
+                   what=f"the upstream to close or keep the connection of {body}")
+
     def forget(self) -> None:
         urllib.request.urlopen(urllib.request.Request(self.backend + "/__reset", method="POST",
                                                       data=b""), timeout=10).close()
@@ -139,6 +136,6 @@ def start_stack(processes: ProcessGroup, tmp: Path, extra: tuple[str, ...] = ())
     backend = start_fault_backend(processes, tmp)
     folder = tmp / "config"
     write_config(folder, backend)
-    gateway = start_gateway(processes, tmp / "home", str(folder), extra=extra)
+    gateway = start_serve(processes, tmp / "home", str(folder), extra=extra)
     keys = {name: gateway.key(name) for name in (FAULTS, "other", MIRRORED)}
     return Stack(gateway, backend, keys)

@@ -13,14 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.gateway_process import RunningGateway, start_gateway
 from tests.reliability.load import Background
+from tests.support.gateway import RunningGateway, start_serve
 from tests.support.processes import ProcessGroup, wait_until
 
 E, D = "managed", "blue"
 CONCURRENCY = 4
 TIMEOUT_MS = 1000
 PERIOD_S, PROBE_TIMEOUT_S = 1, 1
+BATCH = CONCURRENCY * 5  # Background sends its requests in batches of this many
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
         "failure_threshold: 1}\n"
         "liveness_probe: {initial_delay: 0, period: 1, timeout: 1, failure_threshold: 120}\n")
     with ProcessGroup(tmp / "process-logs") as group:
-        yield start_gateway(group, tmp / "home", str(folder))
+        yield start_serve(group, tmp / "home", str(folder))
 
 
 def instances(gateway: RunningGateway) -> dict[str, dict[str, Any]]:
@@ -70,14 +71,22 @@ def victim_under_load(gateway: RunningGateway, instance: str) -> tuple[dict[str,
     return instances(gateway)[instance], Background(url, headers, CONCURRENCY).start()
 
 
+def more_answers(running: Background, batches: int, what: str) -> int:
+    """Wait until `batches` more of the load's batches (each CONCURRENCY × 5 requests, all
+    answered) have ended; the answers counted then."""
+    target = len(running.results) + batches * BATCH
+    wait_until(lambda: len(running.results) >= target, timeout=60, what=what)
+    return len(running.results)
+
+
 def test_sigkill_under_load_costs_at_most_the_requests_in_flight(gateway: RunningGateway) -> None:
     victim, running = victim_under_load(gateway, f"{D}-1")
     try:
-        time.sleep(1.0)
+        more_answers(running, 2, "answers before the kill")
         os.kill(victim["pid"], signal.SIGKILL)
         wait_until(lambda: instances(gateway)[victim["id"]]["restarts"] > victim["restarts"]
                    and all_ready(gateway), timeout=60, what="the killed instance to come back")
-        time.sleep(1.0)
+        more_answers(running, 2, "answers after the restart")
     finally:
         results = running.stop()
     statuses = Counter(r.status for r in results)
@@ -91,16 +100,17 @@ def test_sigstop_takes_the_instance_out_of_rotation_and_sigcont_puts_it_back(
 ) -> None:
     victim, running = victim_under_load(gateway, f"{D}-0")
     try:
-        time.sleep(0.5)
+        more_answers(running, 1, "answers before the freeze")
         os.kill(victim["pid"], signal.SIGSTOP)
         stopped_at = time.monotonic()
         wait_until(lambda: instances(gateway)[victim["id"]]["state"] != "ready", timeout=30,
                    interval=0.1, what="readiness to notice the frozen instance")
         noticed_s = time.monotonic() - stopped_at
         out_at = len(running.results)
-        time.sleep(2 * TIMEOUT_MS / 1000)  # requests already sent to it end in 408
-        settled_at = len(running.results)
-        time.sleep(1.5)
+        # The batch under way may hold requests sent to it (they end in 408), and so may the
+        # next, sent while the new routes were being published; the ones after may not.
+        settled_at = more_answers(running, 2, "the requests sent to the frozen one to end")
+        more_answers(running, 2, "answers once it is out of rotation")
         after_out = running.results[settled_at:]
     finally:
         os.kill(victim["pid"], signal.SIGCONT)

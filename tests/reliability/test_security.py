@@ -184,11 +184,12 @@ def test_a_planted_symlink_in_the_log_folder_is_not_followed(stack: Stack) -> No
     assert "TOP-SECRET" not in answer.text
 
 
-@pytest.mark.parametrize("script", ["../outside.py", "/tmp/outside.py", "sub/../../outside.py"])
+@pytest.mark.parametrize("script", ["../outside.py", "{tmp}/outside.py", "sub/../../outside.py"])
 def test_scoring_script_must_stay_inside_the_code_folder(tmp_path: Path, script: str) -> None:
+    """Relative escapes and an absolute path are refused, though the script they name exists."""
     (tmp_path / "code" / "sub").mkdir(parents=True)
     (tmp_path / "outside.py").write_text("def init(): pass\ndef run(raw): return raw\n")
-    Path("/tmp/outside.py").write_text("def init(): pass\ndef run(raw): return raw\n")
+    script = script.format(tmp=tmp_path)  # absolute: this test's own folder, outside `code`
     deployment = tmp_path / "d.yml"
     deployment.write_text("name: blue\nendpoint_name: ep-one\ncode_configuration:\n"
                           f"  code: code\n  scoring_script: {script}\n")

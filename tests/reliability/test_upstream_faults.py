@@ -7,15 +7,14 @@ import concurrent.futures
 import hashlib
 import json
 import statistics
-import time
 from collections import Counter
 
 import httpx
 import pytest
 
-from tests.reliability.fault_backend import big_body
 from tests.reliability.load import fire, numbered
 from tests.reliability.stack import HANG_TIMEOUT_MS, MIRRORED, SHADOWS, Stack
+from tests.support.fake_upstream import big_body
 
 
 def assert_still_serving(stack: Stack) -> None:
@@ -128,9 +127,11 @@ def test_keep_alive_closed_while_idle_is_never_client_visible(stack: Stack) -> N
     with httpx.Client(timeout=30) as client:
         statuses = []
         for index in range(20):
-            statuses.append(client.post(stack.score_url, content=f'{{"id": "idle-{index}"}}',
+            body = f'{{"id": "idle-{index}"}}'
+            statuses.append(client.post(stack.score_url, content=body,
                                         headers=stack.headers("flaky")).status_code)
-            time.sleep(0.1)  # longer than the upstream's 0-30 ms before it closes
+            # the upstream has closed (or kept) the connection before the next request
+            stack.wait_settled(body)
     assert statuses == [200] * 20
 
 

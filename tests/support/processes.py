@@ -98,7 +98,8 @@ class ProcessGroup:
     def python(self, *args: str, **kwargs: object) -> Started:
         return self.start([sys.executable, *args], **kwargs)  # type: ignore[arg-type]
 
-    def stop(self, started: Started, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+    def stop(self, started: Started, sig: int = signal.SIGTERM,
+             timeout: float = 15.0) -> int | None:
         proc = started.proc
         if proc.poll() is None:
             signal_group(proc.pid, sig)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 MODEL_FILE = "sklearn_regression_model.pkl"
 HERE = Path(__file__).resolve().parent

@@ -1,10 +1,13 @@
-"""Run `ScoringApp` on a routing snapshot described in JSON (tests and benchmarks only).
+"""Run `ScoringApp` alone on a routing snapshot described in JSON (tests only; start it with
+`tests.support.gateway.start_snapshot`).
 
-    python tests/gateway/run_gateway.py snapshot.json --port-file F [--no-metrics] [--no-access-log]
+    python -m tests.support.snapshot_gateway snapshot.json --port-file F [--no-metrics]
+        [--no-access-log]
 
 JSON: {"version", "settings": {...GatewaySettings}, "endpoints": [{"name", "auth_mode", "keys",
 "token_secret", "traffic": {name: pct}, "mirror": {name: pct}, "deployments": [{"name",
-"instances": [{"id", "url", "score_path"?}], "request_timeout_s", "max_concurrent_requests_per_instance"}]}]}.
+"instances": [{"id", "url", "score_path"?}], "request_timeout_s",
+"max_concurrent_requests_per_instance"}]}]}.
 The bound port is written to --port-file once the socket listens.
 """
 
@@ -80,8 +83,8 @@ def main() -> None:
     sock.listen(2048)
     Path(args.port_file).write_text(str(sock.getsockname()[1]))
     config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on",
-                            access_log=False, server_header=False, log_level="warning", proxy_headers=False,
-                            backlog=2048)
+                            access_log=False, server_header=False, log_level="warning",
+                            proxy_headers=False, backlog=2048)
     uvicorn.Server(config).run(sockets=[sock])
 
 

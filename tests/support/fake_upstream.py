@@ -1,9 +1,19 @@
-"""A misbehaving upstream that speaks real HTTP/1.1 over raw sockets, and records what it sees.
+"""The one fake upstream of the tests: a scoring server that speaks real HTTP/1.1 on loopback,
+over raw sockets (not a framework, so the recorded bytes are exactly what the gateway sent),
+well-behaved or misbehaving on request.
 
-    python tests/reliability/fault_backend.py --port-file F
+    python -m tests.support.fake_upstream --port-file F [--name N] [--delay S] [--status N]
+        [--echo] [--record]
 
-The first path segment picks the behaviour, so one process serves every fault: a deployment's
-`url:` is `http://127.0.0.1:PORT/<mode>/score`.
+A well-behaved backend named `--name` (gateway tests):
+
+    POST /score      JSON {"name", "mirror", "headers", "body_bytes"} with header x-backend,
+                     or the request body itself with --echo, after --delay s, with --status
+    GET /stats       {"requests": POSTs to /score so far, "mirror": those marked as copies}
+    GET /swagger.json{"swagger": "2.0", "name", "query"}
+
+Faults, picked by the first path segment, so one process serves every one: a deployment's
+`url:` is `http://127.0.0.1:PORT/<mode>/score` (reliability tests).
 
     good      200 JSON {"ok": true, "bytes": n}
     echo      200 with the request body as the response body
@@ -15,11 +25,12 @@ The first path segment picks the behaviour, so one process serves every fault: a
     truncated a head announcing 1000 body bytes, 10 of them, then close
     malformed bytes that are not an HTTP response, then close
     flaky     200 like good, then closes the kept-alive connection at random (half the time,
-              after 0-30 ms) without saying Connection: close
+              after 0-30 ms) without saying Connection: close; `GET /__settled` lists the
+              bodies whose connection has been closed or kept by then
 
-`GET /` answers Healthy. `GET /__requests` returns every request seen so far (method, path,
-headers, body as latin-1) except its own; `POST /__reset` forgets them. A raw parser, not a
-framework, so that the recorded bytes are exactly what the gateway sent.
+`GET /` answers Healthy. With --record, `GET /__requests` returns every other request seen so
+far (method, path, headers, body as latin-1) and `POST /__reset` forgets them; without it
+nothing is kept, so a long load costs no memory.
 """
 
 from __future__ import annotations
@@ -31,6 +42,8 @@ import random
 import socket
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
+from http import HTTPStatus
 from pathlib import Path
 
 BIG_BYTES = 10 * 1024 * 1024
@@ -56,10 +69,27 @@ class BadRequest(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Behaviour:
+    """What POST /score does (the well-behaved backend)."""
+
+    name: str = "backend"
+    delay: float = 0.0
+    status: int = 200
+    echo: bool = False
+
+
 @dataclass
 class Recorder:
+    record: bool = False
     seen: list[Request] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {"requests": 0, "mirror": 0})
+    settled: list[str] = field(default_factory=list)  # flaky bodies whose close is decided
     rng: random.Random = field(default_factory=random.Random)
+
+    def keep(self, request: Request) -> None:
+        if self.record:
+            self.seen.append(request)
 
 
 async def read_request(reader: asyncio.StreamReader) -> Request | None:
@@ -103,9 +133,16 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 
 def response(status: int, body: bytes, content_type: str = "application/json",
              extra: str = "") -> bytes:
-    head = (f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
+    head = (f"HTTP/1.1 {status} {_reason(status)}\r\n"
             f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{extra}\r\n")
     return head.encode("latin-1") + body
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
 def big_body() -> bytes:
@@ -119,10 +156,14 @@ def reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-class FaultServer:
-    def __init__(self) -> None:
-        self.recorder = Recorder()
-        self._big = big_body()
+class FakeUpstream:
+    def __init__(self, behaviour: Behaviour, record: bool) -> None:
+        self.behaviour = behaviour
+        self.recorder = Recorder(record)
+
+    @cached_property
+    def _big(self) -> bytes:
+        return big_body()  # built on first use: most backends never answer `big`
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -131,6 +172,8 @@ class FaultServer:
                 if request is None:
                     break
                 if not await self._answer(request, writer):
+                    break
+                if (request.header("connection") or "").lower() == "close":
                     break
         except (BadRequest, ValueError) as error:
             writer.write(response(400, json.dumps({"message": str(error)}).encode(),
@@ -142,21 +185,53 @@ class FaultServer:
 
     async def _answer(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         """Write the answer; False when the connection must end."""
-        if request.path == "/__requests":
-            writer.write(response(200, json.dumps([r.to_json() for r in self.recorder.seen])
-                                  .encode()))
+        path, _, query = request.path.partition("?")
+        control = self._control(request.method, path, query)
+        if control is not None:
+            writer.write(control)
             await writer.drain()
             return True
-        if request.path == "/__reset":
-            self.recorder.seen.clear()
-            writer.write(response(200, b"{}"))
-            return True
-        if request.method == "GET" and request.path == "/":
-            writer.write(response(200, b"Healthy", "text/plain"))
-            return True
-        self.recorder.seen.append(request)
-        mode = request.path.strip("/").split("/")[0]
+        self.recorder.keep(request)
+        mode = path.strip("/").split("/")[0]
+        if request.method == "POST" and path == "/score":
+            return await self._score(request, writer)
         return await getattr(self, f"_mode_{mode}", self._mode_unknown)(request, writer)
+
+    def _control(self, method: str, path: str, query: str) -> bytes | None:
+        """The answers about the fake itself (health, counts, records), never recorded."""
+        if method == "GET" and path == "/":
+            return response(200, b"Healthy", "text/plain")
+        if method == "GET" and path == "/stats":
+            return response(200, json.dumps(self.recorder.counts).encode())
+        if method == "GET" and path == "/swagger.json":
+            return response(200, json.dumps({"swagger": "2.0", "name": self.behaviour.name,
+                                             "query": query}).encode())
+        if path == "/__settled":
+            return response(200, json.dumps(self.recorder.settled).encode())
+        if path == "/__requests":
+            return response(200, json.dumps([r.to_json() for r in self.recorder.seen]).encode())
+        if path == "/__reset":
+            self.recorder.seen.clear()
+            return response(200, b"{}")
+        return None
+
+    async def _score(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        behaviour = self.behaviour
+        mirrored = request.header("x-scoregate-mirror") == "1"
+        self.recorder.counts["requests"] += 1
+        self.recorder.counts["mirror"] += mirrored
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        if behaviour.echo:
+            content_type = request.header("content-type") or "application/octet-stream"
+            writer.write(response(behaviour.status, request.body, content_type))
+        else:
+            data = {"name": behaviour.name, "mirror": mirrored,
+                    "headers": dict(request.headers), "body_bytes": len(request.body)}
+            writer.write(response(behaviour.status, json.dumps(data).encode(),
+                                  extra=f"x-backend: {behaviour.name}\r\n"))
+        await writer.drain()
+        return True
 
     async def _mode_good(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         writer.write(response(200, json.dumps({"ok": True, "bytes": len(request.body)}).encode()))
@@ -211,18 +286,20 @@ class FaultServer:
 
     async def _mode_flaky(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         await self._mode_good(request, writer)
-        if self.recorder.rng.random() < 0.5:
+        close = self.recorder.rng.random() < 0.5
+        if close:
             await asyncio.sleep(self.recorder.rng.uniform(0, 0.03))
-            return False
-        return True
+            writer.close()
+        self.recorder.settled.append(request.body.decode("latin-1"))
+        return not close
 
     async def _mode_unknown(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         writer.write(response(404, json.dumps({"message": f"no mode {request.path}"}).encode()))
         return True
 
 
-async def serve(port_file: Path) -> None:
-    server = FaultServer()
+async def serve(port_file: Path, behaviour: Behaviour, record: bool) -> None:
+    server = FakeUpstream(behaviour, record)
     listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, limit=MAX_HEAD,
                                           backlog=1024)
     port_file.write_text(str(listener.sockets[0].getsockname()[1]))
@@ -231,11 +308,18 @@ async def serve(port_file: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port-file", required=True, type=Path)
+    parser.add_argument("--name", default="backend")
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--status", type=int, default=200)
+    parser.add_argument("--echo", action="store_true")
+    parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
+    behaviour = Behaviour(args.name, args.delay, args.status, args.echo)
     try:
-        asyncio.run(serve(args.port_file))
+        asyncio.run(serve(args.port_file, behaviour, args.record))
     except KeyboardInterrupt:
         pass
 

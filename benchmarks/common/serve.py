@@ -1,0 +1,93 @@
+"""`scoregate serve` as a benchmark's child: started on a folder of YAML with its state in a
+home folder of its own, waited for until it answers, and driven through the CLI as a user
+would drive it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.common.children import Child, Children, http_get, wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Serve:
+    child: Child
+    home: Path
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return dict(json.loads((self.home / "server.json").read_text()))
+
+    @property
+    def scoring_url(self) -> str:
+        return str(self.info["scoring_url"])
+
+    @property
+    def admin_url(self) -> str:
+        return str(self.info["admin_url"])
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, SCOREGATE_HOME=str(self.home), PYTHONPATH=str(REPO_ROOT),
+                   PYTHONUNBUFFERED="1")
+        env.pop("SCOREGATE_URL", None)
+        return env
+
+    def cli(self, *args: str, check: bool = True,
+            timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "control_plane", *args], env=self.env(),
+                                capture_output=True, text=True, timeout=timeout_s, cwd=REPO_ROOT)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"scoregate {' '.join(args)} failed ({result.returncode}):\n"
+                               f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "-o", "json").stdout)
+
+    def key(self, endpoint: str) -> str:
+        """The endpoint's primary key, from `get-credentials` as a user gets it."""
+        credentials = self.cli_json("online-endpoint", "get-credentials", "-n", endpoint)
+        return str(credentials["primaryKey"])
+
+    def score(self, endpoint: str, body: bytes, key: str,
+              deployment: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        if deployment:
+            headers["azureml-model-deployment"] = deployment
+        return httpx.post(f"{self.scoring_url}/endpoints/{endpoint}/score", content=body,
+                          headers=headers, timeout=30)
+
+
+def start_serve(children: Children, home: Path, *sources: str, flags: tuple[str, ...] = (),
+                name: str = "scoregate") -> Serve:
+    """Start `scoregate serve`; return once it wrote server.json and its listener answers."""
+    home.mkdir(parents=True, exist_ok=True)
+    child = children.start([sys.executable, "-m", "control_plane", "serve", *sources,
+                            "--port", "0", "--admin-port", "0", "--home", str(home),
+                            "--log-format", "json", *flags],
+                           name=name, env={"SCOREGATE_HOME": str(home),
+                                           "PYTHONPATH": str(REPO_ROOT),
+                                           "PYTHONUNBUFFERED": "1"}, cwd=REPO_ROOT)
+    serve = Serve(child, home)
+
+    def up() -> bool:
+        child.check_alive()
+        try:
+            info = serve.info
+        except (OSError, ValueError):
+            return False
+        return info.get("pid") == child.pid and \
+            http_get(f"{info['scoring_url']}/healthz", timeout_s=0.5) is not None
+
+    wait_until(up, 90, f"{name} (scoregate serve) to start")
+    return serve

@@ -136,7 +136,8 @@ class Builder:
         shutil.rmtree(temp, ignore_errors=True)  # a build that died holding this lock
         started = time.monotonic()
         with open(self.log_path(key), "w", encoding="utf-8") as log:
-            run = _Runner(key, self.uv, self.cache_dir, log, self.log_path(key), self.timeout_s)
+            run = _Runner(key, interpreter, self.uv, self.cache_dir, log, self.log_path(key),
+                          self.timeout_s)
             try:
                 timings = self._steps(run, temp, interpreter, requirements, on_progress)
                 packages = run.output([self.uv, "pip", "freeze", "--python",
@@ -218,9 +219,10 @@ def disk_usage(folder: Path) -> int:
 class _Runner:
     """Runs the build's commands: output to the build log, uv's error into `BuildFailed`."""
 
-    def __init__(self, key: str, uv: Path, cache_dir: Path, log: IO[str], log_path: Path,
-                 timeout_s: float) -> None:
+    def __init__(self, key: str, interpreter: Interpreter, uv: Path, cache_dir: Path,
+                 log: IO[str], log_path: Path, timeout_s: float) -> None:
         self.key, self.uv, self.log, self.log_path = key, uv, log, log_path
+        self.interpreter = interpreter
         self.deadline = time.monotonic() + timeout_s
         self.env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1",
                     "UV_CACHE_DIR": str(cache_dir), "NO_COLOR": "1"}
@@ -267,12 +269,14 @@ class _Runner:
         return done.stdout.strip()
 
     def _message(self, args: Sequence[str | Path], lines: list[str], code: int) -> str:
-        what = " ".join(str(a) for a in args[1:3])
+        program = Path(str(args[0])).name
+        what = f"{program} {args[-1]}" if program == "python" else f"{program} {args[1]} {args[2]}"
         if code < 0:
             said = f"stopped by signal {signal.Signals(-code).name} (timeout or shutdown)"
         else:
             said = _error_part(lines) or f"exit status {code}"
-        return (f"environment {self.key}: `{Path(str(args[0])).name} {what}` failed: {said} "
+        python = f"Python {self.interpreter.version_text} at {self.interpreter.path}"
+        return (f"environment {self.key} ({python}): `{what}` failed: {said}\n"
                 f"(full log: {self.log_path})")
 
 
@@ -283,7 +287,7 @@ def _error_part(lines: list[str]) -> str:
     for index, line in enumerate(text):
         if line.startswith("error:") or line.lstrip().startswith("×"):
             return "\n".join(text[index:])
-    return "\n".join(text[-3:])
+    return "\n".join(text[-4:])
 
 
 def _publish(temp: Path, final: Path, ready: Mapping[str, Any]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from control_plane.environments.builder import BuildFailed, Builder, BuiltEnvironment
+from control_plane.environments.builder import Builder, BuildFailed, BuiltEnvironment
 from control_plane.environments.interpreters import Interpreter
 from control_plane.environments.progress import Progress
 from tests.control_plane.environments.conftest import interpreter_of
@@ -141,8 +142,6 @@ def gone(pid: int) -> bool:
 def test_kill_9_mid_build_then_the_next_build_starts_cleanly(
         processes: ProcessGroup, builder: Builder, gateway_python: Interpreter) -> None:
     # An index that accepts connections and never answers holds uv in its resolution.
-    import socket
-
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)

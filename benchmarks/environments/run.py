@@ -13,8 +13,9 @@ enough that one sample says what matters):
 - uv cache warm: the environment removed, the uv cache kept (a new key sharing most packages);
 - pip cold / pip cache warm: `python -m venv` + `pip install -r` with an empty, then a warm, pip
   cache (pip's machine configuration is switched off: PIP_CONFIG_FILE=/dev/null);
-- instance start: the environment's interpreter importing the scoring server and scikit-learn,
-  i.e. what a cached environment adds to a deployment's start beyond today's.
+- instance start: the environment's interpreter importing the scoring server, scikit-learn and
+  mlflow.pyfunc (twice), beside the gateway's own interpreter importing the server alone
+  (today's start): what a cached environment adds to a deployment's start.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def main() -> int:
     parser.add_argument("--python", default="3.12")
     parser.add_argument("--out", type=Path,
                         default=REPO_ROOT / "benchmarks" / "results" / "environments.json")
+    parser.add_argument("--no-pip", action="store_true", help="measure uv only")
     options = parser.parse_args()
     major, minor = (int(n) for n in options.python.split("."))
     conda = parse_conda_text(NCD_SKLEARN_CONDA, "ncd sklearn conda.yaml")
@@ -97,6 +99,10 @@ def main() -> int:
             python, requirements))
         results["instance_start_s"] = timed("env python: import server", lambda: run(
             [str(env.python), "-I", "-c", START]))
+        results["instance_start_again_s"] = timed("  the same, again", lambda: run(
+            [str(env.python), "-I", "-c", START]))
+        results["gateway_python_start_s"] = timed("gateway python: import server", lambda: run(
+            [sys.executable, "-c", "import scoring_servers.azureml.server"]))
         gc.remove(builder, env.key)
         results["uv_cache_warm_s"] = timed("uv cache warm", lambda: builder.build(
             python, requirements))
@@ -113,11 +119,17 @@ def main() -> int:
             run([str(folder / "bin" / "pip"), "install", "-q", "--cache-dir",
                  str(root / "pip-cache"), "-r", str(reqs)], pip_env)
 
+        if options.no_pip:
+            return _write(options.out, results)
         results["pip_cold_s"] = timed("venv + pip cold", lambda: venv_pip(root / "pip-1"))
         results["pip_cache_warm_s"] = timed("venv + pip cache warm",
                                             lambda: venv_pip(root / "pip-2"))
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps(results, indent=2) + "\n")
+    return _write(options.out, results)
+
+
+def _write(out: Path, results: dict[str, float | int | str]) -> int:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0
 

@@ -89,7 +89,8 @@ def parse_conda(data: dict[str, Any], file: str) -> CondaEnvironment:
         elif isinstance(dep, str | int | float):
             text = str(dep).strip()
             if re.match(r"^python(?![\w-])", text):
-                python = parse_python_request(text, file)
+                if text != "python":  # a bare `python`: any version (the gateway's)
+                    python = parse_python_request(text, file)
                 continue
             try:
                 converted = conda_to_pypi(text)

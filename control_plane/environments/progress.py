@@ -2,7 +2,8 @@
 
 uv prints one line per step when its output is not a terminal: `Resolved 7 packages in
 577ms`, `Downloading uvloop (3.9MiB)`, `Prepared 7 packages in 116ms`, `Installed 7 packages
-in 16ms`. Lines we do not know are ignored (they still go to the build log).
+in 16ms`, `Bytecode compiled 1520 files in 40s`. Lines we do not know are ignored (they still
+go to the build log).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-PHASES = ("creating", "resolving", "downloading", "installing", "checking", "ready")
+PHASES = ("creating", "resolving", "downloading", "installing", "compiling", "checking", "ready")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ _RESOLVED = re.compile(r"^Resolved (\d+) packages?")
 _DOWNLOADING = re.compile(r"^Downloading (\S+)")
 _PREPARED = re.compile(r"^Prepared (\d+) packages?")
 _INSTALLED = re.compile(r"^(?:Installed|Audited) (\d+) packages?")
+_COMPILED = re.compile(r"^Bytecode compiled")
 
 
 def read_line(line: str, packages: int | None) -> Progress | None:
@@ -39,5 +41,7 @@ def read_line(line: str, packages: int | None) -> Progress | None:
     if _PREPARED.match(text):
         return Progress("installing", packages, text)
     if match := _INSTALLED.match(text):
-        return Progress("installing", int(match[1]), text)
+        return Progress("compiling", int(match[1]), text)
+    if _COMPILED.match(text):
+        return Progress("compiling", packages, text)
     return None

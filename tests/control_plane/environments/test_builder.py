@@ -43,7 +43,7 @@ def test_builds_once_then_finds_it(builder: Builder, gateway_python: Interpreter
     assert inside(env, "import sys; print(sys.version_info[:3])") == str(gateway_python.version)
     phases = [p.phase for p in seen]
     assert phases[0] == "creating" and phases[-1] == "ready"
-    assert {"resolving", "downloading", "installing", "checking"} <= set(phases)
+    assert {"resolving", "downloading", "installing", "compiling", "checking"} <= set(phases)
     assert seen[-1].packages == len(env.ready["packages"])
     assert SIX in env.ready["packages"] and env.ready["size_bytes"] > 0
     assert env.ready["python"] == gateway_python.version_text

@@ -47,6 +47,10 @@ def test_one_spec(spec: str, expected: str | None) -> None:
     assert conda_to_pypi(spec) == expected
 
 
+def test_bare_python_asks_for_no_version() -> None:
+    assert parse_conda_text("dependencies: [python, six]", "c.yml").python is None
+
+
 def test_python_pin_with_patch() -> None:
     env = parse_conda_text("dependencies: [python=3.8.5, pip]", "c.yml")
     assert env.python == PythonRequest(3, 8, 5)

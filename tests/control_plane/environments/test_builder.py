@@ -8,8 +8,8 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from control_plane.environments.builder import Builder, BuildFailed, BuiltEnviro
 from control_plane.environments.interpreters import Interpreter
 from control_plane.environments.progress import Progress
 from tests.control_plane.environments.conftest import interpreter_of
-from tests.support.processes import ProcessGroup, Started, wait_until
+from tests.support.processes import ProcessGroup, Started, free_port, http_ok, wait_until
 
 SIX = "six==1.16.0"
 WORKER = "tests.control_plane.environments.build_worker"
@@ -173,16 +173,40 @@ def test_recover_removes_dead_builds_only(builder: Builder) -> None:
     assert not dead.exists()
 
 
-@pytest.mark.xfail(raises=BuildFailed, strict=True, reason=(
-    "the scoring server needs 3.10+ today: scoring_servers/azureml/runner.py:27 "
-    "dataclass(slots=True), runner.py:124 tuple[...] at run time (3.9), settings.py:109 "
-    "logging.getLevelNamesMapping (3.11); scoring_servers/ is another branch's to fix"))
-def test_python_38_environment_runs_the_scoring_server(
-        builder: Builder, installed: tuple[Interpreter, ...]) -> None:
+SCORE = """
+import json, sys
+import six
+
+
+def init():
+    pass
+
+
+def run(raw_data):
+    return {"python": list(sys.version_info[:2]), "six": six.__version__}
+"""
+
+
+def test_python_38_environment_serves_with_the_scoring_server(
+        processes: ProcessGroup, tmp_path: Path, builder: Builder,
+        installed: tuple[Interpreter, ...]) -> None:
     env = builder.build(interpreter_of(installed, (3, 8)), [SIX])
     assert inside(env, "import sys; print(sys.version_info[:2])") == "(3, 8)"
-    inside(env, "import scoring_servers.azureml.server, six")
-    assert sys.version_info[:2] != (3, 8)
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text(SCORE)
+    port = free_port()
+    server = processes.start([str(env.python), "-I", "-m", "scoring_servers.azureml", "--code",
+                              str(code), "--entry", "score.py", "--port", str(port)],
+                             cwd=env.path, name="server38")
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_ok(url + "/") or server.proc.poll() is not None, timeout=60,
+               what="the scoring server on Python 3.8")
+    assert server.proc.poll() is None, server.log()
+    request = urllib.request.Request(url + "/score", b'{"data": [1]}',
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.loads(response.read()) == {"python": [3, 8], "six": "1.16.0"}
 
 
 def _text(path: Path) -> str:

@@ -22,7 +22,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -231,7 +231,7 @@ class _Runner:
         self.env.pop("VIRTUAL_ENV", None)
         self.env.pop("PYTHONPATH", None)  # the environment must work on its own
 
-    def stream(self, args: Sequence[str | Path], on_line: Any) -> None:
+    def stream(self, args: Sequence[str | Path], on_line: Callable[[str], None]) -> None:
         self.log.write(f"$ {' '.join(map(str, args))}\n")
         self.log.flush()
         lines: list[str] = []
@@ -313,5 +313,5 @@ def _die_with_builder() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _ignore(_: Any) -> None:
+def _ignore(_: object) -> None:
     return None

@@ -1,5 +1,5 @@
 """`python -m control_plane` is the `scoregate` command."""
 
-from control_plane.cli.main import main
+from control_plane.entry import main
 
 raise SystemExit(main())

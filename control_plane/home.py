@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+ADMIN_TOKEN_FILE = "admin_token"  # under the state directory; `admin/token.py` creates it
+ADMIN_TOKEN_ENV = "SCOREGATE_ADMIN_TOKEN"  # overrides the file, for the server and the CLI
+
 
 def default_home() -> Path:
     return Path(os.environ.get("SCOREGATE_HOME") or Path.home() / ".scoregate")

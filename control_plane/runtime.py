@@ -17,6 +17,7 @@ from control_plane.admin.token import load_admin_token
 from control_plane.compile import EndpointKeys, compile_snapshot
 from control_plane.home import StateDir
 from control_plane.instances.supervisor import Supervisor
+from control_plane.rollouts.engine import RolloutEngine
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.store.extension import StoreExtension
 from control_plane.store.sqlite_store import Store
@@ -49,7 +50,7 @@ class Runtime:
         self._applied = AppliedState()
         self._version = 0
         self._lock: asyncio.Lock | None = None
-        self.rollouts: Any = None  # the RolloutEngine, set by `serve` once it runs
+        self._rollouts: RolloutEngine | None = None
         self.scoring_app: ScoringApp | None = None  # set by attach(); its comparison reports
 
     def attach(self, *, holder: SnapshotHolder, supervisor: Supervisor, scoring_url: str,
@@ -59,6 +60,15 @@ class Runtime:
         self._supervisor = supervisor
         self.scoring_url = scoring_url
         self._lock = asyncio.Lock()
+
+    def attach_rollouts(self, engine: RolloutEngine) -> None:
+        """`serve` hands over the engine once the first snapshot is out; until then the admin
+        API answers rollout calls with 503."""
+        self._rollouts = engine
+
+    @property
+    def rollouts(self) -> RolloutEngine | None:
+        return self._rollouts
 
     @property
     def supervisor(self) -> Supervisor:

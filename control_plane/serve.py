@@ -26,7 +26,8 @@ from control_plane.errors import ScoregateError
 from control_plane.home import StateDir, default_home
 from control_plane.instances.supervisor import Supervisor
 from control_plane.rollouts import rows as rollout_rows
-from control_plane.rollouts.engine import start_engine
+from control_plane.rollouts.engine import RolloutEngine
+from control_plane.rollouts.events import RolloutEvents
 from control_plane.runtime import Runtime
 from control_plane.specs import loader as yaml_loader
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
@@ -208,7 +209,7 @@ async def _run(runtime: Runtime, options: ServeOptions) -> int:
     ]
     try:
         await runtime.apply_change()
-        await start_engine(runtime, scoring_app, options.metrics)
+        await _start_rollouts(runtime, scoring_app, options.metrics)
         runtime.state_dir.write_server_info(scoring_url=scoring_url, admin_url=admin_url)
         print(f"scoring listener: {scoring_url}", flush=True)
         print(f"admin listener:   {admin_url}", flush=True)
@@ -233,6 +234,16 @@ async def _run(runtime: Runtime, options: ServeOptions) -> int:
             loop.remove_signal_handler(sig)
         print("stopped", flush=True)
     return 0
+
+
+async def _start_rollouts(runtime: Runtime, scoring_app: ScoringApp, metrics_enabled: bool) -> None:
+    """Once the first snapshot is out: build the engine, hand it to the admin API (through the
+    runtime) and carry on the rollouts a restart interrupted."""
+    engine = RolloutEngine(runtime.store, runtime.apply_change, RolloutEvents(),
+                           comparisons=scoring_app.comparison_counts,
+                           metrics_enabled=metrics_enabled)
+    runtime.attach_rollouts(engine)
+    await engine.resume_all()
 
 
 class _Server(uvicorn.Server):

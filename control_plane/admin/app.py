@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from control_plane.admin.comparison import comparison_json
 from control_plane.admin.openapi import PATHS, check_body, openapi_document
-from control_plane.admin.rollouts import rollout_handlers
+from control_plane.admin.rollouts import RolloutService, rollout_handlers
 from control_plane.errors import ScoregateError, ValidationError
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.specs.schema import deployment_from_mapping
@@ -64,6 +64,9 @@ class AdminRuntime(Protocol):
     async def apply_change(self) -> int:
         """Bring instances and the data plane in line with the store; the new snapshot version."""
         ...
+
+    @property
+    def rollouts(self) -> RolloutService | None: ...  # None until `serve` started them
 
     def instance_status(self, key: str) -> Sequence[Any]: ...  # key is "endpoint/deployment"
     def logs(self, key: str, lines: int) -> str: ...
@@ -98,7 +101,7 @@ def _handlers(api: _AdminApi) -> dict[str, dict[str, Handler]]:
             "delete": api.delete_deployment},
         d + "/logs": {"get": api.logs},
         d + "/compare": {"get": api.compare},
-        **rollout_handlers(api.runtime),
+        **rollout_handlers(lambda: api.runtime.rollouts),
     }
 
 

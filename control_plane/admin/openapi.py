@@ -10,7 +10,7 @@ messages name the rule (`auth-mode`, `instance-count`, `key-type`, ...).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from control_plane.admin.rollout_doc import PATHS as ROLLOUT_PATHS
@@ -133,7 +133,8 @@ SCHEMAS: dict[str, Schema] = {
     }, ("endpoint", "deployment", "counts", "agreement_rate", "memory_bytes",
         "last_mismatches"), extra=True),
         "description": "Mirror copies to this deployment whose answer was compared with the "
-                       "live one since the server started (gateway/shadow/rules.py has the rules)."},
+                       "live one since the server started (gateway/shadow/rules.py has the "
+                       "rules)."},
     "KeyType": _object({"key_type": {"type": "string", "enum": ["primary", "secondary"]}},
                        ("key_type",)),
     "Keys": _object({"primaryKey": {"type": "string"}, "secondaryKey": {"type": "string"}},
@@ -204,7 +205,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-_TYPE_CHECKS = {
+_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
     "string": lambda v: isinstance(v, str),

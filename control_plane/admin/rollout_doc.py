@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from control_plane.specs.rollout import ACTIONS
+from control_plane.specs.rollout import ROLLOUT_PATH as ROLLOUT
+
+__all__ = ["ACTIONS", "GUARDRAILS", "PATHS", "ROLLOUT", "SCHEMAS"]
 Schema = dict[str, Any]
-ROLLOUT = "/v1/endpoints/{endpoint}/rollout"
-ACTIONS = ("pause", "resume", "promote", "abort")
 
 
 def _ref(name: str) -> Schema:

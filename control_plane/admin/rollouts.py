@@ -1,14 +1,15 @@
 """Admin API routes of rollouts: start, show, pause, resume, promote, abort.
 
-`rollout_handlers(runtime)` gives the handlers keyed like `openapi.PATHS`; `admin_api` adds
-them to its routes. The engine is `runtime.rollouts` (set by `serve`).
+`rollout_handlers(service)` gives the handlers keyed like `openapi.PATHS`; `app.py` adds them
+to its routes. The admin API knows rollouts only as a `RolloutService` (the rollout engine is
+one): `service()` gives it, or None while the server has not started it yet (503).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.requests import Request
@@ -16,7 +17,6 @@ from starlette.responses import Response
 
 from control_plane.admin.rollout_doc import ACTIONS, GUARDRAILS, ROLLOUT, SCHEMAS
 from control_plane.errors import ScoregateError
-from control_plane.rollouts.engine import RolloutEngine
 from control_plane.specs.rollout import Guardrails, Rollout, RolloutRequest
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -26,12 +26,24 @@ class RolloutsUnavailable(ScoregateError):
     status = 503
 
 
-def rollout_handlers(runtime: Any) -> dict[str, dict[str, Handler]]:
-    def engine() -> RolloutEngine:
-        found = getattr(runtime, "rollouts", None)
+class RolloutService(Protocol):
+    """What the admin API asks of rollouts; each call names the endpoint."""
+
+    async def show(self, endpoint: str) -> Rollout: ...
+    async def start(self, request: RolloutRequest) -> Rollout: ...
+    async def pause(self, endpoint: str) -> Rollout: ...
+    async def resume(self, endpoint: str) -> Rollout: ...
+    async def promote(self, endpoint: str) -> Rollout: ...
+    async def abort(self, endpoint: str) -> Rollout: ...
+
+
+def rollout_handlers(service: Callable[[], RolloutService | None]
+                     ) -> dict[str, dict[str, Handler]]:
+    def engine() -> RolloutService:
+        found = service()
         if found is None:
             raise RolloutsUnavailable("rollouts are not running on this server yet")
-        return found  # type: ignore[no-any-return]
+        return found
 
     async def show(request: Request) -> Response:
         return _answer(await engine().show(request.path_params["endpoint"]))
@@ -43,7 +55,7 @@ def rollout_handlers(runtime: Any) -> dict[str, dict[str, Handler]]:
 
     def action(name: str) -> Handler:
         async def run(request: Request) -> Response:
-            method = getattr(engine(), name)
+            method: Callable[[str], Awaitable[Rollout]] = getattr(engine(), name)
             return _answer(await method(request.path_params["endpoint"]))
         return run
 

@@ -11,10 +11,11 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
+from control_plane.home import ADMIN_TOKEN_ENV as ENV_VAR
+from control_plane.home import ADMIN_TOKEN_FILE as TOKEN_FILE
 from control_plane.home import fsync_folder
 
-TOKEN_FILE = "admin_token"
-ENV_VAR = "SCOREGATE_ADMIN_TOKEN"
+__all__ = ["ENV_VAR", "TOKEN_FILE", "load_admin_token"]
 
 
 def load_admin_token(home: Path, environ: Mapping[str, str] | None = None) -> str:

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import httpx
 
 from control_plane.cli import output as cli_output
+from control_plane.cli.client import INVOKE_TIMEOUT_S, URL_ENV, AdminClient, Raw, scoring_target
 from control_plane.cli.evaluate_metrics import (
     HIGHER_IS_BETTER,
     METRICS,
@@ -34,7 +35,6 @@ from control_plane.cli.evaluate_metrics import (
     default_metric,
     percentile,
 )
-from control_plane.cli.main import INVOKE_TIMEOUT_S, URL_ENV, AdminClient, Raw, scoring_target
 from control_plane.errors import ScoregateError
 
 FORMATS = ("azure", "mlflow")

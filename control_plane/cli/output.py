@@ -78,5 +78,6 @@ def _table(rows: list[Any]) -> str:
     widths = [max(len(column), *(len(line[i]) for line in cells))
               for i, column in enumerate(columns)]
     lines = [columns, ["-" * width for width in widths], *cells]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip()
-                     for line in lines)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip()
+        for line in lines)

@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from control_plane.admin.rollout_doc import ACTIONS, ROLLOUT
+from control_plane.cli.client import AdminClient
+from control_plane.cli.verbs import Command, SubParsers
 from control_plane.errors import ScoregateError
-from control_plane.specs.rollout import ACTIVE_STATES, SUCCEEDED
+from control_plane.specs.rollout import ACTIONS, ACTIVE_STATES, ROLLOUT_PATH, SUCCEEDED
 
 POLL_S = 0.5
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -41,10 +42,10 @@ def percents(text: str) -> list[int]:
 
 
 def _path(args: argparse.Namespace, tail: str = "") -> str:
-    return ROLLOUT.format(endpoint=args.name) + tail
+    return ROLLOUT_PATH.format(endpoint=args.name) + tail
 
 
-def start(client: Any, args: argparse.Namespace) -> Any:
+def start(client: AdminClient, args: argparse.Namespace) -> Any:
     body: dict[str, Any] = {"target": args.to, "strategy": args.strategy, "bake_s": args.bake}
     optional = {"canary_percent": args.canary_percent, "step": args.step, "steps": args.steps,
                 "mirror_percent": args.mirror_first, "mirror_bake_s": args.mirror_bake,
@@ -59,12 +60,12 @@ def start(client: Any, args: argparse.Namespace) -> Any:
     return follow(client, args, started) if args.wait else started
 
 
-def show(client: Any, args: argparse.Namespace) -> Any:
+def show(client: AdminClient, args: argparse.Namespace) -> Any:
     rollout = client.call("GET", _path(args))
     return follow(client, args, rollout) if args.watch else rollout
 
 
-def follow(client: Any, args: argparse.Namespace, rollout: dict[str, Any],
+def follow(client: AdminClient, args: argparse.Namespace, rollout: dict[str, Any],
            out: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Poll until the rollout ends, printing each new verdict; the final rollout, or
     ScoregateError when it did not succeed."""
@@ -104,16 +105,17 @@ def _new_verdicts(rollout: dict[str, Any], seen: set[tuple[int, int]]) -> list[s
     return lines
 
 
-def _action(name: str) -> Callable[[Any, argparse.Namespace], Any]:
+def _action(name: str) -> Command:
     return lambda client, args: client.call("POST", _path(args, f"/{name}"))
 
 
-def add_rollout_commands(verbs: Any, common: argparse.ArgumentParser) -> None:
+def add_rollout_commands(verbs: SubParsers[argparse.ArgumentParser],
+                         common: argparse.ArgumentParser) -> None:
     """`verbs` is the online-endpoint group's subparsers."""
     group = verbs.add_parser("rollout", help="guarded rollouts: canary, linear, all-at-once")
     actions = group.add_subparsers(dest="rollout_verb", metavar="ACTION", required=True)
 
-    def add(name: str, run: Callable[[Any, argparse.Namespace], Any],
+    def add(name: str, run: Command,
             help_text: str) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = actions.add_parser(name, parents=[common],
                                                           help=help_text)

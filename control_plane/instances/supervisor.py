@@ -72,7 +72,7 @@ class _Deployment:
 
 
 class Supervisor:
-    def __init__(self, log_root: Path, on_change: Callable[[], None],
+    def __init__(self, log_root: Path, on_change: Callable[[], object],
                  in_flight: Callable[[str], int], command: CommandBuilder | None = None, *,
                  work_root: Path | None = None, timings: SupervisorTimings = SupervisorTimings(),
                  events: InstanceEvents | None = None) -> None:

@@ -121,7 +121,8 @@ class RolloutEngine:
                 started.append(rollout)
                 return rollout.step.traffic, rollout.step.mirror
 
-            await self._thread(self.store.feature_traffic_write, rollout_rows.FEATURE, endpoint, save)
+            await self._thread(self.store.feature_traffic_write, rollout_rows.FEATURE, endpoint,
+                               save)
             rollout = started[0]
             await self._apply_change()
             self.events.emit("started", rollout)
@@ -372,14 +373,3 @@ def _nonzero(percents: Percents | None) -> dict[str, int] | None:
     """Entries at 0 are left out (the store gives every deployment left out 0), so a
     deployment deleted meanwhile never makes a rollback invalid."""
     return None if percents is None else {k: v for k, v in percents.items() if v > 0}
-
-
-async def start_engine(runtime: Any, scoring_app: Any, metrics_enabled: bool) -> RolloutEngine:
-    """What `serve` calls once the first snapshot is out: build the engine, hand it to the
-    admin API (`runtime.rollouts`) and carry on the rollouts a restart interrupted."""
-    engine = RolloutEngine(runtime.store, runtime.apply_change, RolloutEvents(),
-                           comparisons=scoring_app.comparison_counts,
-                           metrics_enabled=metrics_enabled)
-    runtime.rollouts = engine
-    await engine.resume_all()
-    return engine

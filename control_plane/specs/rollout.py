@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 STRATEGIES = ("all-at-once", "canary", "linear")
+ACTIONS = ("pause", "resume", "promote", "abort")  # the commands a running rollout takes
+ROLLOUT_PATH = "/v1/endpoints/{endpoint}/rollout"  # admin API; the CLI and the server share it
 ON_TOO_FEW = ("wait", "fail")
 PHASE_MIRROR, PHASE_TRAFFIC = "mirror", "traffic"
 

@@ -419,10 +419,10 @@ def _commit(conn: sqlite3.Connection, draft: _Draft,
     ):
         return before
     if guards:
-        old = {name: record.spec for name, record in before.endpoints.items()}
-        new = {name: record.spec for name, record in after.endpoints.items()}
+        old_specs = {name: record.spec for name, record in before.endpoints.items()}
+        new_specs = {name: record.spec for name, record in after.endpoints.items()}
         for guard in guards:
-            guard(conn, old, new, draft.writer)
+            guard(conn, old_specs, new_specs, draft.writer)
     _write_rows(conn, before, after)
     return after
 

@@ -233,13 +233,19 @@ def test_init_failure_is_failed_with_backoff_not_a_hot_loop(
         run_with_supervisor: Runner) -> None:
     async def body(h: Harness) -> None:
         await h.supervisor.reconcile({KEY: h.spec(count=1, env={"STANDIN_EXIT_CODE": "3"})})
-        await asyncio.sleep(3.0)
-        # Observed between two starts: at any fixed moment a restart may be under way.
+        # Counted, not timed: three failures observed, each followed by one backoff.
+        await h.until(lambda: h.events.restarts[KEY] >= 3, "three failed starts", timeout=30)
+        # Observed between two starts: at any moment a restart may be under way.
         await h.until(lambda: h.states()["blue-0"] == "failed", "the failed state", timeout=20)
+        restarts = h.events.restarts[KEY]
         starts = len(started_pids(h.tmp))
+        waits = [line.rsplit(" ", 1)[-1] for line in h.supervisor.logs(KEY).splitlines()
+                 if "starting again in" in line]
         status = h.supervisor.status(KEY)[0]
-        # backoff 0.3, 0.6, 1.2 s: about 4 starts in 3 s; a hot loop would make dozens
-        assert 2 <= starts <= 6, starts
+        # a hot loop starts again at once; a backoff waits twice as long after each failure
+        assert starts == restarts, (starts, restarts)
+        assert waits[:3] == ["0.3s", "0.6s", "1.2s"], waits
+        assert len(waits) == restarts
         assert status.state == "failed" and status.last_exit_code == 3
         assert status.last_error and "init()" in status.last_error
         assert h.ready_ids() == []

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from control_plane.cli.main import build_parser, main
-from tests.control_plane.test_admin_api import ADMIN_TOKEN, AdminServer
+from tests.control_plane.admin.test_admin_api import ADMIN_TOKEN, AdminServer
 from tests.support.processes import REPO_ROOT, free_port
 
 ENDPOINT_YAML = """\

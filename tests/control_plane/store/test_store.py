@@ -17,7 +17,7 @@ from control_plane.errors import Conflict, NotFound, PreconditionFailed, Validat
 from control_plane.rollouts.rows import STORE_EXTENSION
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec, RequestSettings
 from control_plane.store.sqlite_store import Store
-from tests.control_plane.store_support.rmw_worker import increment_once
+from tests.control_plane.store.store_support.rmw_worker import increment_once
 from tests.support.processes import ProcessGroup, Started, wait_until
 
 EXTENSIONS = (STORE_EXTENSION,)  # the rollouts' table and guard, as `serve` wires them

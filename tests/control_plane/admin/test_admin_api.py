@@ -2,7 +2,7 @@
 
 The stand-in runtime publishes nothing (`apply_change` only counts) and reports one "ready"
 instance per `instance_count`, so these tests are about the API alone. Run as a module
-(`python -m tests.control_plane.test_admin_api HOME`), this file is that server; it also
+(`python -m tests.control_plane.admin.test_admin_api HOME`), this file is that server; it also
 answers `/scoring/endpoints/{name}/score` (checking the endpoint's keys) for the CLI tests.
 """
 
@@ -140,7 +140,7 @@ class AdminServer:
 
 
 def start_stand_in(processes: ProcessGroup, home: Path) -> AdminServer:
-    started = processes.python("-m", "tests.control_plane.test_admin_api", str(home),
+    started = processes.python("-m", "tests.control_plane.admin.test_admin_api", str(home),
                                name="admin-stand-in")
 
     def up() -> bool:

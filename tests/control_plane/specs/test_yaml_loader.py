@@ -35,7 +35,7 @@ from control_plane.specs.schema import (
     endpoint_from_mapping,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "azureml-examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "azureml-examples"
 ONLINE = EXAMPLES / "cli" / "endpoints" / "online"
 
 DEPLOYMENT = """\

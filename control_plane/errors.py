@@ -50,3 +50,8 @@ class PreconditionFailed(ScoregateError):
     """An update whose If-Match names a version that is no longer current."""
 
     status = 412
+
+
+class SchemaTooNew(ScoregateError):
+    """The state database was written by a newer scoregate: reading it could lose what it
+    added, so the store refuses to open it (`serve` prints the message and exits 1)."""

@@ -140,8 +140,12 @@ async def serve(options: ServeOptions) -> int:
     state_dir.ensure()
     state_dir.refuse_if_running()
     _configure_logging(options.log_format)
-    runtime = Runtime(state_dir=state_dir, settings=options.settings,
-                      extensions=(rollout_rows.STORE_EXTENSION,))
+    try:  # a state database this scoregate cannot open is one line on stderr, not a traceback
+        runtime = Runtime(state_dir=state_dir, settings=options.settings,
+                          extensions=(rollout_rows.STORE_EXTENSION,))
+    except ScoregateError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     try:
         if options.sources:
             _apply_sources(runtime, options.sources)

@@ -19,9 +19,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from control_plane.errors import ScoregateError
+from control_plane.errors import SchemaTooNew
 from control_plane.store.extension import Migration, StoreExtension
 
+__all__ = ["CORE", "DB_NAME", "Database", "SchemaTooNew", "migrate", "schema_key",
+           "schema_versions"]
 DB_NAME = "state.db"
 BUSY_TIMEOUT_S = 60.0
 
@@ -40,10 +42,6 @@ CREATE TABLE IF NOT EXISTS secrets (
     token_secret BLOB NOT NULL);
 """
 CORE = StoreExtension("core", (Migration(1, _CORE_V1),))
-
-
-class SchemaTooNew(ScoregateError):
-    """The database was written by a newer scoregate: reading it could lose what it added."""
 
 
 class Database:

@@ -1,0 +1,23 @@
+BEGIN TRANSACTION;
+CREATE TABLE deployments (
+    endpoint TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL, version INTEGER NOT NULL,
+    PRIMARY KEY (endpoint, name));
+INSERT INTO "deployments" VALUES('my-endpoint','blue','{"name": "blue", "endpoint_name": "my-endpoint", "model_path": "/tmp/old-abc/config/examples/blue-green/model-1/model", "code_dir": "/tmp/old-abc/config/examples/blue-green/model-1/onlinescoring", "scoring_script": "score.py", "environment_variables": {}, "instance_count": 1, "request_settings": {"request_timeout_ms": 5000, "max_concurrent_requests_per_instance": 1}, "liveness_probe": {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}, "readiness_probe": {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}, "urls": [], "description": "", "tags": {}, "environment": {"conda_file": "/tmp/old-abc/config/examples/blue-green/model-1/environment/conda.yaml", "image": "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest"}, "not_applied": {"$schema": "https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json", "instance_type": "Standard_DS3_v2", "environment.conda_file": "model-1/environment/conda.yaml", "environment.image": "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest"}}',1);
+INSERT INTO "deployments" VALUES('my-endpoint','green','{"name": "green", "endpoint_name": "my-endpoint", "model_path": "/tmp/old-abc/config/examples/blue-green/model-2/model", "code_dir": "/tmp/old-abc/config/examples/blue-green/model-2/onlinescoring", "scoring_script": "score.py", "environment_variables": {}, "instance_count": 1, "request_settings": {"request_timeout_ms": 5000, "max_concurrent_requests_per_instance": 1}, "liveness_probe": {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}, "readiness_probe": {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}, "urls": [], "description": "", "tags": {}, "environment": {"conda_file": "/tmp/old-abc/config/examples/blue-green/model-2/environment/conda.yaml", "image": "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest"}, "not_applied": {"$schema": "https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json", "instance_type": "Standard_DS3_v2", "environment.conda_file": "model-2/environment/conda.yaml", "environment.image": "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest"}}',1);
+CREATE TABLE endpoints (
+    name TEXT PRIMARY KEY, spec TEXT NOT NULL, version INTEGER NOT NULL);
+INSERT INTO "endpoints" VALUES('my-endpoint','{"name": "my-endpoint", "auth_mode": "key", "traffic": {"blue": 90, "green": 10}, "mirror_traffic": {}, "description": "", "tags": {}, "not_applied": {"$schema": "https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json"}}',2);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO "meta" VALUES('schema',1);
+INSERT INTO "meta" VALUES('revision',2);
+CREATE TABLE rollouts (
+    id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, state TEXT NOT NULL, body TEXT NOT NULL,
+    created REAL NOT NULL);
+INSERT INTO "rollouts" VALUES('0123456789ab','my-endpoint','running','{"id": "0123456789ab", "endpoint": "my-endpoint", "target": "green", "strategy": "canary", "state": "running", "current": 0, "steps": [{"phase": "traffic", "percent": 10, "bake_s": 60.0, "status": "baking", "started_at": 1790000000.0, "traffic": {"blue": 90, "green": 10}, "mirror": {}, "verdicts": []}, {"phase": "traffic", "percent": 100, "bake_s": 60.0, "status": "pending", "started_at": null, "traffic": {"blue": 0, "green": 100}, "mirror": {}, "verdicts": []}], "start_traffic": {"blue": 100, "green": 0}, "start_mirror": {"green": 20}, "guardrails": {"max_error_rate": 0.01, "max_p99_ms": null, "max_p95_ms": null, "max_latency_factor": null, "min_requests": 50, "on_too_few": "wait", "max_extensions": 2, "min_agreement": null}, "webhook": null, "created_at": 1790000000.0, "updated_at": 1790000000.0, "finished_at": null, "reason": "", "progress": "rollout 0123456789ab of my-endpoint: running, step 1/2, green 10% live, baking"}',1790000000.0);
+CREATE TABLE secrets (
+    endpoint TEXT PRIMARY KEY, primary_key TEXT NOT NULL, secondary_key TEXT NOT NULL,
+    token_secret BLOB NOT NULL);
+INSERT INTO "secrets" VALUES('my-endpoint','JyJDDXfRMnhun5_H4lzt47kJxpsmYAq6UtRWm2hjQ0E','8qM0IwpQYumG_Sh31Rm3dxlmaWSB9_AyVkMD_Wxvnbc',X'4641364A675F4F457A2D4F4E45426A5073364B536E705230473335786D55725F6F2D303851344E54366D6F');
+CREATE UNIQUE INDEX rollouts_one_active ON rollouts (endpoint)
+    WHERE state IN ('running', 'paused');
+COMMIT;

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from control_plane.admin.token import load_admin_token
 from control_plane.compile import EndpointKeys, compile_snapshot
 from control_plane.home import StateDir
 from control_plane.instances.supervisor import Supervisor
@@ -38,12 +37,12 @@ class AppliedState:
 
 
 class Runtime:
-    def __init__(self, state_dir: StateDir, settings: GatewaySettings,
+    def __init__(self, state_dir: StateDir, settings: GatewaySettings, admin_token: str,
                  extensions: tuple[StoreExtension, ...] = ()) -> None:
         self.state_dir = state_dir
         self.settings = settings
         self.store = Store(state_dir.path, extensions)
-        self.admin_token = load_admin_token(state_dir.path)
+        self.admin_token = admin_token
         self.scoring_url = ""
         self._holder: SnapshotHolder | None = None
         self._supervisor: Supervisor | None = None

@@ -21,6 +21,7 @@ from typing import Any
 
 import uvicorn
 
+from control_plane.admin.token import load_admin_token
 from control_plane.compare_flags import add_compare_arguments, compare_from_args
 from control_plane.errors import ScoregateError
 from control_plane.home import StateDir, default_home
@@ -142,6 +143,7 @@ async def serve(options: ServeOptions) -> int:
     _configure_logging(options.log_format)
     try:  # a state database this scoregate cannot open is one line on stderr, not a traceback
         runtime = Runtime(state_dir=state_dir, settings=options.settings,
+                          admin_token=load_admin_token(state_dir.path),
                           extensions=(rollout_rows.STORE_EXTENSION,))
     except ScoregateError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -46,6 +46,7 @@ class StandInRuntime:
     admin_token: str
     scoring_url: str
     version: int = 0
+    rollouts: None = None  # no rollout engine: the rollout routes answer 503
 
     async def apply_change(self) -> int:
         self.version += 1

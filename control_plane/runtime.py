@@ -15,6 +15,7 @@ from typing import Any
 
 from control_plane.compile import EndpointKeys, compile_snapshot
 from control_plane.home import StateDir
+from control_plane.instances.managed import InstanceStatus
 from control_plane.instances.supervisor import Supervisor
 from control_plane.rollouts.engine import RolloutEngine
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
@@ -101,7 +102,7 @@ class Runtime:
         publish_config(snapshot)
         return snapshot.version
 
-    def instance_status(self, key: str) -> list[Any]:
+    def instance_status(self, key: str) -> list[InstanceStatus]:
         return list(self.supervisor.status(key))
 
     def logs(self, key: str, lines: int = 5000) -> str:

@@ -40,7 +40,8 @@ from control_plane.specs.validation import validate_deployment
 from gateway import ComparisonReport, bearer, issue_token
 
 if TYPE_CHECKING:
-    from control_plane.store.sqlite_store import Store
+    from control_plane.instances.managed import InstanceStatus
+    from control_plane.store.sqlite_store import Record, Store
 
 TOKEN_TTL_S = 3600.0  # aml_token lifetime given by get-credentials; refresh after half of it
 MAX_LOG_LINES = 100_000
@@ -68,7 +69,7 @@ class AdminRuntime(Protocol):
     @property
     def rollouts(self) -> RolloutService | None: ...  # None until `serve` started them
 
-    def instance_status(self, key: str) -> Sequence[Any]: ...  # key is "endpoint/deployment"
+    def instance_status(self, key: str) -> Sequence[InstanceStatus]: ...  # "endpoint/deployment"
     def logs(self, key: str, lines: int) -> str: ...
     def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport: ...
 
@@ -237,18 +238,19 @@ class _AdminApi:
     async def _written(self, message: str) -> Response:
         return _json({"message": message, **await self._applied()})
 
-    def _endpoint_answer(self, record: Any, extra: Mapping[str, Any] | None = None,
+    def _endpoint_answer(self, record: Record[EndpointSpec], extra: Mapping[str, Any] | None = None,
                          status: int = 200) -> Response:
         return _json({**self._endpoint_view(record), **(extra or {})}, status, etag=record.etag)
 
-    def _deployment_answer(self, record: Any, extra: Mapping[str, Any] | None = None,
+    def _deployment_answer(self, record: Record[DeploymentSpec],
+                           extra: Mapping[str, Any] | None = None,
                            status: int = 200) -> Response:
         return _json({**self._deployment_view(record), **(extra or {})}, status, etag=record.etag)
 
-    def _endpoint_view(self, record: Any) -> dict[str, Any]:
+    def _endpoint_view(self, record: Record[EndpointSpec]) -> dict[str, Any]:
         """What `az ml online-endpoint show` gives, where it means something here (the store
         already lists every deployment in `traffic`, 0 for those without live traffic)."""
-        spec: EndpointSpec = record.spec
+        spec = record.spec
         base = f"{self.runtime.scoring_url}/endpoints/{spec.name}"
         return {
             "name": spec.name,
@@ -264,8 +266,8 @@ class _AdminApi:
             "etag": record.etag,
         }
 
-    def _deployment_view(self, record: Any) -> dict[str, Any]:
-        spec: DeploymentSpec = record.spec
+    def _deployment_view(self, record: Record[DeploymentSpec]) -> dict[str, Any]:
+        spec = record.spec
         key = f"{spec.endpoint_name}/{spec.name}"
         statuses = self.runtime.instance_status(key)  # in memory, owned by this event loop
         return {**spec.to_dict(), "provisioning_state": "Succeeded",
@@ -356,7 +358,7 @@ def _lines(value: str | None) -> int:
     return int(value)
 
 
-def _instance_view(status: Any) -> dict[str, Any]:
+def _instance_view(status: InstanceStatus) -> dict[str, Any]:
     """An `InstanceStatus` (a frozen dataclass of plain values) as JSON."""
     return asdict(status)
 

@@ -30,13 +30,16 @@ class EndpointKeys(Protocol):
     def token_secret(self) -> bytes: ...
 
 
+DEFAULT_SETTINGS = GatewaySettings()  # frozen, so one instance serves every default
+
+
 def compile_snapshot(
     version: int,
     endpoints: Mapping[str, EndpointSpec],
     deployments: Mapping[str, DeploymentSpec],
     secrets: Mapping[str, EndpointKeys],
     ready: Mapping[str, tuple[InstanceRoute, ...]],
-    settings: GatewaySettings = GatewaySettings(),
+    settings: GatewaySettings = DEFAULT_SETTINGS,
 ) -> RoutingSnapshot:
     routes: dict[str, EndpointRoute] = {}
     for name, endpoint in sorted(endpoints.items()):

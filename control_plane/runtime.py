@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from control_plane.compile import EndpointKeys, compile_snapshot
 from control_plane.home import StateDir

@@ -37,14 +37,16 @@ class InstanceLogFormatter(logging.Formatter):
         second = int(record.created)
         cached = self._second
         if cached[0] != second:
-            cached = (second, time.strftime(self.default_time_format, self.converter(record.created)))
+            stamp = time.strftime(self.default_time_format, self.converter(record.created))
+            cached = (second, stamp)
             self._second = cached
         msec_format = self.default_msec_format
         return msec_format % (cached[1], record.msecs) if msec_format else cached[1]
 
     def line(self, record: logging.LogRecord, message: str) -> str:
         """`format(record)` with `message` as logged (its arguments may have changed since)."""
-        text = f"{self.formatTime(record)} {record.levelname} [{record.process}] {record.name}: {message}"
+        text = (f"{self.formatTime(record)} {record.levelname} [{record.process}] "
+                f"{record.name}: {message}")
         if record.exc_text:
             text = _joined(text, record.exc_text)
         if record.stack_info:

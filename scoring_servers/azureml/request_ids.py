@@ -1,4 +1,5 @@
-"""Fresh `x-request-id` values: random version-4 UUIDs, as azmlinfsrv answers when the client sent none.
+"""Fresh `x-request-id` values: random version-4 UUIDs, as azmlinfsrv answers when the client
+sent none.
 
 Why not `uuid.uuid4()`: it reads 16 bytes with a getrandom syscall and builds a `UUID` object,
 ~3 µs on the event-loop thread per request; these ids need uniqueness, not secrecy, so 128 bits

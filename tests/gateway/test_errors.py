@@ -121,7 +121,8 @@ def test_413_by_content_length_and_by_streamed_size(gateway: Gateway) -> None:
     assert reply.status == 413 and str(LIMIT) in message(reply)
     assert post(score(gateway), body=b"x" * LIMIT).status == 200
     raw = raw_request(gateway, b"POST /endpoints/main/score HTTP/1.1\r\nHost: x\r\n"
-                      b"Authorization: Bearer test-key-primary\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"Authorization: Bearer test-key-primary\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n"
                       + b"".join(b"400\r\n" + b"y" * 1024 + b"\r\n" for _ in range(5))
                       + b"0\r\n\r\n")
     assert raw.startswith(b"HTTP/1.1 413")

@@ -188,7 +188,7 @@ def _restart_each_deployment(marker: str, prometheus: Prometheus) -> None:
     for name in (LIVE, SHADOW):
         restarts = (f'sum(scoregate_instance_restarts_total{{endpoint="{ENDPOINT}", '
                     f'deployment="{name}"}})')
-        wait_until(lambda: prometheus.value(restarts) >= 1, timeout=60, interval=0.5,
+        wait_until(lambda query=restarts: prometheus.value(query) >= 1, timeout=60, interval=0.5,
                    what=f"{name}'s restart to reach Prometheus")
 
 
@@ -204,7 +204,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         credentials = _credentials(gateway)
         client = Client(gateway, str(credentials["primaryKey"]))
         for name in (LIVE, SHADOW):
-            wait_until(lambda: client.send(f"direct:{name}", 0, name) == 200, timeout=60,
+            wait_until(lambda name=name: client.send(f"direct:{name}", 0, name) == 200, timeout=60,
                        what=f"{name} to answer")
         load_started = time.time()
         _load(client, prometheus)

@@ -47,7 +47,8 @@ def test_blue_and_green_predict_what_their_models_predict(
         assert reply.json() == expected
         answers[version] = reply.json()
         marker = f"model {version[-1]}: request received"
-        wait_until(lambda: marker in server.started.log(), 10, what="the script's log line")
+        wait_until(lambda marker=marker, server=server: marker in server.started.log(), 10,
+                   what="the script's log line")
     assert len(answers["model-1"]) == len(rows) == 2
     assert answers["model-1"] != answers["model-2"]
 

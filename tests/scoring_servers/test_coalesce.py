@@ -58,7 +58,8 @@ def test_writes_of_one_loop_turn_become_one_write() -> None:
         await asyncio.sleep(0)
         return inner.calls
 
-    assert asyncio.run(scenario()) == [("write", b"HTTP/1.1 200 OK\r\n\r\nbody"), ("write", b"next answer")]
+    assert asyncio.run(scenario()) == [("write", b"HTTP/1.1 200 OK\r\n\r\nbody"),
+                                       ("write", b"next answer")]
 
 
 def test_close_sends_pending_bytes_first_and_abort_drops_them() -> None:

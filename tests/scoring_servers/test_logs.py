@@ -9,14 +9,20 @@ import sys
 import threading
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from scoring_servers.azureml.logs import (LOG_FORMAT, MAX_PENDING, DeferredFlushHandler,
-                                          InstanceLogFormatter)
+from scoring_servers.azureml.logs import (
+    LOG_FORMAT,
+    MAX_PENDING,
+    DeferredFlushHandler,
+    InstanceLogFormatter,
+)
 
 
 def _record(message: str, args: tuple[object, ...] = (), level: int = logging.INFO,
-            created: float | None = None, exc: bool = False, stack: bool = False) -> logging.LogRecord:
+            created: float | None = None, exc: bool = False, stack: bool = False,
+            ) -> logging.LogRecord:
     exc_info = None
     if exc:
         try:
@@ -36,7 +42,8 @@ def _record(message: str, args: tuple[object, ...] = (), level: int = logging.IN
 def test_lines_equal_logging_formatter(message: str, created: float, exc: bool, stack: bool,
                                        level: int) -> None:
     record = _record(message, (), level, created, exc, stack)
-    expected = logging.Formatter(LOG_FORMAT).format(_record(message, (), level, created, exc, stack))
+    record = _record(message, (), level, created, exc, stack)
+    expected = logging.Formatter(LOG_FORMAT).format(record)
     ours = InstanceLogFormatter()
     if record.exc_info:
         record.exc_text = ours.formatException(record.exc_info)

@@ -6,7 +6,13 @@ import signal
 from pathlib import Path
 
 from tests.scoring_servers.server_helpers import (
-    ScoringServer, server_args, start_server, start_server_on_fd, wait_ready, write_script)
+    ScoringServer,
+    server_args,
+    start_server,
+    start_server_on_fd,
+    wait_ready,
+    write_script,
+)
 from tests.support.processes import ProcessGroup
 
 SLOW_INIT = """
@@ -21,7 +27,8 @@ SLOW_INIT = """
 """
 
 
-def test_readiness_does_not_pass_before_init_finished(processes: ProcessGroup, code_dir: Path) -> None:
+def test_readiness_does_not_pass_before_init_finished(processes: ProcessGroup,
+                                                      code_dir: Path) -> None:
     write_script(code_dir, SLOW_INIT)
     server = start_server(processes, code_dir)  # returns once GET / answered Healthy
     assert (code_dir / "init-finished").read_text() == "yes"
@@ -53,7 +60,8 @@ def test_script_without_run_exits_3(processes: ProcessGroup, code_dir: Path) -> 
 
 def test_bad_settings_exit_2_with_a_message(processes: ProcessGroup, code_dir: Path) -> None:
     write_script(code_dir, SLOW_INIT)
-    bad_workers = processes.python(*server_args(code_dir), "--port", "0", env={"WORKER_COUNT": "two"})
+    bad_workers = processes.python(*server_args(code_dir), "--port", "0",
+                                   env={"WORKER_COUNT": "two"})
     missing = processes.python(*server_args(code_dir, "nothere.py"), "--port", "0")
     assert bad_workers.proc.wait(60) == 2
     assert missing.proc.wait(60) == 2
@@ -73,14 +81,16 @@ def test_entry_from_environment_and_code_importable_from_any_cwd(
         def run(raw_data):
             return helper_module.VALUE
     """, name="entry.py")
-    started = processes.python("-m", "scoring_servers.azureml", "--code", str(code_dir), "--port", "0",
-                               env={"AZUREML_ENTRY_SCRIPT": "entry.py"}, cwd=tmp_path)
+    started = processes.python("-m", "scoring_servers.azureml", "--code", str(code_dir),
+                               "--port", "0", env={"AZUREML_ENTRY_SCRIPT": "entry.py"},
+                               cwd=tmp_path)
     server = ScoringServer(started, wait_ready(started))
     assert server.score("{}").body == b"42"
 
 
 def test_serves_on_an_inherited_fd(processes: ProcessGroup, code_dir: Path) -> None:
-    write_script(code_dir, "def init():\n    pass\n\ndef run(raw_data):\n    return raw_data[::-1]\n")
+    write_script(code_dir,
+                 "def init():\n    pass\n\ndef run(raw_data):\n    return raw_data[::-1]\n")
     server, sock = start_server_on_fd(processes, code_dir)
     with sock:
         assert server.score("abc").body == b'"cba"'

@@ -80,7 +80,8 @@ def test_a_request_that_times_out_while_queued_never_reaches_run(
                           {"SCORING_TIMEOUT_MS": "300", "WORKER_COUNT": "1"})
     with ThreadPoolExecutor(2) as pool:
         busy = pool.submit(server.score, "1.5 first")
-        wait_until(lambda: "run started: 1.5 first" in server.started.log(), 20, what="the first run()")
+        wait_until(lambda: "run started: 1.5 first" in server.started.log(), 20,
+                   what="the first run()")
         queued = pool.submit(server.score, "0 queued")
         assert queued.result().status == 500  # waited 300 ms behind the first, never started
         assert busy.result().status == 500

@@ -10,6 +10,7 @@ from types import ModuleType
 import joblib
 
 from tests.scoring_servers.server_helpers import ScoringServer, start_server
+from tests.support.gateway import trained_example
 from tests.support.processes import REPO_ROOT, ProcessGroup, wait_until
 
 EXAMPLE = REPO_ROOT / "config" / "examples" / "blue-green"
@@ -23,27 +24,28 @@ def _train_module() -> ModuleType:
     return module
 
 
-def _start_version(processes: ProcessGroup, tmp_path: Path, version: str) -> ScoringServer:
+def _start_version(processes: ProcessGroup, tmp_path: Path, example: Path,
+                   version: str) -> ScoringServer:
     """AZUREML_MODEL_DIR as the supervisor lays it out: an entry named `model` → model folder."""
     model_dir = tmp_path / version
     model_dir.mkdir()
-    (model_dir / "model").symlink_to(EXAMPLE / version / "model", target_is_directory=True)
-    return start_server(processes, EXAMPLE / version / "onlinescoring",
+    (model_dir / "model").symlink_to(example / version / "model", target_is_directory=True)
+    return start_server(processes, example / version / "onlinescoring",
                         {"AZUREML_MODEL_DIR": str(model_dir)})
 
 
 def test_blue_and_green_predict_what_their_models_predict(
         processes: ProcessGroup, tmp_path: Path) -> None:
     train = _train_module()
-    train.ensure_models(EXAMPLE)
-    request = (EXAMPLE / "sample-request.json").read_text()
+    example = trained_example(tmp_path / "example")  # never trains into the checkout
+    request = (example / "sample-request.json").read_text()
     rows = json.loads(request)["data"]
     answers = {}
     for version in ("model-1", "model-2"):
-        server = _start_version(processes, tmp_path, version)
+        server = _start_version(processes, tmp_path, example, version)
         reply = server.score(request)
         assert reply.status == 200, reply.body
-        expected = joblib.load(train.model_path(EXAMPLE, version)).predict(rows).tolist()
+        expected = joblib.load(train.model_path(example, version)).predict(rows).tolist()
         assert reply.json() == expected
         answers[version] = reply.json()
         marker = f"model {version[-1]}: request received"

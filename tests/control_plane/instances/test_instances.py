@@ -29,6 +29,7 @@ from control_plane.instances.model_dir import prepare_model_dir
 from control_plane.instances.supervisor import Supervisor, SupervisorTimings
 from control_plane.specs import loader as yaml_loader
 from control_plane.specs.resources import DeploymentSpec, ProbeSettings, RequestSettings
+from tests.support.gateway import trained_example
 from tests.support.loops import run_bounded
 from tests.support.processes import REPO_ROOT, ProcessGroup, http_ok, wait_until
 
@@ -464,12 +465,12 @@ EXAMPLE = REPO_ROOT / "config" / "examples" / "blue-green"
 def test_real_scoring_server_serves_the_example_model(tmp_path: Path) -> None:
     """Default command, Azure's model-dir layout: the example's score.py finds its model."""
     train = _load_module(EXAMPLE / "train.py")
-    train.ensure_models(EXAMPLE)
-    spec = yaml_loader.load_file(EXAMPLE / "blue-deployment.yml")
+    example = trained_example(tmp_path / "example")  # never trains into the checkout
+    spec = yaml_loader.load_file(example / "blue-deployment.yml")
     assert isinstance(spec, DeploymentSpec)
     key = f"{spec.endpoint_name}/{spec.name}"
-    request = (EXAMPLE / "sample-request.json").read_bytes()
-    expected = joblib.load(train.model_path(EXAMPLE, "model-1")).predict(
+    request = (example / "sample-request.json").read_bytes()
+    expected = joblib.load(train.model_path(example, "model-1")).predict(
         json.loads(request)["data"]).tolist()
 
     async def main() -> None:

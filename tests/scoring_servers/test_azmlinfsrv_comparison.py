@@ -4,13 +4,15 @@ docs/scoring-server.md lists (asserted here as such).
 
 azmlinfsrv runs from its own virtualenv: `SCOREGATE_AZMLINFSRV` names its python, else the
 scoring-server benchmark's `.venv-azmlinfsrv` is used when it exists (created by
-`python benchmarks/scoring_server/run.py`). Without either the test is skipped.
+`python benchmarks/scoring_server/run.py`), else the test builds one with uv in its own temporary
+folder (about 6 s from a cold cache; PyPI must be reachable, or the test is skipped saying so).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -43,13 +45,11 @@ ID = {"x-request-id": "fixed-id"}
 JSON_TYPE = {"Content-Type": "application/json", **ID}
 
 
-def azmlinfsrv_python() -> str:
+def azmlinfsrv_python(folder: Path) -> str:
     given = os.environ.get("SCOREGATE_AZMLINFSRV")
     python = given or (str(BENCH_VENV_PYTHON) if BENCH_VENV_PYTHON.exists() else "")
     if not python:
-        pytest.skip("azmlinfsrv not available: set SCOREGATE_AZMLINFSRV to the python of a "
-                    "virtualenv with azureml-inference-server-http==1.5.1 (or run "
-                    "benchmarks/scoring_server/run.py once, which creates one)")
+        python = _build_venv(folder)
     probe = subprocess.run([python, "-c", "import azureml_inference_server_http, inference_schema"],
                            capture_output=True, timeout=120, check=False)
     if probe.returncode != 0:
@@ -109,9 +109,26 @@ def _methods(allow: str | None) -> set[str]:
     return {method.strip() for method in (allow or "").split(",") if method.strip()}
 
 
+def _build_venv(folder: Path) -> str:
+    """azmlinfsrv 1.5.1 in a virtualenv of its own, built by uv (a scoregate dependency)."""
+    import uv
+
+    uv_bin = uv.find_uv_bin()
+    venv = folder / "azmlinfsrv"
+    env = {**os.environ, "UV_CACHE_DIR": str(folder / "uv-cache"), "UV_PYTHON_DOWNLOADS": "never"}
+    for argv in ([uv_bin, "venv", "--quiet", "--python", sys.executable, str(venv)],
+                 [uv_bin, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+                  "azureml-inference-server-http==1.5.1", "inference-schema", "numpy", "pandas"]):
+        built = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300,
+                               check=False)
+        if built.returncode != 0:
+            pytest.skip(f"could not build azmlinfsrv's virtualenv: {built.stderr.strip()[-300:]}")
+    return str(venv / "bin" / "python")
+
+
 @pytest.fixture(scope="module")
-def python() -> str:
-    return azmlinfsrv_python()
+def python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return azmlinfsrv_python(tmp_path_factory.mktemp("azmlinfsrv"))
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ A feature package: it meets the store only through its `StoreExtension` (`rows.p
 API and deployment references use. See docs/registry.md.
 """
 
-from control_plane.registry.asset import MODEL_TYPES, ModelVersion
+from control_plane.registry.asset import MODEL_TYPES, ModelContainer, ModelVersion
 from control_plane.registry.reference import ModelReference, parse_reference
 from control_plane.registry.rows import STORE_EXTENSION
 from control_plane.registry.service import ModelRegistry, Recovery
 
-__all__ = ["MODEL_TYPES", "STORE_EXTENSION", "ModelReference", "ModelRegistry", "ModelVersion",
-           "Recovery", "parse_reference"]
+__all__ = ["MODEL_TYPES", "STORE_EXTENSION", "ModelContainer", "ModelReference", "ModelRegistry",
+           "ModelVersion", "Recovery", "parse_reference"]

@@ -67,6 +67,45 @@ class ModelVersion:
         )
 
 
+@dataclass(frozen=True)
+class ModelContainer:
+    """A model name with its versions, as `az ml model list` without `--name` shows it:
+    `latest_version` is the highest version that is not archived (None when all are, and then
+    the container itself counts as archived)."""
+
+    name: str
+    latest_version: int | None
+    versions: int
+    description: str = ""  # of the latest version (else the highest)
+    tags: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""  # of its first version
+    modified_at: str = ""  # of its most recent change
+
+    @property
+    def archived(self) -> bool:
+        return self.latest_version is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "latest_version": None if self.latest_version is None else str(self.latest_version),
+            "description": self.description, "tags": dict(self.tags),
+            "creation_context": {"created_at": self.created_at,
+                                 "last_modified_at": self.modified_at},
+            "archived": self.archived, "versions": self.versions,
+        }
+
+    @classmethod
+    def of(cls, versions: list[ModelVersion]) -> ModelContainer:
+        """`versions`: every version of one name, highest first."""
+        active = [v for v in versions if not v.archived]
+        shown = (active or versions)[0]
+        return cls(name=shown.name, latest_version=active[0].version if active else None,
+                   versions=len(versions), description=shown.description, tags=dict(shown.tags),
+                   created_at=min(v.created_at for v in versions),
+                   modified_at=max(v.modified_at for v in versions))
+
+
 def validate_model_name(name: object) -> str:
     """Azure's asset names: a letter or digit, then letters, digits, `-`, `_` or `.` (at most
     255). `:` and `@` never occur, so `name:version` and `name@label` read one way only."""

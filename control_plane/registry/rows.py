@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from control_plane.errors import NotFound, ValidationError
 from control_plane.registry.asset import ModelVersion
+from control_plane.registry.reference import parse_reference
+from control_plane.specs.resources import DeploymentSpec
 from control_plane.store.extension import Migration, StoreExtension
 from control_plane.store.sqlite_store import Record
 
@@ -76,6 +79,27 @@ def digest_in_use(conn: sqlite3.Connection, digest: str) -> bool:
     return row.fetchone() is not None
 
 
+def refuse_missing_models(conn: sqlite3.Connection,
+                          changed: Mapping[str, DeploymentSpec]) -> None:
+    """The store's deployment guard: inside the transaction that commits a deployment, its
+    model version must still be registered (a delete may have committed since it resolved)."""
+    for key, spec in changed.items():
+        if spec.model_ref is None:
+            continue
+        try:
+            ref = parse_reference(spec.model_ref)
+        except ValidationError as error:
+            raise ValidationError(error.rule, f"deployment {key}: {error.message}") from None
+        if ref.version is None:
+            raise ValidationError("model-reference", f"deployment {key}: model {ref} was not "
+                                  "resolved to a version (the registry resolves it at create)")
+        row = conn.execute("SELECT 1 FROM model_versions WHERE name = ? AND version = ?",
+                           (ref.name, ref.version)).fetchone()
+        if row is None:
+            raise NotFound(f"deployment {key}: model {ref} is not registered (deleted "
+                           "meanwhile?); create the deployment again")
+
+
 def _rows(cursor: sqlite3.Cursor, root: Path) -> Iterator[Record[ModelVersion]]:
     for body, etag in cursor:
         data = json.loads(body)
@@ -89,4 +113,5 @@ def _bump(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-STORE_EXTENSION = StoreExtension(FEATURE, (Migration(1, _V1),))
+STORE_EXTENSION = StoreExtension(FEATURE, (Migration(1, _V1),),
+                                 deployment_guards=(refuse_missing_models,))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +23,11 @@ from typing import Any
 
 from control_plane.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from control_plane.registry import rows
-from control_plane.registry.artifacts import ArtifactStore, Staged
+from control_plane.registry.artifacts import ArtifactStore, Staged, tree_digest
 from control_plane.registry.asset import (
     DEFAULT_STAGE,
     DEFAULT_TYPE,
+    ModelContainer,
     ModelVersion,
     parse_version,
     string_map,
@@ -34,13 +35,18 @@ from control_plane.registry.asset import (
     validate_text,
     validate_type,
 )
-from control_plane.registry.reference import LABELS, LATEST, ModelReference, parse_reference
-from control_plane.store.sqlite_store import Record, Store
+from control_plane.registry.reference import (
+    LABELS,
+    LATEST,
+    PREFIX,
+    ModelReference,
+    parse_reference,
+)
+from control_plane.specs.resources import DeploymentSpec
+from control_plane.store.sqlite_store import Record, Store, committed_deployments
 
 ModelRecord = Record[ModelVersion]
 Records = list[ModelRecord]
-UsedBy = Callable[[ModelVersion], Iterable[str]]
-"""Names the deployments (e.g. `endpoint/deployment`) that use a model version."""
 
 
 @dataclass(frozen=True)
@@ -135,21 +141,24 @@ class ModelRegistry:
                 if_match: str | None = None) -> Records:
         return self._set_archived(name, version, if_match, archived=False)
 
-    def delete(self, name: str, version: int | str, used_by: UsedBy,
-               if_match: str | None = None) -> None:
-        """Refused while a deployment uses the version (archive it instead). The artifact
-        folder goes when no other version shares it."""
+    def delete(self, name: str, version: int | str, if_match: str | None = None) -> None:
+        """Refused while a deployment uses the version (archive it instead). The check reads
+        the deployments inside the delete's own write transaction, and a deployment's commit
+        checks its version exists (`rows.refuse_missing_models`), so neither can slip past the
+        other. The artifact folder goes when no other version shares it."""
         number = parse_version(version)
-        model = self.show(name, version=number).spec
-        users = sorted(used_by(model))
-        if users:
-            raise Conflict(f"model {model.id} is used by deployment(s) {', '.join(users)}; "
-                           "update or delete them first, or archive the version instead (it "
-                           "then leaves @latest but keeps serving them)")
+        validate_model_name(name)
 
         def remove_row(conn: sqlite3.Connection) -> str:
             record = _pick(name, self._versions(conn, name), number)
             _check_etag(record, if_match)
+            users = sorted(key for key, spec in committed_deployments(conn).items()
+                           if spec.model_ref == record.spec.id)
+            if users:
+                raise Conflict(
+                    f"model {record.spec.id} is used by deployment(s) {', '.join(users)}; "
+                    "update or delete them first, or archive the version instead (it then "
+                    "leaves @latest but keeps serving them)")
             rows.delete(conn, name, number)
             return record.spec.digest
 
@@ -160,6 +169,67 @@ class ModelRegistry:
                 self._artifacts.remove(digest)
 
         self._store.feature_write(collect)
+
+    # Deployments -------------------------------------------------------------------------
+
+    def bind(self, spec: DeploymentSpec) -> DeploymentSpec:
+        """The deployment with its model resolved to one registered version, as it is created
+        or updated: `model_ref` becomes `azureml:name:version`, `model_path` that version's
+        stored artifact and `model_type` its type. A reference (no `model_path`) resolves
+        now (`@latest` to the highest active version) and never moves afterwards; an inline
+        model with a name (`model_path` outside the registry) is registered on the fly; a
+        deployment already bound keeps its version (archived or not). A deployment without
+        `model_ref` serves its path unregistered, as before the registry."""
+        if spec.model_ref is None:
+            return spec
+        if spec.model_path is None:
+            model = self.resolve(spec.model_ref)
+        elif self._is_stored(spec.model_path):
+            ref = parse_reference(spec.model_ref)
+            if ref.version is None:
+                raise ValidationError("model-reference", f"model_path {spec.model_path} is a "
+                                      f"registered artifact; name its version, not {ref}")
+            model = self.show(ref.name, version=ref.version).spec
+            if model.path != spec.model_path:
+                raise ValidationError("model-reference", f"model_path {spec.model_path} is not "
+                                      f"the artifact of {model.id} ({model.path})")
+        else:
+            model = self._register_inline(spec.model_ref, Path(spec.model_path),
+                                          spec.model_type)
+        if spec.model_type is not None and spec.model_type != model.type:
+            raise ValidationError(
+                "model-type", f"the deployment says model type {spec.model_type} but {model.id} "
+                f"is registered as {model.type}; leave the type out or register a new version")
+        return spec.with_changes(model_ref=model.id, model_path=model.path,
+                                 model_type=model.type)
+
+    def _is_stored(self, path: str) -> bool:
+        return Path(path).is_relative_to(self._artifacts.objects)
+
+    def _register_inline(self, target: str, path: Path, model_type: str | None) -> ModelVersion:
+        """`azureml:<name>:<version>` (or `azureml:<name>`) as an inline model's registration:
+        an existing version with equal content is reused (so re-applying the same file is
+        harmless), different content under an existing version is refused."""
+        body = target.removeprefix(PREFIX)
+        name, _, version_text = body.partition(":")
+        validate_model_name(name)
+        requested = parse_version(version_text) if version_text else None
+        wanted_type = validate_type(model_type or DEFAULT_TYPE)
+        digest = tree_digest(path).digest if path.exists() else ""
+        found = self._store.feature_read(lambda conn: rows.versions(conn, self._root, name))
+        for record in found:
+            model = record.spec
+            if requested is not None and model.version != requested:
+                continue
+            if model.digest == digest and model.type == wanted_type:
+                return model
+            if requested is not None:
+                raise Conflict(
+                    f"model {model.id} exists with other content or type (registered from "
+                    f"another path, digest {model.digest[:12]}…, type {model.type}); a "
+                    f"registered version never changes: leave the inline model's version out "
+                    f"to register version {found[0].spec.version + 1}, or reference {model.id}")
+        return self.create(name, path, version=requested, type=wanted_type).spec
 
     # Reads -------------------------------------------------------------------------------
 
@@ -183,6 +253,21 @@ class ModelRegistry:
             if keep(record):
                 latest.setdefault(record.spec.name, record)
         return list(latest.values())
+
+    def containers(self, *, archived_only: bool = False,
+                   include_archived: bool = False) -> list[ModelContainer]:
+        """Each model name once, by name, with its `latest_version` (`az ml model list`
+        without `--name`). A name whose versions are all archived is an archived container:
+        listed only with `include_archived`, or alone with `archived_only`."""
+        if archived_only and include_archived:
+            raise ValidationError("model-list", "give archived_only or include_archived, not "
+                                  "both")
+        every = self._store.feature_read(lambda conn: rows.everything(conn, self._root))
+        by_name: dict[str, list[ModelVersion]] = {}
+        for record in every:  # by name, highest version first
+            by_name.setdefault(record.spec.name, []).append(record.spec)
+        found = [ModelContainer.of(versions) for versions in by_name.values()]
+        return [c for c in found if include_archived or c.archived == archived_only]
 
     def show(self, name: str, version: int | str | None = None,
              label: str | None = None) -> ModelRecord:

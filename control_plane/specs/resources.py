@@ -56,6 +56,8 @@ class DeploymentSpec:
     name: str
     endpoint_name: str
     # Absolute, resolved paths (relative ones resolve against the YAML file's folder).
+    # A registered model's `model_path` is its stored artifact (the registry sets it when the
+    # deployment is created or updated), so instances need no registry to find it.
     model_path: str | None = None
     code_dir: str | None = None
     scoring_script: str | None = None
@@ -70,6 +72,11 @@ class DeploymentSpec:
     tags: dict[str, str] = field(default_factory=dict)
     environment: Any = None  # kept as given; only its cloud-only parts are "not applied here"
     not_applied: dict[str, Any] = field(default_factory=dict)
+    # The registered model version served, `azureml:name:version`, once resolved. In a
+    # request: a reference to resolve (`azureml:name@latest`, `name:version`, ...) or, with
+    # `model_path`, the name (and version) an inline model is registered as.
+    model_ref: str | None = None
+    model_type: str | None = None  # custom_model | mlflow_model | triton_model; None: not said
 
     @property
     def is_external(self) -> bool:

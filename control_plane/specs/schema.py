@@ -10,6 +10,7 @@ load unchanged; a key neither schema knows is an error naming it. The admin API 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,10 @@ DEPLOYMENT_CLOUD_KEYS = frozenset({
     "model_mount_path", "resources", "startup_probe", "properties", "id", "provisioning_state",
 })
 MODEL_KEYS = frozenset({"path", "name", "version", "type", "description"})
+MODEL_TYPES = ("custom_model", "mlflow_model", "triton_model")
+REFERENCE_PREFIX = "azureml:"
+# `name:version` / `name@label` without the prefix (a path of that shape that exists wins)
+REFERENCE_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}(:[0-9]+|@[A-Za-z]+)")
 MODEL_CLOUD_KEYS = frozenset({"$schema", "tags", "properties", "stage", "datastore", "flavors",
                               "job_name", "intellectual_property"})
 ENVIRONMENT_KEYS = frozenset({
@@ -98,8 +103,8 @@ def deployment_from_mapping(data: Any, source: str, base_dir: Path, *, name: str
     name = _name(src, data, "name", "deployment", name)
     endpoint_name = _name(src, data, "endpoint_name", "endpoint", endpoint_name)
     urls = _urls(src, data)
-    model_path = _model(src, data, not_applied)
-    code_dir, script = _code(src, data, urls, not_applied)
+    model_path, model_ref, model_type = _model(src, data, not_applied)
+    code_dir, script = _code(src, data, urls, not_applied, model_type)
     if urls and "instance_count" in data:
         not_applied["instance_count"] = plain(src, data["instance_count"], "instance_count")
     return DeploymentSpec(
@@ -118,6 +123,8 @@ def deployment_from_mapping(data: Any, source: str, base_dir: Path, *, name: str
         tags=text_map(src, data, "tags"),
         environment=_environment(src, data, not_applied),
         not_applied=not_applied,
+        model_ref=model_ref,
+        model_type=model_type,
     )
 
 
@@ -194,34 +201,60 @@ def _url(src: Source, value: Any, key: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path or '/score'}"
 
 
-def _model(src: Source, data: Mapping[str, Any], not_applied: dict[str, Any]) -> str | None:
+def _model(src: Source, data: Mapping[str, Any],
+           not_applied: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(model_path, model_ref, model_type) as the file gives them; the registry resolves a
+    reference, or registers an inline model that has a name, when the deployment is created.
+
+    `model: azureml:<name>:<version>` (or `@latest`, with or without `azureml:`) is a
+    reference; any other text is a local path; a mapping is an inline model (`path`, and
+    optionally the `name`/`version` it is registered as and its `type`)."""
     value = data.get("model")
     if value is None:
-        return None
+        return None, None, None
     if isinstance(value, str):
-        if value.startswith("azureml:"):
-            raise src.error("model", f"registered models are not supported yet ({value!r}); "
-                                     "give model.path")
-        return local_path(src, value, "model", "any")
+        if value.startswith(REFERENCE_PREFIX) or (
+                REFERENCE_SHAPE.fullmatch(value) and not (src.base_dir / value).exists()):
+            return None, value, None
+        return local_path(src, value, "model", "any"), None, None
     model = mapping(src, value, "model")
     check_keys(src, model, "model", MODEL_KEYS, MODEL_CLOUD_KEYS, not_applied, "a model")
-    for key in ("name", "version", "type", "description"):
-        if key in model:  # shown, not applied: there is no model registry here
-            not_applied[f"model.{key}"] = plain(src, model[key], f"model.{key}")
+    if "description" in model:  # shown, not applied: the registered version has its own
+        not_applied["model.description"] = plain(src, model["description"], "model.description")
+    model_type = text(src, model, "type", "model")
+    if model_type is not None and model_type not in MODEL_TYPES:
+        raise src.error("model.type", f"expected one of {', '.join(MODEL_TYPES)}, got "
+                                      f"{model_type!r}")
     path = text(src, model, "path", "model")
     if path is None:
-        raise src.error("model", "model.path is required (registered models are not "
-                                 "supported yet)")
-    return local_path(src, path, "model.path", "any")
+        raise src.error("model", "model.path is required in an inline model (a registered "
+                                 "one is named as model: azureml:<name>:<version>)")
+    return local_path(src, path, "model.path", "any"), _inline_name(src, model), model_type
+
+
+def _inline_name(src: Source, model: Mapping[str, Any]) -> str | None:
+    """`azureml:<name>:<version>` (or `azureml:<name>`: the next version) that an inline
+    model is registered as; None when it has no name (served from its path, unregistered)."""
+    name = text(src, model, "name", "model")
+    version = model.get("version")
+    if isinstance(version, bool) or not isinstance(version, (int, str, type(None))):
+        raise src.error("model.version", f"expected a whole number, got {describe(version)}")
+    if name is None:
+        if version is not None:
+            raise src.error("model.version", "an inline model with a version needs a name")
+        return None
+    if ":" in name or "@" in name:
+        raise src.error("model.name", f"{name!r}: a model name has no ':' or '@'")
+    return f"{REFERENCE_PREFIX}{name}" + ("" if version is None else f":{version}")
 
 
 def _code(src: Source, data: Mapping[str, Any], urls: tuple[str, ...],
-          not_applied: dict[str, Any]) -> tuple[str | None, str | None]:
+          not_applied: dict[str, Any], model_type: str | None) -> tuple[str | None, str | None]:
     value = data.get("code_configuration")
     if value is None:
         if urls:
             return None, None
-        if str(not_applied.get("model.type", "")).lower() in ("mlflow_model", "mlflow"):
+        if model_type == "mlflow_model":
             raise src.error("model.type", "MLflow deployments without a scoring script are "
                                           "not supported yet; add code_configuration")
         raise src.error(None, "code_configuration {code, scoring_script} is required (or "

@@ -28,7 +28,7 @@ from control_plane.specs import validation
 from control_plane.specs.diff import describe_changes
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.store.database import Database
-from control_plane.store.extension import StoreExtension, WriteGuard
+from control_plane.store.extension import DeploymentGuard, StoreExtension, WriteGuard
 
 T = TypeVar("T")
 Percents = Mapping[str, int]
@@ -75,7 +75,9 @@ class Store:
 
     def __init__(self, home: Path, extensions: tuple[StoreExtension, ...] = ()) -> None:
         self._db = Database(Path(home), extensions)
-        self._guards = tuple(guard for ext in extensions for guard in ext.guards)
+        self._guards = _Guards(
+            tuple(guard for ext in extensions for guard in ext.guards),
+            tuple(guard for ext in extensions for guard in ext.deployment_guards))
 
     def close(self) -> None:
         self._db.close()
@@ -389,8 +391,19 @@ class _Draft:
         return [self.deployments[key].name for key in self.deployment_keys(endpoint)]
 
 
-def _commit(conn: sqlite3.Connection, draft: _Draft,
-            guards: tuple[WriteGuard, ...]) -> StoreState:
+@dataclass(frozen=True)
+class _Guards:
+    endpoints: tuple[WriteGuard, ...] = ()
+    deployments: tuple[DeploymentGuard, ...] = ()
+
+
+def committed_deployments(conn: sqlite3.Connection) -> dict[str, DeploymentSpec]:
+    """The deployments as committed, keyed `endpoint/name`, read on a feature's connection
+    inside its own transaction (the registry checks in-use versions so, without a race)."""
+    return {key: record.spec for key, record in _read_state(conn).deployments.items()}
+
+
+def _commit(conn: sqlite3.Connection, draft: _Draft, guards: _Guards) -> StoreState:
     """Validates the draft against Azure's rules, writes what changed, bumps the revision."""
     before = draft.before
     for name, spec in list(draft.endpoints.items()):
@@ -418,11 +431,16 @@ def _commit(conn: sqlite3.Connection, draft: _Draft,
         and after.secrets == before.secrets
     ):
         return before
-    if guards:
+    if guards.endpoints:
         old_specs = {name: record.spec for name, record in before.endpoints.items()}
         new_specs = {name: record.spec for name, record in after.endpoints.items()}
-        for guard in guards:
+        for guard in guards.endpoints:
             guard(conn, old_specs, new_specs, draft.writer)
+    changed = {key: record.spec for key, record in after.deployments.items()
+               if before.deployments.get(key) != record}
+    if changed:
+        for deployment_guard in guards.deployments:
+            deployment_guard(conn, changed)
     _write_rows(conn, before, after)
     return after
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from control_plane.errors import Conflict, NotFound, PreconditionFailed, ValidationError
-from control_plane.registry import STORE_EXTENSION, ModelRegistry, ModelVersion
+from control_plane.registry import STORE_EXTENSION, ModelRegistry
 from control_plane.registry.artifacts import tree_digest
 from control_plane.store.sqlite_store import Store
 from tests.control_plane.registry.conftest import make_model
@@ -191,7 +191,7 @@ def test_etags_change_on_every_write_and_guard_updates(registry: ModelRegistry,
     with pytest.raises(PreconditionFailed):
         registry.archive("a", 1, if_match=first.etag)
     assert registry.archive("a", 1, if_match="*")[0].spec.archived
-    registry.delete("a", 1, lambda m: [])
+    registry.delete("a", 1)
     again = registry.create("a", model, version=1)
     assert again.etag not in (first.etag, second.etag)
 
@@ -237,35 +237,17 @@ def test_a_single_file_registers_and_downloads_as_a_file(registry: ModelRegistry
     assert registry.download("a", 1, tmp_path / "out").read_bytes() == b"onnx"
 
 
-def test_delete_is_refused_while_a_deployment_uses_the_version(
-        registry: ModelRegistry, model: Path) -> None:
-    registry.create("a", model)
-    asked: list[ModelVersion] = []
-
-    def used_by(version: ModelVersion) -> list[str]:
-        asked.append(version)
-        return ["web/blue", "api/green"]
-
-    with pytest.raises(Conflict) as caught:
-        registry.delete("a", 1, used_by)
-    assert caught.value.message.startswith(
-        "model azureml:a:1 is used by deployment(s) api/green, web/blue;")
-    assert [v.id for v in asked] == ["azureml:a:1"]
-    assert registry.archive("a", 1)[0].spec.archived
-    assert registry.show("a", version=1).spec.archived
-
-
 def test_delete_keeps_shared_artifacts_and_frees_the_last_one(
         registry: ModelRegistry, model: Path, home: Path) -> None:
     registry.create("a", model)
     registry.create("a", model)
     objects = home / "models" / "sha256"
-    registry.delete("a", 1, lambda v: [])
+    registry.delete("a", 1)
     assert len(list(objects.iterdir())) == 1 and registry.verify("a", 2)
-    registry.delete("a", 2, lambda v: [])
+    registry.delete("a", 2)
     assert list(objects.iterdir()) == []
     with pytest.raises(NotFound, match="model 'a' is not registered"):
-        registry.delete("a", 2, lambda v: [])
+        registry.delete("a", 2)
 
 
 def test_the_registry_lives_in_the_store_across_reopening(home: Path, model: Path) -> None:
@@ -309,7 +291,7 @@ def test_concurrent_creates_get_distinct_versions(registry: ModelRegistry, tmp_p
 def test_the_public_surface() -> None:
     import control_plane.registry as package
 
-    assert sorted(package.__all__) == ["MODEL_TYPES", "ModelReference", "ModelRegistry",
-                                       "ModelVersion", "Recovery", "STORE_EXTENSION",
-                                       "parse_reference"]
+    assert sorted(package.__all__) == ["MODEL_TYPES", "ModelContainer", "ModelReference",
+                                       "ModelRegistry", "ModelVersion", "Recovery",
+                                       "STORE_EXTENSION", "parse_reference"]
     assert STORE_EXTENSION.name == "registry" and STORE_EXTENSION.version == 1

@@ -145,11 +145,21 @@ def test_kubernetes_sample_settings_apply_and_cloud_keys_do_not() -> None:
     assert endpoint.not_applied == {"compute": "azureml:inferencecompute"}
 
 
-def test_registered_assets_sample_is_not_supported_yet() -> None:
-    path = ONLINE / "managed/sample/blue-deployment-with-registered-assets.yml"
-    error = refused(lambda: load_file(path))
-    assert error.key == "model" and "not supported yet" in str(error)
-    assert error.line == line_of(path.read_text(), "model:")
+def test_registered_model_references_are_kept_for_the_registry_to_resolve() -> None:
+    spec = load_file(ONLINE / "managed/sample/blue-deployment-with-registered-assets.yml")
+    assert isinstance(spec, DeploymentSpec)
+    assert (spec.model_ref, spec.model_path) == ("azureml:my-model:1", None)
+
+
+def test_inline_models_carry_the_name_and_version_they_register_as(folder: Path) -> None:
+    named = DEPLOYMENT.replace("path: model/", "path: model/\n  name: m\n  version: 3\n"
+                               "  type: custom_model")
+    spec = load_text(named, "d.yml", folder)
+    assert isinstance(spec, DeploymentSpec)
+    assert (spec.model_ref, spec.model_type) == ("azureml:m:3", "custom_model")
+    assert spec.model_path == str(folder / "model")
+    anonymous = load_text(DEPLOYMENT, "d.yml", folder)
+    assert isinstance(anonymous, DeploymentSpec) and anonymous.model_ref is None
 
 
 def test_mlflow_sample_without_script_is_not_supported_yet() -> None:
@@ -306,7 +316,8 @@ def test_json_bodies_share_rules_and_messages(folder: Path) -> None:
     (("score.py", "nope.py"), "code_configuration.scoring_script", "does not exist"),
     (("path: model/", "path: gone/"), "model.path", "does not exist"),
     (("path: model/", "name: m"), "model", "model.path is required"),
-    (("model:\n  path: model/", "model: azureml:my-model@latest"), "model", "not supported yet"),
+    (("path: model/", "path: model/\n  type: onnx"), "model.type", "mlflow_model"),
+    (("path: model/", "path: model/\n  version: 2"), "model.version", "needs a name"),
     (("path: model/", "path: azureml://datastores/x/paths/m"), "model.path", "not supported yet"),
     (("name: blue", "name: Blue_1"), "name", "not valid"),
     (("endpoint_name: my-endpoint", "endpoint_name: <ENDPOINT_NAME>"), "endpoint_name",

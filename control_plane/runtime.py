@@ -16,6 +16,7 @@ from control_plane.compile import EndpointKeys, compile_snapshot
 from control_plane.home import StateDir
 from control_plane.instances.managed import InstanceStatus
 from control_plane.instances.supervisor import Supervisor
+from control_plane.registry import ModelRegistry
 from control_plane.rollouts.engine import RolloutEngine
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.store.extension import StoreExtension
@@ -50,6 +51,7 @@ class Runtime:
         self._version = 0
         self._lock: asyncio.Lock | None = None
         self._rollouts: RolloutEngine | None = None
+        self._models: ModelRegistry | None = None
         self.scoring_app: ScoringApp | None = None  # set by attach(); its comparison reports
 
     def attach(self, *, holder: SnapshotHolder, supervisor: Supervisor, scoring_url: str,
@@ -68,6 +70,14 @@ class Runtime:
     @property
     def rollouts(self) -> RolloutEngine | None:
         return self._rollouts
+    def attach_models(self, registry: ModelRegistry) -> None:
+        """`serve` hands over the registry once `recover()` ran; until then the admin API
+        answers model calls with 503."""
+        self._models = registry
+
+    @property
+    def models(self) -> ModelRegistry | None:
+        return self._models
 
     @property
     def supervisor(self) -> Supervisor:

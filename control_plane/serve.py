@@ -26,6 +26,8 @@ from control_plane.compare_flags import add_compare_arguments, compare_from_args
 from control_plane.errors import ScoregateError
 from control_plane.home import StateDir, default_home
 from control_plane.instances.supervisor import Supervisor
+from control_plane.registry import STORE_EXTENSION as REGISTRY_EXTENSION
+from control_plane.registry import ModelRegistry
 from control_plane.rollouts import rows as rollout_rows
 from control_plane.rollouts.engine import RolloutEngine
 from control_plane.rollouts.events import RolloutEvents
@@ -144,11 +146,12 @@ async def serve(options: ServeOptions) -> int:
     try:  # a state database this scoregate cannot open is one line on stderr, not a traceback
         runtime = Runtime(state_dir=state_dir, settings=options.settings,
                           admin_token=load_admin_token(state_dir.path),
-                          extensions=(rollout_rows.STORE_EXTENSION,))
+                          extensions=(rollout_rows.STORE_EXTENSION, REGISTRY_EXTENSION))
     except ScoregateError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     try:
+        _start_registry(runtime)
         if options.sources:
             _apply_sources(runtime, options.sources)
         return await _run(runtime, options)
@@ -157,6 +160,20 @@ async def serve(options: ServeOptions) -> int:
         return 1
     finally:
         runtime.close()
+
+
+def _start_registry(runtime: Runtime) -> None:
+    """Before anything else touches the registry (this process alone writes the state folder
+    now): drop what an interrupted create or delete left, then hand the registry over."""
+    registry = ModelRegistry(runtime.store, runtime.state_dir.path)
+    recovery = registry.recover()
+    if recovery.temp_removed or recovery.orphans_removed:
+        print(f"model registry: removed {recovery.temp_removed} interrupted copies and "
+              f"{len(recovery.orphans_removed)} unregistered artifact folders", flush=True)
+    for model in recovery.missing:
+        print(f"model registry: the artifact of {model} is missing (deleted by hand?)",
+              flush=True)
+    runtime.attach_models(registry)
 
 
 def _apply_sources(runtime: Runtime, sources: Sequence[Path]) -> None:
@@ -173,6 +190,8 @@ def _apply_sources(runtime: Runtime, sources: Sequence[Path]) -> None:
                 deployments.append(spec)
             else:
                 endpoints.append(spec)
+    if runtime.models is not None:  # references resolve, inline models register, as at create
+        deployments = [runtime.models.bind(spec) for spec in deployments]
     for line in runtime.store.apply(endpoints, deployments):
         print(line, flush=True)
     applied: list[EndpointSpec | DeploymentSpec] = [*endpoints, *deployments]

@@ -31,9 +31,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from control_plane.admin.comparison import comparison_json
+from control_plane.admin.models import ModelService, model_handlers
 from control_plane.admin.openapi import PATHS, check_body, openapi_document
 from control_plane.admin.rollouts import RolloutService, rollout_handlers
-from control_plane.errors import ScoregateError, ValidationError
+from control_plane.errors import Conflict, ScoregateError, ValidationError
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.specs.schema import deployment_from_mapping
 from control_plane.specs.validation import validate_deployment
@@ -47,6 +48,7 @@ TOKEN_TTL_S = 3600.0  # aml_token lifetime given by get-credentials; refresh aft
 MAX_LOG_LINES = 100_000
 _MERGED_FIELDS = frozenset({"tags", "environment_variables", "request_settings",
                             "liveness_probe", "readiness_probe"})
+_MODEL_FIELDS = frozenset({"model_path", "model_ref", "model_type"})
 _log = logging.getLogger("scoregate.admin")
 T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -68,6 +70,8 @@ class AdminRuntime(Protocol):
 
     @property
     def rollouts(self) -> RolloutService | None: ...  # None until `serve` started them
+    @property
+    def models(self) -> ModelService | None: ...  # None until `serve` recovered the registry
 
     def instance_status(self, key: str) -> Sequence[InstanceStatus]: ...  # "endpoint/deployment"
     def logs(self, key: str, lines: int) -> str: ...
@@ -103,6 +107,7 @@ def _handlers(api: _AdminApi) -> dict[str, dict[str, Handler]]:
         d + "/logs": {"get": api.logs},
         d + "/compare": {"get": api.compare},
         **rollout_handlers(lambda: api.runtime.rollouts),
+        **model_handlers(lambda: api.runtime.models, _if_match),
     }
 
 
@@ -192,6 +197,11 @@ class _AdminApi:
                                   f"{body['endpoint_name']} but the path names {endpoint}")
         spec = _checked_sources(DeploymentSpec.from_dict(body))
         all_traffic = _flag(request.query_params.get("all_traffic"), "all_traffic")
+        existing = await self._store(self.runtime.store.deployments, endpoint)
+        if f"{endpoint}/{spec.name}" in existing:  # refused before an inline model registers
+            raise Conflict(f"deployment {spec.name} of endpoint {endpoint} exists; update it "
+                           "instead")
+        spec = await self._bound(spec)
         record = await self._store(self.runtime.store.create_deployment, spec,
                                    all_traffic=all_traffic)
         return self._deployment_answer(record, await self._applied(), 201)
@@ -199,9 +209,11 @@ class _AdminApi:
     async def update_deployment(self, request: Request) -> Response:
         endpoint, name = _deployment_key(request)
         patch = await _body(request, "DeploymentPatch")
+        model = await self._patched_model(endpoint, name, patch)
 
         def revise(spec: DeploymentSpec) -> DeploymentSpec:
-            return _checked_sources(DeploymentSpec.from_dict(_merge(spec.to_dict(), patch)))
+            revised = _checked_sources(DeploymentSpec.from_dict(_merge(spec.to_dict(), patch)))
+            return revised if model is None else revised.with_changes(**model)
 
         record = await self._store(self.runtime.store.patch_deployment, endpoint, name, revise,
                                    if_match=_if_match(request))
@@ -224,6 +236,29 @@ class _AdminApi:
         endpoint, name = _deployment_key(request)
         await self._store(self.runtime.store.deployment, endpoint, name)  # 404 if unknown
         return _json(comparison_json(self.runtime.comparisons(endpoint, name)))
+
+    async def _bound(self, spec: DeploymentSpec) -> DeploymentSpec:
+        """The spec with its model resolved by the registry (in a thread: an inline model is
+        copied); the store's commit checks the version still exists."""
+        if spec.model_ref is None:
+            return spec
+        registry = self.runtime.models
+        if registry is None:
+            raise ScoregateError("the model registry is not running on this server yet; "
+                                 "retry in a moment")
+        return await self._store(registry.bind, spec)
+
+    async def _patched_model(self, endpoint: str, name: str,
+                             patch: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A patch that names the model replaces all of it (path, reference and type), resolved
+        now; one that does not keeps the version the deployment was bound to."""
+        if not _MODEL_FIELDS & patch.keys():
+            return None
+        current = (await self._store(self.runtime.store.deployment, endpoint, name)).spec
+        model = {field: patch.get(field) for field in _MODEL_FIELDS}
+        candidate = _checked_sources(current.with_changes(**model))
+        bound = await self._bound(candidate)
+        return {field: getattr(bound, field) for field in _MODEL_FIELDS}
 
     # --- shared steps ----------------------------------------------------------------------
 
@@ -270,7 +305,8 @@ class _AdminApi:
         spec = record.spec
         key = f"{spec.endpoint_name}/{spec.name}"
         statuses = self.runtime.instance_status(key)  # in memory, owned by this event loop
-        return {**spec.to_dict(), "provisioning_state": "Succeeded",
+        return {**spec.to_dict(), "model": spec.model_ref or spec.model_path,
+                "provisioning_state": "Succeeded",
                 "instances": [_instance_view(status) for status in statuses],
                 "etag": record.etag}
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from control_plane.admin.model_doc import PATH_PARAMETERS as MODEL_PATH_PARAMETERS
+from control_plane.admin.model_doc import PATHS as MODEL_PATHS
+from control_plane.admin.model_doc import SCHEMAS as MODEL_SCHEMAS
 from control_plane.admin.rollout_doc import PATHS as ROLLOUT_PATHS
 from control_plane.admin.rollout_doc import SCHEMAS as ROLLOUT_SCHEMAS
 from control_plane.errors import ScoregateError
@@ -56,6 +59,12 @@ _ENDPOINT_FIELDS: Schema = {
 }
 _DEPLOYMENT_FIELDS: Schema = {
     "model_path": _PATH,
+    "model_ref": {"type": "string", "nullable": True, "description": (
+        "in answers: the registered version served, azureml:<name>:<version>. In requests: a "
+        "reference resolved now (azureml:<name>:<version>, azureml:<name>@latest, without "
+        "azureml: too) or, with model_path, the name[:version] an inline model registers as")},
+    "model_type": {"type": "string", "nullable": True,
+                   "enum": ["custom_model", "mlflow_model", "triton_model"]},
     "code_dir": _PATH,
     "scoring_script": _PATH,
     "environment_variables": _STRINGS,
@@ -148,6 +157,7 @@ SCHEMAS: dict[str, Schema] = {
         "effective_at": {"type": "string", "format": "date-time"},
     }, ("message", "snapshot_version", "effective_at")),
     **ROLLOUT_SCHEMAS,
+    **MODEL_SCHEMAS,
 }
 
 
@@ -249,7 +259,8 @@ def _json(schema: Schema) -> Schema:
 
 def _path_parameters(path: str) -> list[Schema]:
     return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in ("endpoint", "deployment") if "{" + name + "}" in path]
+            for name in ("endpoint", "deployment", *MODEL_PATH_PARAMETERS)
+            if "{" + name + "}" in path]
 
 
 _LINES: Schema = {"name": "lines", "in": "query", "required": False,
@@ -312,13 +323,14 @@ PATHS: dict[str, Schema] = {
                    "counts, agreement rate, memory, last mismatching pairs", "Comparison"),
     },
     **ROLLOUT_PATHS,
+    **MODEL_PATHS,
 }
 
 _ERROR_ANSWERS = {
     "400": "a body of the wrong shape, or a change that breaks an Azure ML rule (see `rule`)",
     "401": "missing or wrong admin token",
-    "404": "no such endpoint or deployment",
-    "409": "it exists already: update it instead",
+    "404": "no such endpoint, deployment or model (version)",
+    "409": "it exists already (update it instead), or it is in use",
     "412": "If-Match names a version that is no longer current",
     "500": "an internal error (details in the server log)",
 }
@@ -331,8 +343,8 @@ def openapi_document(server_url: str | None = None) -> Schema:
     document: Schema = {
         "openapi": "3.0.3",
         "info": {"title": "scoregate admin API", "version": "1",
-                 "description": "Endpoints, deployments, traffic and credentials of a "
-                                "scoregate server. Every route except this document needs "
+                 "description": "Endpoints, deployments, traffic, credentials and "
+                                "registered models of a scoregate server. Every route except this document needs "
                                 "`Authorization: Bearer <admin token>`."},
         "paths": paths,
         "components": {

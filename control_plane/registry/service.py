@@ -47,6 +47,7 @@ from control_plane.store.sqlite_store import Record, Store, committed_deployment
 
 ModelRecord = Record[ModelVersion]
 Records = list[ModelRecord]
+Versions = list[ModelVersion]
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,7 @@ class ModelRegistry:
         return list(latest.values())
 
     def containers(self, *, archived_only: bool = False,
-                   include_archived: bool = False) -> list[ModelContainer]:
+                   include_archived: bool = False) -> Sequence[ModelContainer]:
         """Each model name once, by name, with its `latest_version` (`az ml model list`
         without `--name`). A name whose versions are all archived is an archived container:
         listed only with `include_archived`, or alone with `archived_only`."""
@@ -263,11 +264,15 @@ class ModelRegistry:
             raise ValidationError("model-list", "give archived_only or include_archived, not "
                                   "both")
         every = self._store.feature_read(lambda conn: rows.everything(conn, self._root))
-        by_name: dict[str, list[ModelVersion]] = {}
+        by_name: dict[str, Versions] = {}
         for record in every:  # by name, highest version first
             by_name.setdefault(record.spec.name, []).append(record.spec)
         found = [ModelContainer.of(versions) for versions in by_name.values()]
         return [c for c in found if include_archived or c.archived == archived_only]
+
+    def container(self, name: str) -> ModelContainer:
+        """One model name with its `latest_version`; NotFound naming the registered models."""
+        return ModelContainer.of([r.spec for r in self._read_versions(name)])
 
     def show(self, name: str, version: int | str | None = None,
              label: str | None = None) -> ModelRecord:

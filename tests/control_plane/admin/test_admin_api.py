@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from control_plane.registry import STORE_EXTENSION as REGISTRY_EXTENSION
+from control_plane.registry import ModelRegistry
 from control_plane.rollouts.rows import STORE_EXTENSION
 from control_plane.store.sqlite_store import Store
 from tests.support.processes import ProcessGroup, wait_until
@@ -45,6 +47,7 @@ class StandInRuntime:
     store: Any
     admin_token: str
     scoring_url: str
+    models: Any = None  # a real ModelRegistry on the same store
     version: int = 0
     rollouts: None = None  # no rollout engine: the rollout routes answer 503
 
@@ -72,8 +75,10 @@ def _stand_in_app(home: Path, url: str) -> Any:
     from gateway.auth import check_authorization
     from gateway.snapshot import EndpointRoute
 
-    store = Store(home, (STORE_EXTENSION,))
-    admin = build_admin_app(StandInRuntime(store, ADMIN_TOKEN, f"{url}/scoring"))
+    store = Store(home, (STORE_EXTENSION, REGISTRY_EXTENSION))
+    registry = ModelRegistry(store, home)
+    registry.recover()
+    admin = build_admin_app(StandInRuntime(store, ADMIN_TOKEN, f"{url}/scoring", registry))
 
     async def score(scope: Any, receive: Any, send: Any) -> None:
         request = Request(scope, receive)

@@ -344,8 +344,9 @@ def openapi_document(server_url: str | None = None) -> Schema:
         "openapi": "3.0.3",
         "info": {"title": "scoregate admin API", "version": "1",
                  "description": "Endpoints, deployments, traffic, credentials and "
-                                "registered models of a scoregate server. Every route except this document needs "
-                                "`Authorization: Bearer <admin token>`."},
+                                "registered models of a scoregate server. Every route "
+                                "except this document needs `Authorization: Bearer <admin "
+                                "token>`."},
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,

@@ -22,6 +22,7 @@ from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.store.extension import StoreExtension
 from control_plane.store.sqlite_store import Store
 from gateway import (
+    AUTH_NONE,
     ComparisonReport,
     GatewaySettings,
     ScoringApp,
@@ -45,6 +46,7 @@ class Runtime:
         self.store = Store(state_dir.path, extensions)
         self.admin_token = admin_token
         self.scoring_url = ""
+        self.scoring_on_loopback = False  # set by attach(): whether --local endpoints open
         self._holder: SnapshotHolder | None = None
         self._supervisor: Supervisor | None = None
         self._applied = AppliedState()
@@ -55,8 +57,9 @@ class Runtime:
         self.scoring_app: ScoringApp | None = None  # set by attach(); its comparison reports
 
     def attach(self, *, holder: SnapshotHolder, supervisor: Supervisor, scoring_url: str,
-               scoring_app: ScoringApp | None = None) -> None:
+               scoring_app: ScoringApp | None = None, scoring_on_loopback: bool = False) -> None:
         self.scoring_app = scoring_app
+        self.scoring_on_loopback = scoring_on_loopback
         self._holder = holder
         self._supervisor = supervisor
         self.scoring_url = scoring_url
@@ -101,7 +104,7 @@ class Runtime:
         self._version += 1
         snapshot = compile_snapshot(
             self._version,
-            self._applied.endpoints,
+            self._effective_endpoints(),
             self._applied.deployments,
             self._applied.secrets,
             self._supervisor.ready_instances(),
@@ -110,6 +113,14 @@ class Runtime:
         self._holder.publish(snapshot)
         publish_config(snapshot)
         return snapshot.version
+
+    def _effective_endpoints(self) -> dict[str, EndpointSpec]:
+        """`--local` endpoints take requests without a key, as Azure's local endpoints do,
+        but only while the scoring listener is bound to loopback: `serve --host 0.0.0.0`
+        never opens them to the network (their key applies then)."""
+        return {name: spec.with_changes(auth_mode=AUTH_NONE)
+                if spec.local and self.scoring_on_loopback else spec
+                for name, spec in self._applied.endpoints.items()}
 
     def instance_status(self, key: str) -> list[InstanceStatus]:
         return list(self.supervisor.status(key))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import signal
 import socket
 import sys
@@ -215,7 +216,7 @@ async def _run(runtime: Runtime, options: ServeOptions) -> int:
         in_flight=scoring_app.in_flight,
     )
     runtime.attach(holder=holder, supervisor=supervisor, scoring_url=scoring_url,
-                   scoring_app=scoring_app)
+                   scoring_app=scoring_app, scoring_on_loopback=_is_loopback(scoring_socket))
 
     from control_plane.admin.app import build_admin_app
 
@@ -311,6 +312,11 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(False)
     return sock
+
+
+def _is_loopback(sock: socket.socket) -> bool:
+    """Whether the socket is bound to a loopback address (127.0.0.0/8, ::1) only."""
+    return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
 
 
 def _url(sock: socket.socket) -> str:

@@ -63,6 +63,8 @@ class AdminRuntime(Protocol):
     def admin_token(self) -> str: ...
     @property
     def scoring_url(self) -> str: ...  # base URL of the scoring listener, no trailing slash
+    @property
+    def scoring_on_loopback(self) -> bool: ...  # whether `--local` endpoints need no key
 
     async def apply_change(self) -> int:
         """Bring instances and the data plane in line with the store; the new snapshot version."""
@@ -130,6 +132,11 @@ class _AdminApi:
 
     async def create_endpoint(self, request: Request) -> Response:
         spec = EndpointSpec.from_dict(await _body(request, "EndpointCreate"))
+        if spec.local and not self.runtime.scoring_on_loopback:
+            raise ValidationError("local-endpoint", f"endpoint {spec.name}: --local endpoints "
+                                  "take requests without a key, so they are refused while the "
+                                  "scoring listener is not bound to loopback (serve --host "
+                                  "127.0.0.1); create it without --local")
         record = await self._store(self.runtime.store.create_endpoint, spec)
         return self._endpoint_answer(record, await self._applied(), status=201)
 
@@ -287,13 +294,16 @@ class _AdminApi:
         already lists every deployment in `traffic`, 0 for those without live traffic)."""
         spec = record.spec
         base = f"{self.runtime.scoring_url}/endpoints/{spec.name}"
+        keyless = spec.local and self.runtime.scoring_on_loopback
         return {
             "name": spec.name,
-            "auth_mode": spec.auth_mode,
+            "auth_mode": "none" if keyless else spec.auth_mode,
+            "local": spec.local,
             "traffic": spec.traffic,
             "mirror_traffic": spec.mirror_traffic,
             "scoring_uri": f"{base}/score",
             "swagger_uri": f"{base}/swagger.json",
+            "openapi_uri": f"{base}/swagger.json",  # the name `az ml online-endpoint show` uses
             "provisioning_state": "Succeeded",
             "description": spec.description,
             "tags": spec.tags,

@@ -97,12 +97,19 @@ SCHEMAS: dict[str, Schema] = {
     "Error": _object({"message": {"type": "string"},
                       "rule": {"type": "string", "description": "the Azure ML rule broken"}},
                      ("message",)),
-    "EndpointCreate": _object({"name": _NAME, **_ENDPOINT_FIELDS, "not_applied": _ANY_OBJECT},
+    "EndpointCreate": _object({"name": _NAME, **_ENDPOINT_FIELDS, "not_applied": _ANY_OBJECT,
+                               "local": {"type": "boolean", "description": (
+                                   "as `--local`: requests need no key (refused unless the "
+                                   "scoring listener is bound to loopback)")}},
                               ("name",)),
     "EndpointPatch": _object({**_ENDPOINT_FIELDS, "tags": _STRINGS_OR_NULL}),
     "Endpoint": _object({
         "name": {"type": "string"}, **_ENDPOINT_FIELDS, "not_applied": _ANY_OBJECT,
         "scoring_uri": {"type": "string"}, "swagger_uri": {"type": "string"},
+        "openapi_uri": {"type": "string"},
+        "local": {"type": "boolean"},
+        "auth_mode": {"type": "string", "enum": [*AUTH_MODES, "none"],
+                      "description": "none: a --local endpoint on a loopback listener"},
         **_STATUS_FIELDS,
     }, ("name", "auth_mode", "traffic", "mirror_traffic", "scoring_uri", "swagger_uri",
         "provisioning_state", "description", "tags", "etag"), extra=True),

@@ -39,6 +39,9 @@ class EndpointSpec:
     tags: dict[str, str] = field(default_factory=dict)
     # Cloud-only keys, kept as given and shown as "not applied here" (e.g. "$schema").
     not_applied: dict[str, Any] = field(default_factory=dict)
+    # Created with `--local`, as Azure's local endpoints: requests need no key, and only while
+    # the scoring listener is bound to loopback (otherwise `auth_mode` applies).
+    local: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

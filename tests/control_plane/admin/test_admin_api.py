@@ -48,6 +48,7 @@ class StandInRuntime:
     admin_token: str
     scoring_url: str
     models: Any = None  # a real ModelRegistry on the same store
+    scoring_on_loopback: bool = True
     version: int = 0
     rollouts: None = None  # no rollout engine: the rollout routes answer 503
 

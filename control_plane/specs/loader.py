@@ -8,13 +8,16 @@ live in `yaml_schema`. Every failure is a `ConfigError` naming the file (and key
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from control_plane.errors import ConfigError
+from control_plane.errors import ConfigError, ScoregateError
 from control_plane.specs.fields import MAX_DEPTH, dotted
+from control_plane.specs.overrides import Override
+from control_plane.specs.overrides import apply as apply_overrides
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.specs.schema import deployment_from_mapping, endpoint_from_mapping
 
@@ -32,10 +35,11 @@ ENDPOINT_MARKERS = ("auth_mode", "traffic", "mirror_traffic", "compute", "identi
 
 
 def load_file(path: str | Path, *, kind: Kind | None = None, name: str | None = None,
-              endpoint_name: str | None = None) -> Spec:
+              endpoint_name: str | None = None, overrides: Sequence[Override] = ()) -> Spec:
     """One endpoint or deployment file; `name`/`endpoint_name` override the file's, as in `az`.
 
     `kind` is for callers that know it (`online-endpoint create -f`); else the file tells it.
+    `overrides` (`--set` ...) change the file's mapping before anything is validated.
     """
     file = str(path)
     try:
@@ -47,7 +51,8 @@ def load_file(path: str | Path, *, kind: Kind | None = None, name: str | None = 
     except UnicodeDecodeError as error:
         raise ConfigError(file, None, f"not UTF-8 text (byte {error.start})") from None
     base_dir = Path(path).absolute().parent
-    return load_text(content, file, base_dir, kind=kind, name=name, endpoint_name=endpoint_name)
+    return load_text(content, file, base_dir, kind=kind, name=name, endpoint_name=endpoint_name,
+                     overrides=overrides)
 
 
 def load_folder(path: str | Path) -> tuple[list[EndpointSpec], list[DeploymentSpec]]:
@@ -77,9 +82,10 @@ def load_folder(path: str | Path) -> tuple[list[EndpointSpec], list[DeploymentSp
 
 
 def load_text(content: str, source: str, base_dir: Path, *, kind: Kind | None = None,
-              name: str | None = None, endpoint_name: str | None = None) -> Spec:
+              name: str | None = None, endpoint_name: str | None = None,
+              overrides: Sequence[Override] = ()) -> Spec:
     """YAML (or JSON, which is YAML) text, e.g. an admin API body; `source` names it in errors."""
-    data, lines = parse_yaml(content, source)
+    data, lines = parse_overridden(content, source, overrides)
     kind = kind or kind_of(data, source)
     if kind == "endpoint":
         return endpoint_from_mapping(data, source, base_dir, name=name, lines=lines)
@@ -118,6 +124,24 @@ def kind_of(data: Any, source: str) -> Kind:
         return "endpoint"
     raise ConfigError(source, None, "neither an online endpoint nor an online deployment: an "
                                     "endpoint has auth_mode, a deployment has endpoint_name")
+
+
+def parse_overridden(content: str, source: str,
+                     overrides: Sequence[Override]) -> tuple[Any, dict[str, int]]:
+    """`parse_yaml`, then the overrides applied to the raw mapping (before any rule is
+    checked); overridden keys lose their line, since the command line set them."""
+    data, lines = parse_yaml(content, source)
+    if not overrides:
+        return data, lines
+    try:
+        changed = apply_overrides(data, overrides)
+    except ScoregateError as error:
+        raise ConfigError(source, None, error.message) from None
+    for override in overrides:
+        key = ".".join(override.path)
+        lines = {k: v for k, v in lines.items() if k != key and not k.startswith(key + ".")
+                 and not k.startswith(key + "[")}
+    return changed, lines
 
 
 def parse_yaml(content: str, source: str) -> tuple[Any, dict[str, int]]:

@@ -1,4 +1,4 @@
-"""The registry's admin API routes through real HTTP (the stand-in server of test_admin_api:
+"""The registry's admin API routes through real HTTP (the stand-in server of admin/test_admin_api:
 the real admin app on a real store and a real registry), and model references in the
 deployment create and update routes."""
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.control_plane.registry.conftest import make_model
-from tests.control_plane.test_admin_api import AdminServer, etag, make_endpoint
+from tests.control_plane.admin.test_admin_api import AdminServer, etag, make_endpoint
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import httpx
 
 from control_plane.cli import evaluate, rollouts
 from control_plane.cli.client import INVOKE_TIMEOUT_S, AdminClient, Raw, scoring_target
-from control_plane.cli.verbs import Verbs, add_set, confirm, get, load, post, with_sets
+from control_plane.cli.verbs import Verbs, add_overrides, confirm, get, load, overridden, post
 from control_plane.errors import ScoregateError
 from control_plane.specs.resources import EndpointSpec
 from control_plane.specs.validation import parse_traffic
@@ -23,20 +23,25 @@ def _path(args: argparse.Namespace, tail: str = "") -> str:
 
 def create(client: AdminClient, args: argparse.Namespace) -> Any:
     if args.file is not None:
-        spec = load(args.file, EndpointSpec, name=args.name).to_dict()
+        spec = load(args.file, EndpointSpec, name=args.name,
+                    overrides=args.overrides).to_dict()
     elif args.name:
-        spec = {"name": args.name}
+        spec = overridden({"name": args.name}, args)
     else:
         raise ScoregateError("give the endpoint's --name or a --file with its YAML")
-    return client.call("POST", "/v1/endpoints", with_sets(spec, args.set))
+    if args.local:
+        spec["local"] = True
+    return client.call("POST", "/v1/endpoints", spec)
 
 
 def update(client: AdminClient, args: argparse.Namespace) -> Any:
     patch: dict[str, Any] = {}
     if args.file is not None:
-        spec = load(args.file, EndpointSpec, name=args.name)
-        patch = {k: v for k, v in spec.to_dict().items() if k != "name" and v != {}}
-    patch = with_sets(patch, args.set)
+        spec = load(args.file, EndpointSpec, name=args.name, overrides=args.overrides)
+        patch = {k: v for k, v in spec.to_dict().items()
+                 if k not in ("name", "local") and v != {}}
+    else:
+        patch = overridden(patch, args, patch=True)
     if args.traffic is not None:
         patch["traffic"] = parse_traffic(args.traffic)
     if args.mirror_traffic is not None:
@@ -77,7 +82,7 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
                   "endpoint")
     created = verbs.add("create", create, "create an endpoint", required=False)
     created.add_argument("-f", "--file", help="endpoint YAML (its name yields to --name)")
-    add_set(created)
+    add_overrides(created)
     verbs.add("show", get(_path), "show an endpoint")
     verbs.add("list", get(lambda args: "/v1/endpoints"), "list endpoints", named=False)
     updated = verbs.add("update", update, "change traffic, mirror traffic or fields")
@@ -85,7 +90,7 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
     updated.add_argument("--mirror-traffic",
                          help='mirror traffic, e.g. "green=10" ("green=0": off)')
     updated.add_argument("-f", "--file", help="endpoint YAML with the new settings")
-    add_set(updated)
+    add_overrides(updated, update=True)
     invoked = verbs.add("invoke", invoke, "score a request and print the answer")
     invoked.add_argument("-r", "--request-file", required=True, help="the JSON body to send")
     invoked.add_argument("-d", "--deployment-name", help="send it to this deployment directly")

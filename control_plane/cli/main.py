@@ -1,4 +1,4 @@
-"""`scoregate`: the verbs of `az ml online-endpoint|online-deployment` (and `serve`, which
+"""`scoregate`: the verbs of `az ml online-endpoint|online-deployment|model` (and `serve`, which
 `control_plane.entry` runs before this parser is built: the CLI never imports the server).
 
 The CLI runs on the server's machine, so it reads YAML itself with `specs.loader` (paths
@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from control_plane.cli import deployments, endpoints
+from control_plane.cli import deployments, endpoints, models
 from control_plane.cli import output as cli_output
 from control_plane.cli.client import URL_ENV, AdminClient, Raw
 from control_plane.errors import ScoregateError
@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(args_list)
     if args.command is None:
         build_parser().print_usage(sys.stderr)
-        print("scoregate: error: choose online-endpoint, online-deployment or serve",
+        print("scoregate: error: choose online-endpoint, online-deployment, model or serve",
               file=sys.stderr)
         return 2
     try:
@@ -70,4 +70,5 @@ def build_parser() -> argparse.ArgumentParser:
     endpoints.add_commands(groups.add_parser("online-endpoint", help="manage endpoints"), common)
     deployments.add_commands(groups.add_parser("online-deployment", help="manage deployments"),
                              common)
+    models.add_commands(groups.add_parser("model", help="manage registered models"), common)
     return parser

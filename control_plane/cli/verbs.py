@@ -4,19 +4,22 @@ reading a spec's YAML locally, and the delete confirmation."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from control_plane.cli.client import AdminClient
 from control_plane.errors import ScoregateError
+from control_plane.specs.overrides import Override, parse_add, parse_remove, parse_set
+from control_plane.specs.overrides import apply as apply_overrides
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 
 Command = Callable[[AdminClient, argparse.Namespace], Any]
 SubParsers = argparse._SubParsersAction  # argparse's type for `add_subparsers()`
-_STRING_MAPS = ("environment_variables", "tags")  # --set values under these stay text
+LOCAL_HELP = ("as Azure's local endpoints: `online-endpoint create --local` makes an "
+              "endpoint that takes requests without a key (loopback listener only); "
+              "elsewhere accepted (every endpoint here runs on this machine)")
 SpecT = TypeVar("SpecT", EndpointSpec, DeploymentSpec)
 
 
@@ -36,6 +39,8 @@ class Verbs:
         if self.kind == "deployment":
             sub.add_argument("-e", "--endpoint-name", required=required,
                              help="endpoint name (--endpoint works too)")
+        if self.kind in ("endpoint", "deployment"):  # deploy-local-endpoint.sh passes it
+            sub.add_argument("--local", action="store_true", help=LOCAL_HELP)
         sub.set_defaults(run=run)
         return sub
 
@@ -54,11 +59,12 @@ def post(path_of: Callable[[argparse.Namespace], str],
 
 
 def load(path: str, kind: type[SpecT], name: str | None,
-         endpoint_name: str | None = None) -> SpecT:
-    """The spec in the YAML file at `path`, read here (paths resolve against its folder)."""
+         endpoint_name: str | None = None, overrides: Sequence[Override] = ()) -> SpecT:
+    """The spec in the YAML file at `path`, read here (paths resolve against its folder), with
+    the overrides applied to the file's values before they are validated."""
     from control_plane.specs.loader import load_file
 
-    spec = load_file(path, name=name, endpoint_name=endpoint_name)
+    spec = load_file(path, name=name, endpoint_name=endpoint_name, overrides=overrides)
     if not isinstance(spec, kind):
         found = "an endpoint" if isinstance(spec, EndpointSpec) else "a deployment"
         wanted = "an endpoint" if kind is EndpointSpec else "a deployment"
@@ -66,37 +72,50 @@ def load(path: str, kind: type[SpecT], name: str | None,
     return spec
 
 
-def add_set(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", action="append", type=parse_set, metavar="KEY=VALUE",
-                        help="set a field, e.g. instance_count=2, "
-                             "request_settings.request_timeout_ms=3000, environment_variables.X=1")
+def add_overrides(parser: argparse.ArgumentParser, *, update: bool = False) -> None:
+    """`--set` on every create and update verb, `--add` and `--remove` on update verbs (and
+    `model create`), as `az` has them. They change the YAML file's values before anything is
+    validated (`specs/overrides.py`), in the order given."""
+    parser.set_defaults(overrides=[])
+    parser.add_argument("--set", action=_OverrideAction, metavar="KEY=VALUE",
+                        help="set a field, e.g. instance_count=2, endpoint_name=my-endpoint, "
+                             "model=azureml:my-model:3, request_settings.request_timeout_ms=3000")
+    if update:
+        parser.add_argument("--add", action=_OverrideAction, nargs=2,
+                            metavar=("KEY", "VALUE"),
+                            help="add KEY=VALUE to a mapping (e.g. --add tags owner=me) or a "
+                                 "value to a list")
+        parser.add_argument("--remove", action=_OverrideAction, nargs="+",
+                            metavar="KEY [INDEX]",
+                            help="remove a key (e.g. --remove tags.owner) or a list item")
 
 
-def parse_set(text: str) -> tuple[list[str], Any]:
-    """`request_settings.request_timeout_ms=3000` → (["request_settings", ...], 3000)."""
-    key, equals, raw = text.partition("=")
-    path = key.strip().split(".")
-    if not equals or not all(path):
-        raise argparse.ArgumentTypeError(
-            f"--set expects KEY=VALUE (e.g. instance_count=2), got {text!r}")
-    if path[0] in _STRING_MAPS:
-        return path, raw
-    try:
-        return path, json.loads(raw)
-    except ValueError:
-        return path, raw
+class _OverrideAction(argparse.Action):
+    """Collects `--set/--add/--remove` into one ordered list of `Override`s."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        try:
+            if option_string == "--set":
+                found = parse_set(str(values))
+            elif option_string == "--add":
+                found = parse_add(*values)
+            elif len(values) > 2:
+                raise ScoregateError(f"--remove expects KEY [INDEX], got {' '.join(values)}")
+            else:
+                found = parse_remove(*values)
+        except ScoregateError as error:
+            raise argparse.ArgumentError(self, error.message) from None
+        namespace.overrides = [*getattr(namespace, "overrides", []), found]
 
 
-def with_sets(base: dict[str, Any], sets: list[tuple[list[str], Any]] | None) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(json.dumps(base))  # a deep copy
-    for path, value in sets or []:
-        target = result
-        for key in path[:-1]:
-            if not isinstance(target.get(key), dict):
-                target[key] = {}
-            target = target[key]
-        target[path[-1]] = value
-    return result
+def overridden(base: dict[str, Any], args: argparse.Namespace, *,
+               patch: bool = False) -> dict[str, Any]:
+    """`base` (a body built from flags, not a file) with the command's overrides; in a patch,
+    `--remove` sends null (the server's merge patch deletes that key)."""
+    changed: dict[str, Any] = apply_overrides(base, getattr(args, "overrides", []),
+                                              null_removes=patch)
+    return changed
 
 
 def confirm(args: argparse.Namespace, what: str) -> None:

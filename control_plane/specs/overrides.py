@@ -81,7 +81,7 @@ def _apply_one(data: dict[str, Any], override: Override, null_removes: bool) -> 
     parent = data
     for key in override.path[:-1]:
         child = parent.get(key)
-        if child is None and override.action != "remove":
+        if child is None and (override.action != "remove" or null_removes):
             child = parent[key] = {}
         if not isinstance(child, dict):
             raise ScoregateError(f"{override.flag}: {key!r} holds "

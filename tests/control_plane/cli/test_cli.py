@@ -313,4 +313,6 @@ def test_abbreviated_flags_name_exactly_one_option() -> None:
     assert "--deployment-name" in commands["online-endpoint invoke"]
     args = build_parser().parse_args(["online-deployment", "update", "--name", "b",
                                       "--endpoint", "e", "--set", "instance_count=2"])
-    assert (args.endpoint_name, args.set) == ("e", [(["instance_count"], 2)])
+    assert args.endpoint_name == "e"
+    assert [(o.action, o.path, o.value) for o in args.overrides] == [
+        ("set", ("instance_count",), 2)]

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.control_plane.registry.conftest import make_model
 from tests.control_plane.admin.test_admin_api import AdminServer, etag, make_endpoint
+from tests.control_plane.registry.conftest import make_model
 
 
 @pytest.fixture

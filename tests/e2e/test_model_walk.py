@@ -70,7 +70,12 @@ def test_registered_model_walk(processes: ProcessGroup, tmp_path: Path) -> None:
     shutil.copyfile(EXAMPLE / "sample-request.json", request)
     deployment_yml = tmp_path / "deployment.yml"
     deployment_yml.write_text(DEPLOYMENT)
-    gateway = start_serve(processes, tmp_path / "home")
+    home = tmp_path / "home"  # what a kill -9 mid-create leaves: a copy, an unused artifact
+    (home / "models" / "tmp" / "interrupted" / "model").mkdir(parents=True)
+    (home / "models" / "sha256" / ("0" * 64) / "model").mkdir(parents=True)
+    gateway = start_serve(processes, home)
+    assert list((home / "models" / "tmp").iterdir()) == []  # serve recovered the registry
+    assert list((home / "models" / "sha256").iterdir()) == []
 
     # register v1; the endpoint; blue from @latest with all traffic; invoke
     first = gateway.cli_json("model", "create", "--name", "walk-model", "--path",

@@ -184,3 +184,25 @@ def test_model_commands_as_processes(admin: AdminServer, model: Path) -> None:
     assert shown.stdout == "1\n"
     assert "its versions: 1" in failed(run_process(admin, "model", "show", "--name",
                                                    "cli-process-model", "--version", "2"))
+
+
+def test_the_ncd_samples_inline_model_is_registered_at_create(
+        cli: Cli, files: dict[str, Path]) -> None:  # noqa: F811
+    """azureml-examples' ncd sample names its inline model (mir-sample-sklearn-ncd-model,
+    version 2); creating the deployment registers it, so `model show` finds it. (A scoring
+    script is set here: serving MLflow models without one is another part of issue 11.)"""
+    from tests.support.processes import REPO_ROOT
+
+    ncd = REPO_ROOT / "tests/data/azureml-examples/cli/endpoints/online/ncd"
+    e = "cli-ncd"
+    cli.ok("online-endpoint", "create", "-n", e, "-f", str(ncd / "create-endpoint.yaml"))
+    code = files["deployment"].parent / "code"
+    created = cli.json("online-deployment", "create", "-f", str(ncd / "sklearn-deployment.yaml"),
+                       "--set", f"endpoint_name={e}",
+                       "--set", f"code_configuration={{\"code\": \"{code}\", "
+                                "\"scoring_script\": \"score.py\"}")
+    assert created["model"] == "azureml:mir-sample-sklearn-ncd-model:2"
+    shown = cli.json("model", "show", "--name", "mir-sample-sklearn-ncd-model", "--version", "2")
+    assert (shown["type"], created["model_path"]) == ("mlflow_model", shown["path"])
+    assert {p.name for p in Path(shown["path"]).iterdir()} == {
+        "MLmodel", "conda.yaml", "model.pkl", "requirements.txt"}

@@ -131,3 +131,25 @@ def test_registered_model_walk(processes: ProcessGroup, tmp_path: Path) -> None:
     gateway.cli("online-endpoint", "create", "--name", "walk-keyed")
     keyed_uri = gateway.cli_json("online-endpoint", "show", "-n", "walk-keyed")["scoring_uri"]
     assert httpx.post(keyed_uri, content=body, timeout=30).status_code == 401
+
+    # YAML applied by `serve FOLDER` binds its references the same way, and a bad one stops
+    # the start with a message naming the versions
+    processes.stop(gateway.started)
+    folder = tmp_path / "applied"
+    folder.mkdir()
+    shutil.copytree(tmp_path / "code", folder / "code")
+    (folder / "deployment.yml").write_text(DEPLOYMENT.replace("<deployment_name>", "applied")
+                                           .replace("<endpoint_name>", E))
+    restarted = start_serve(processes, home, str(folder))
+    applied = restarted.cli_json("online-deployment", "show", "-n", "applied", "-e", E)
+    assert applied["model"] == "azureml:walk-model:2"
+    assert close(invoke(restarted, request, "applied"), v2)
+    processes.stop(restarted.started)
+    (folder / "deployment.yml").write_text(
+        (folder / "deployment.yml").read_text().replace("@latest", ":1"))
+    refused = processes.python("-m", "control_plane", "serve", str(folder), "--port", "0",
+                               "--admin-port", "0", env={"SCOREGATE_HOME": str(home)},
+                               name="refused")
+    wait_until(lambda: refused.proc.poll() is not None, timeout=60, what="serve to refuse")
+    assert refused.proc.returncode == 1
+    assert "model walk-model has no version 1; its versions: 2" in refused.log()

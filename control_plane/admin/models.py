@@ -148,6 +148,7 @@ class _ModelRoutes:
             current = await _thread(registry.show, name, version=version)
             tags = {**current.spec.to_dict()["tags"], **patch["tags"]}
             patch["tags"] = {k: v for k, v in tags.items() if v is not None}
+            if_match = if_match or current.etag  # a change in between: 412, never a lost tag
         record = await _thread(registry.update, name, version, if_match=if_match, **patch)
         return _answer(record)
 

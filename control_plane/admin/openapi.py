@@ -178,14 +178,14 @@ def check_body(schema_name: str, body: Any) -> None:
 
 
 def _check(schema: Schema, value: Any, path: str) -> None:
-    if "x-checked-by" in schema:
-        return
     where = _where(path)
     if value is None:
         if schema.get("nullable"):
             return
-        if "type" in schema:
+        if "type" in schema:  # even where another module checks the value: it expects one
             raise BodyError(f"{where} must not be null")
+    if "x-checked-by" in schema:
+        return
     kind = schema.get("type")
     if kind is not None and not _TYPE_CHECKS[kind](value):
         raise BodyError(f"{where} must be {_ARTICLE[kind]}, got {type(value).__name__}")

@@ -185,8 +185,13 @@ def _url(src: Source, value: Any, key: str) -> str:
     """An external scoring server; its path is the scoring path (default /score)."""
     if not isinstance(value, str):
         raise src.error(key, f"expected an http(s) URL, got {describe(value)}")
+    value = value.strip()
     try:
-        parts = urlsplit(value.strip())
+        validation.validate_url(value)  # before urlsplit, which drops tabs and newlines silently
+    except ValidationError as error:
+        raise src.invalid(key, error) from None
+    try:
+        parts = urlsplit(value)
         port = parts.port
     except ValueError as error:
         raise src.error(key, f"{value!r} is not a valid URL: {error}") from None

@@ -9,6 +9,10 @@ Choices where Azure is silent or where scoregate differs:
   managed online deployments); external deployments (`urls`) ignore it.
 - probe `initial_delay` may be 0 (start probing at once); every other probe value is ≥ 1.
 - a mirror entry of 0 means "mirror off", so `{green: 0}` is accepted even beside live traffic.
+- an external URL must be printable ASCII with no space (rule `url`): it is refused, not
+  percent-encoded, because guessing which `%` the operator meant literally is worse than asking
+  (a space used to reach the upstream as `POST /a b HTTP/1.1`, a non-Latin-1 character broke
+  every request). Percent-encode such characters in the YAML.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ PROBE_LOWEST: Mapping[str, int] = MappingProxyType({
 _NAME = re.compile(r"[A-Za-z](?:-?[A-Za-z0-9])*")
 _TRAFFIC_ITEM = re.compile(r"([^=\s,]*)=([^=\s,]*)")
 _SEPARATORS = re.compile(r"[\s,]+")
+_URL_BAD = re.compile(r"[^!-~]")  # anything but printable ASCII without space
 
 
 def validate_name(kind: str, name: object) -> None:
@@ -140,10 +145,28 @@ def validate_deployment(spec: DeploymentSpec) -> None:
         settings.max_concurrent_requests_per_instance,
         1,
     )
+    for url in spec.urls:
+        validate_url(url)
     if not spec.is_external:
         _require_int("instance-count", f"instance_count of {where}", spec.instance_count, 1)
     _check_probe(where, "liveness_probe", spec.liveness_probe)
     _check_probe(where, "readiness_probe", spec.readiness_probe)
+
+
+def validate_url(url: object) -> None:
+    """An external deployment URL goes into a request line as is: printable ASCII only, no
+    space, no control character (checked before any URL parser, which would drop tabs and
+    newlines silently)."""
+    if not isinstance(url, str):
+        raise ValidationError("url", f"a deployment URL must be text, got {type(url).__name__}")
+    bad = _URL_BAD.search(url)
+    if bad is not None:
+        raise ValidationError(
+            "url",
+            f"URL {url[:200]!r} contains {bad.group()!r} at position {bad.start()}: URLs may hold "
+            "printable ASCII only (no spaces, control or non-ASCII characters); percent-encode "
+            "them (e.g. %20 for a space, %E4%B8%AD for 中)",
+        )
 
 
 def check_deployment_count(n: int) -> None:

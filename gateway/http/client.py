@@ -126,6 +126,11 @@ class Connection(asyncio.Protocol):
             self._fail(ResponseFailed(f"malformed answer ({error})"))
             self.abort()
             return
+        except httptools.HttpParserUpgrade:  # 101 Switching Protocols: not an answer to proxy
+            self._fail(ResponseFailed("the upstream switched protocols (101), which a scoring "
+                                      "request never asks for"))
+            self.abort()
+            return
         if self._stray:
             self.abort()
 
@@ -295,7 +300,11 @@ class HttpClient:
     def pool(self, url: str) -> Pool:
         pool = self._pools.get(url)
         if pool is None:
-            pool = self._pools[url] = Pool(Origin.parse(url), self._max_idle, self._idle_timeout_s)
+            try:
+                origin = Origin.parse(url)
+            except ValueError as error:  # UnicodeError included (an IDNA host that will not encode)
+                raise ConnectFailed(f"unusable upstream URL: {error}") from None
+            pool = self._pools[url] = Pool(origin, self._max_idle, self._idle_timeout_s)
         return pool
 
     async def request(self, url: str, method: str, path: str, headers: Sequence[Header],
@@ -313,8 +322,12 @@ class HttpClient:
             connection = await pool.connect(timeout_s)
             remaining_s -= loop.time() - started
         origin = pool.origin
-        head = request_head(method, origin.base_path + path, origin, headers,
-                            len(body) if body else 0)
+        try:  # from here on, every way out that is not an answer drops the connection
+            head = request_head(method, origin.base_path + path, origin, headers,
+                                len(body) if body else 0)
+        except UnicodeEncodeError as error:  # a URL or header the validation did not stop
+            connection.abandon()
+            raise ConnectFailed(f"the request cannot be encoded: {error.reason}") from None
         waiter: asyncio.Future[Response] = loop.create_future()
         # The whole request gets `timeout_s`, connect included; the message names that budget.
         timer = loop.call_later(max(remaining_s, 0.0), connection.expire, timeout_s)

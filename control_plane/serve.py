@@ -39,6 +39,7 @@ from gateway import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SEND_TIMEOUT_S,
     CompareSettings,
     GatewayOptions,
     GatewaySettings,
@@ -69,6 +70,7 @@ class ServeOptions:
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S  # a request head must arrive within this
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S  # a body may not stall longer between bytes
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S  # an answer may not stall longer unread
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,13 +101,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="close connections whose request body sends no byte for this long "
                              "(408), like nginx's client_body_timeout")
     parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
-                        help="scoring connections open at once; more are closed at once")
+                        help="scoring connections open at once; past it the longest-idle one "
+                             "is cut for a new one, or the new one closed when none is idle")
+    parser.add_argument("--send-timeout-s", type=float, default=DEFAULT_SEND_TIMEOUT_S,
+                        help="abort connections whose answer drains no byte for this long (a "
+                             "client that stopped reading), like nginx's send_timeout")
 
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
-    if args.header_timeout_s <= 0 or args.body_timeout_s <= 0 or args.max_connections < 1:
-        raise SystemExit("error: --header-timeout-s and --body-timeout-s must be above 0 and "
-                         "--max-connections at least 1")
+    if args.header_timeout_s <= 0 or args.body_timeout_s <= 0 or args.send_timeout_s <= 0 \
+            or args.max_connections < 1:
+        raise SystemExit("error: --header-timeout-s, --body-timeout-s and --send-timeout-s must "
+                         "be above 0 and --max-connections at least 1")
     return ServeOptions(
         sources=tuple(args.paths) + tuple(args.files),
         host=args.host,
@@ -120,6 +127,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         header_timeout_s=args.header_timeout_s,
         body_timeout_s=args.body_timeout_s,
         max_connections=args.max_connections,
+        send_timeout_s=args.send_timeout_s,
         settings=GatewaySettings(
             max_body_bytes=int(args.max_body_mb * 1024 * 1024),
             mirror_max_in_flight=args.mirror_max_in_flight,
@@ -285,7 +293,8 @@ def _config(app: Any, options: ServeOptions, graceful_timeout_s: float) -> uvico
         app,
         loop="uvloop",
         http=hardened_protocol(options.header_timeout_s, max_connections=options.max_connections,
-                               body_timeout_s=options.body_timeout_s),
+                               body_timeout_s=options.body_timeout_s,
+                               send_timeout_s=options.send_timeout_s),
         lifespan="on",
         access_log=False,
         log_config=None,

@@ -14,6 +14,7 @@ from gateway.http.server_protocol import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SEND_TIMEOUT_S,
     hardened_protocol,
 )
 from gateway.roles import ROLE_DIRECT, ROLE_LIVE, ROLE_MIRROR, ROLES
@@ -50,6 +51,7 @@ __all__ = [
     "DEFAULT_BODY_TIMEOUT_S",
     "DEFAULT_HEADER_TIMEOUT_S",
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_SEND_TIMEOUT_S",
     "ROLES",
     "ROLE_DIRECT",
     "ROLE_LIVE",

@@ -45,12 +45,15 @@ _CLIENT_ID = re.compile(rb"[A-Za-z0-9_-]+")
 _HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
     b"trailer", b"transfer-encoding", b"upgrade"})
-# Not forwarded to the model: hop-by-hop headers, the endpoint credential, what we recompute.
-_DROP_REQUEST = _HOP_BY_HOP | {b"authorization", b"content-length", b"expect", b"x-request-id",
-                               b"x-scoregate-mirror"}
+# Not forwarded to the model: hop-by-hop headers, the endpoint credential, what we recompute
+# (Host is the upstream's own, as nginx's default `proxy_set_header Host $proxy_host`).
+_DROP_REQUEST = _HOP_BY_HOP | {b"authorization", b"content-length", b"expect", b"host",
+                               b"x-request-id", b"x-scoregate-mirror", b"x-forwarded-for",
+                               b"x-forwarded-proto"}
 # Not passed back to the client: hop-by-hop headers, and what we set ourselves.
 _DROP_RESPONSE = _HOP_BY_HOP | {b"content-length", b"date", b"server", b"x-request-id",
                                 DEPLOYMENT_HEADER, CLIENT_ID_HEADER}
+_CLOSE = (b"connection", b"close")
 
 
 def fast_uuid4(bits: int) -> str:
@@ -58,6 +61,40 @@ def fast_uuid4(bits: int) -> str:
     bits = (bits & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
     text = f"{bits:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def connection_named(value: bytes) -> frozenset[bytes]:
+    """The header names a `Connection` header lists (RFC 9110 §7.6.1): hop-by-hop, dropped."""
+    return frozenset(token.strip().lower() for token in value.split(b",")) - {b"", b"close",
+                                                                               b"keep-alive"}
+
+
+def without_named(headers: Headers, connection: bytes | None) -> Headers:
+    """`headers` minus those the `Connection` value names; the same list when it names none."""
+    if connection is None:
+        return headers
+    named = connection_named(connection)
+    return [pair for pair in headers if pair[0] not in named] if named else headers
+
+
+def forwarded_for(previous: bytes | None, client: tuple[str, int] | None) -> bytes:
+    """nginx's `$proxy_add_x_forwarded_for`: the client's list with the client appended."""
+    address = client[0].encode("ascii") if client else b"unknown"
+    return address if previous is None else previous + b", " + address
+
+
+def response_headers(received: tuple[tuple[bytes, bytes], ...]) -> Headers:
+    """The upstream's headers a client may see: hop-by-hop ones, those its `Connection`
+    names and those we set ourselves left out."""
+    connection = None
+    kept: Headers = []
+    for pair in received:
+        name = pair[0]
+        if name not in _DROP_RESPONSE:
+            kept.append(pair)
+        elif name == b"connection":
+            connection = pair[1]
+    return without_named(kept, connection)
 
 
 def client_request_id(value: bytes | None) -> bytes | None:
@@ -78,21 +115,29 @@ class Incoming:
     forward: Headers  # as received (uvicorn lower-cases names), minus _DROP_REQUEST, plus ours
 
     @classmethod
-    def parse(cls, raw: Headers, request_id_header: tuple[bytes, bytes]) -> Incoming:
+    def parse(cls, scope: Scope, request_id_header: tuple[bytes, bytes]) -> Incoming:
         authorization = deployment = client_id = content_length = None
+        connection = forwarded = None
         forward: Headers = []
-        for name, value in raw:
-            if name == b"authorization":
+        for name, value in scope["headers"]:
+            if name not in _DROP_REQUEST:
+                if name == DEPLOYMENT_HEADER:
+                    deployment = value
+                elif name == CLIENT_ID_HEADER:
+                    client_id = value
+                forward.append((name, value))
+            elif name == b"authorization":
                 authorization = value
             elif name == b"content-length":
                 content_length = value
-            elif name == DEPLOYMENT_HEADER:
-                deployment = value
-            elif name == CLIENT_ID_HEADER:
-                client_id = value
-            if name not in _DROP_REQUEST:
-                forward.append((name, value))
-        forward.append(request_id_header)
+            elif name == b"connection":
+                connection = value
+            elif name == b"x-forwarded-for":
+                forwarded = value if forwarded is None else forwarded + b", " + value
+        forward = without_named(forward, connection)
+        forward += (request_id_header,
+                    (b"x-forwarded-for", forwarded_for(forwarded, scope.get("client"))),
+                    (b"x-forwarded-proto", scope["scheme"].encode("ascii")))
         return cls(authorization, deployment, client_id, content_length, forward)
 
 
@@ -131,7 +176,7 @@ class ScoreHandler:
         started = time.perf_counter()
         request_id = fast_uuid4(self._bits(128))
         request_id_header = (b"x-request-id", request_id.encode("ascii"))  # to model and client
-        incoming = Incoming.parse(scope["headers"], request_id_header)
+        incoming = Incoming.parse(scope, request_id_header)
         client_id = client_request_id(incoming.client_id)
         deployment_label = NONE
         role = ROLE_LIVE if incoming.deployment is None else ROLE_DIRECT
@@ -152,8 +197,10 @@ class ScoreHandler:
         except GatewayError as error:
             headers = error.response_headers()
             status, out, model_status = error.status, error.body(), error.model_status
+            if status == 413:  # the rest of the body is still coming: never read it as a request
+                headers.append(_CLOSE)
         else:
-            headers = [pair for pair in answer.headers if pair[0] not in _DROP_RESPONSE]
+            headers = response_headers(answer.headers)
             status, out, model_status = answer.status, answer.body, answer.status
         if deployment_label != NONE:
             headers.append((DEPLOYMENT_HEADER, deployment_label.encode("latin-1")))

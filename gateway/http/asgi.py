@@ -13,6 +13,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 BODY_TIMEOUT_SCOPE_KEY = "scoregate.body_timeout_s"  # set by gateway/http/server_protocol.py
+# Set (True) by the protocol when the client's connection ends before the answer does: a
+# streaming answer stops there instead of reading the rest from the upstream for nobody.
+CLIENT_GONE_SCOPE_KEY = "scoregate.client_gone"
 
 
 def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:

@@ -25,6 +25,9 @@ import httptools
 
 Header = tuple[str | bytes, str | bytes]
 _LARGE = 64 * 1024  # bodies at least this big are written without copying them into the head
+# An answer's head past these is refused (502), as nginx's proxy_buffer_size refuses one.
+MAX_RESPONSE_HEADERS = 100
+MAX_RESPONSE_HEAD = 64 * 1024
 
 
 class ClientError(Exception):
@@ -45,6 +48,10 @@ class ResponseFailed(ClientError):
 
 class ResponseTimeout(ClientError):
     pass
+
+
+class HeadTooLarge(Exception):
+    """Raised in a parser callback to stop parsing an answer whose head is too large."""
 
 
 @dataclass(slots=True)  # one per request: a frozen __init__ costs ~0.5 µs more
@@ -78,19 +85,16 @@ class Origin:
 def request_head(method: str, target: str, origin: Origin, headers: Sequence[Header],
                  body_length: int) -> bytes:
     """The request line and headers. Names and values come from a parsed request or from us,
-    so they hold no CR/LF; Host is added when the caller did not pass one."""
-    parts = [method.encode("ascii"), b" ", target.encode("latin-1"), b" HTTP/1.1\r\n"]
-    has_host = False
+    so they hold no CR/LF. Host is always the upstream's own (host:port of its URL, nginx's
+    `$proxy_host`): callers never pass one."""
+    parts = [method.encode("ascii"), b" ", target.encode("latin-1"), b" HTTP/1.1\r\nhost: ",
+             origin.host_header, b"\r\n"]
     for name, value in headers:
         if type(name) is str:  # `type() is` costs half what isinstance does; mypy cannot narrow it
             name = name.encode("latin-1")
         if type(value) is str:
             value = value.encode("latin-1")
-        if not has_host and name.lower() == b"host":
-            has_host = True
         parts += (name, b": ", value, b"\r\n")  # type: ignore[arg-type]
-    if not has_host:
-        parts += (b"host: ", origin.host_header, b"\r\n")
     parts += (b"content-length: ", str(body_length).encode("ascii"), b"\r\n\r\n")
     return b"".join(parts)
 
@@ -110,6 +114,7 @@ class Connection(asyncio.Protocol):
         self._chunks: list[bytes] = []
         self._framed = False  # Content-Length or chunked: the end is known without EOF
         self._head_done = False
+        self._head_bytes = 0
         self._stray = False  # bytes after the answer: the connection cannot be reused
 
     # asyncio.Protocol
@@ -123,6 +128,8 @@ class Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as error:
+            if isinstance(error.__context__, HeadTooLarge):
+                error = error.__context__  # type: ignore[assignment]
             self._fail(ResponseFailed(f"malformed answer ({error})"))
             self.abort()
             return
@@ -163,6 +170,10 @@ class Connection(asyncio.Protocol):
         if name == b"content-length" or name == b"transfer-encoding":
             self._framed = True
         self._headers.append((name, value))
+        self._head_bytes += len(name) + len(value)
+        if len(self._headers) > MAX_RESPONSE_HEADERS or self._head_bytes > MAX_RESPONSE_HEAD:
+            raise HeadTooLarge(f"more than {MAX_RESPONSE_HEADERS} headers or "
+                               f"{MAX_RESPONSE_HEAD // 1024} KiB of them")
 
     def on_headers_complete(self) -> None:
         self._head_done = True
@@ -225,6 +236,7 @@ class Connection(asyncio.Protocol):
         self._headers = []
         self._chunks = []
         self._framed = self._head_done = False
+        self._head_bytes = 0
 
 
 class Pool:

@@ -21,7 +21,7 @@ from tests.support.processes import ProcessGroup, free_port, wait_until
 
 FAULTS = "faults"
 MODES = ("good", "echo", "big", "slow", "pause", "hang", "reset", "truncated", "malformed",
-         "flaky")
+         "flaky", "switch", "hop", "many", "huge")
 MIRRORED = "mirrored"
 SHADOWS = ("hang", "reset", "malformed", "slow", "flaky", "refused")
 HANG_TIMEOUT_MS = 1500

@@ -178,17 +178,24 @@ def test_a_body_trickling_faster_than_the_timeout_is_served(stack: Stack) -> Non
     assert [r["body"] for r in stack.seen()] == [body.decode()]
 
 
-def test_connections_past_the_bound_are_closed_at_once(stack: Stack) -> None:
+def test_connections_past_the_bound_cut_the_longest_idle_ones(stack: Stack) -> None:
+    """Past the bound, each new connection takes the place of the longest-idle one (issue 10:
+    the new ones used to be closed, so silent connections locked clients out)."""
     socks = [socket.create_connection(("127.0.0.1", stack.port), timeout=5)
              for _ in range(MAX_CONNECTIONS + 10)]
     try:
         closed = 0
-        for sock in socks[MAX_CONNECTIONS:]:
+        for sock in socks[:10]:
             try:
                 closed += sock.recv(1) == b""
             except (TimeoutError, ConnectionResetError):
                 closed += 1
         assert closed >= 10 - 2, closed  # a connection or two of the test's own may have ended
+        newest = socks[-1]
+        newest.sendall(request(f"/endpoints/{FAULTS}/score", [
+            (b"Host", b"x"), (b"Authorization", f"Bearer {stack.keys[FAULTS]}".encode()),
+            (b"azureml-model-deployment", b"good")], b"{}"))
+        assert newest.recv(65536).startswith(b"HTTP/1.1 200"), "the newest was not served"
     finally:
         for sock in socks:
             sock.close()

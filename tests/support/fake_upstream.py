@@ -27,6 +27,10 @@ Faults, picked by the first path segment, so one process serves every one: a dep
     flaky     200 like good, then closes the kept-alive connection at random (half the time,
               after 0-30 ms) without saying Connection: close; `GET /__settled` lists the
               bodies whose connection has been closed or kept by then
+    switch    101 Switching Protocols (to h2c), then nothing
+    hop       200 whose `Connection` names `X-Internal`, sent too (must not reach the client)
+    many      200 with 150 extra headers
+    huge      200 with one 80 KiB header
 
 `GET /` answers Healthy. With --record, `GET /__requests` returns every other request seen so
 far (method, path, headers, body as latin-1) and `POST /__reset` forgets them; without it
@@ -292,6 +296,30 @@ class FakeUpstream:
             writer.close()
         self.recorder.settled.append(request.body.decode("latin-1"))
         return not close
+
+    async def _mode_switch(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                     b"Upgrade: h2c\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(3600)
+        return False
+
+    async def _mode_hop(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(response(200, b"{}", extra="Connection: keep-alive, X-Internal\r\n"
+                                                "X-Internal: secret\r\nX-Model: kept\r\n"))
+        await writer.drain()
+        return True
+
+    async def _mode_many(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        extra = "".join(f"X-Filler-{i}: {i}\r\n" for i in range(150))
+        writer.write(response(200, b"{}", extra=extra))
+        await writer.drain()
+        return True
+
+    async def _mode_huge(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(response(200, b"{}", extra=f"X-Huge: {'h' * 80 * 1024}\r\n"))
+        await writer.drain()
+        return True
 
     async def _mode_unknown(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         writer.write(response(404, json.dumps({"message": f"no mode {request.path}"}).encode()))

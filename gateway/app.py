@@ -17,7 +17,7 @@ from gateway.admission import Admission
 from gateway.auth import check_authorization
 from gateway.errors import JSON_HEADERS, GatewayError, not_found, printable, unauthorized
 from gateway.http.asgi import Receive, Scope, Send, header, send_response
-from gateway.http.pools import LIVE_POOL, Upstream, UpstreamError
+from gateway.http.pools import LIVE_POOL, Upstream, UpstreamError, rest_of
 from gateway.picking import endpoint_for
 from gateway.proxy import ScoreHandler
 from gateway.shadow.mirror import Mirror
@@ -28,6 +28,7 @@ from gateway.telemetry.access_log import AccessLog
 from gateway.telemetry.metrics import Recorders, render
 
 _PREFIX = "/endpoints/"
+_MAX_SWAGGER_BYTES = 16 * 1024 * 1024  # an OpenAPI document is held whole: bound it
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,13 +161,16 @@ class ScoringApp:
                 answer = await self._upstream.send(
                     LIVE_POOL, instance, "GET", "/swagger.json" + (f"?{query}" if query else ""),
                     None, [], live[0].request_timeout_s)
+                rest, size = await rest_of(answer, _MAX_SWAGGER_BYTES)
             except UpstreamError as error:
                 raise GatewayError(502, f"swagger.json could not be fetched: {error}") from None
+            if len(answer.body) + size > _MAX_SWAGGER_BYTES:
+                raise GatewayError(502, f"swagger.json is larger than {_MAX_SWAGGER_BYTES} bytes")
         except GatewayError as error:
             return await _error(send, error)
         content_type = header(answer.headers, b"content-type")
         headers = [(b"content-type", b"application/json" if content_type is None else content_type)]
-        await send_response(send, answer.status, headers, answer.body)
+        await send_response(send, answer.status, headers, answer.body + rest)
 
 
 async def _error(send: Send, error: GatewayError) -> None:

@@ -21,8 +21,10 @@ from gateway.http.asgi import (
     Scope,
     Send,
     declared_length,
+    header,
     read_body,
     send_response,
+    stream_response,
 )
 from gateway.http.pools import (
     LIVE_POOL,
@@ -54,6 +56,7 @@ _DROP_REQUEST = _HOP_BY_HOP | {b"authorization", b"content-length", b"expect", b
 _DROP_RESPONSE = _HOP_BY_HOP | {b"content-length", b"date", b"server", b"x-request-id",
                                 DEPLOYMENT_HEADER, CLIENT_ID_HEADER}
 _CLOSE = (b"connection", b"close")
+_HTTP, _HTTPS = (b"x-forwarded-proto", b"http"), (b"x-forwarded-proto", b"https")
 
 
 def fast_uuid4(bits: int) -> str:
@@ -137,7 +140,7 @@ class Incoming:
         forward = without_named(forward, connection)
         forward += (request_id_header,
                     (b"x-forwarded-for", forwarded_for(forwarded, scope.get("client"))),
-                    (b"x-forwarded-proto", scope["scheme"].encode("ascii")))
+                    _HTTPS if scope.get("scheme") == "https" else _HTTP)
         return cls(authorization, deployment, client_id, content_length, forward)
 
 
@@ -182,6 +185,7 @@ class ScoreHandler:
         role = ROLE_LIVE if incoming.deployment is None else ROLE_DIRECT
         body = b""
         mirrored = False  # a live request whose body was read: a copy may be due
+        rest = None  # the rest of a large answer, still arriving
         try:
             if endpoint is None:
                 raise not_found(missing_endpoint)
@@ -202,17 +206,23 @@ class ScoreHandler:
         else:
             headers = response_headers(answer.headers)
             status, out, model_status = answer.status, answer.body, answer.status
+            rest = answer.rest
         if deployment_label != NONE:
             headers.append((DEPLOYMENT_HEADER, deployment_label.encode("latin-1")))
         headers.append(request_id_header)
         if client_id is not None:
             headers.append((CLIENT_ID_HEADER, client_id))
-        await send_response(send, status, headers, out)
+        if rest is None:
+            await send_response(send, status, headers, out)
+            sent = len(out)
+        else:  # a large answer, sent as it arrives
+            sent, _ = await stream_response(send, scope, status, headers, out, rest,
+                                            header(answer.headers, b"content-length"))
         if mirrored and endpoint is not None:  # after the answer: never competes with it
             self._maybe_mirror(snapshot, endpoint, body, incoming.forward, request_id,
-                               model_status, out)
+                               model_status, out, rest is None)
         self._record(endpoint, deployment_label, role, status, model_status, started,
-                     request_id, client_id, len(body), len(out))
+                     request_id, client_id, len(body), sent)
 
     def _choose(self, snapshot: RoutingSnapshot, endpoint: EndpointRoute,
                 named: bytes | None) -> tuple[DeploymentRoute, str]:
@@ -233,16 +243,17 @@ class ScoreHandler:
 
     def _maybe_mirror(self, snapshot: RoutingSnapshot, endpoint: EndpointRoute, body: bytes,
                       forward: Headers, request_id: str, live_status: int | None,
-                      live_body: bytes) -> None:
+                      live_body: bytes, whole: bool) -> None:
         """Submit the copy when the mirror share draws it; a copy sampled for comparison gets
-        the live answer (the model's status, None when it gave none) at once."""
+        the live answer (the model's status, None when it gave none) at once; a streamed
+        answer (`whole` False) is never held, only known to be too large to compare."""
         name = mirror_due(endpoint.mirror, self._random())
         target = endpoint.deployments.get(name) if name is not None else None
         if target is None:
             return
         pairing = self._mirror.submit(target, snapshot.settings, body, forward, request_id)
         if pairing is not None:  # judged later, off this handler
-            pairing.live(live_status, live_body)
+            pairing.live(live_status, live_body, whole)
 
     async def _forward(self, deployment: DeploymentRoute, role: str, body: bytes,
                        forward: Headers) -> Answer:
@@ -258,6 +269,8 @@ class ScoreHandler:
         finally:
             admission.release(key)
         if not 200 <= answer.status < 300:
+            if answer.rest is not None:  # too large to quote: drop it unread
+                answer.rest.close()
             raise model_error(deployment, answer)
         if self._recorders.enabled:
             self._recorders.recorder(key[0], key[1], role).upstream_seconds.observe(

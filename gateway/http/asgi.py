@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from gateway.errors import GatewayError
+from gateway.http.client import BodyStream, ClientError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -81,3 +82,31 @@ async def send_response(send: Send, status: int, headers: Headers, body: bytes) 
     headers.append((b"content-length", str(len(body)).encode("ascii")))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def stream_response(send: Send, scope: Scope, status: int, headers: Headers,
+                          first: bytes, rest: BodyStream, length: bytes | None) -> tuple[int, bool]:
+    """Send an answer whose body is still arriving, at the pace the client takes it: uvicorn's
+    send waits while the client's transport is over its high-water mark, and meanwhile `rest`
+    stops reading from the upstream, so neither side buffers more than its high mark.
+
+    Returns the bytes sent and whether the body went whole. When the upstream fails or the
+    client leaves, the answer is left unfinished, so uvicorn closes the connection and the
+    client cannot take a cut body for a whole one (a chunked answer lacks its last chunk)."""
+    if length is not None:
+        headers.append((b"content-length", length))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": first, "more_body": True})
+    sent = len(first)
+    try:
+        while not scope.get(CLIENT_GONE_SCOPE_KEY):
+            chunk = await rest.read()
+            if not chunk:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return sent, True
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += len(chunk)
+    except ClientError:
+        return sent, False
+    rest.close()  # the client is gone: stop reading the upstream for nobody
+    return sent, False

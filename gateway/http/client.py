@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -25,6 +26,13 @@ import httptools
 
 Header = tuple[str | bytes, str | bytes]
 _LARGE = 64 * 1024  # bodies at least this big are written without copying them into the head
+# An answer whose body passes STREAM_AFTER before it ends is handed over as it streams (its
+# first bytes in `body`, the rest in `rest`); smaller ones arrive whole, as one bytes object.
+STREAM_AFTER = 64 * 1024
+# A streaming answer's unread bytes: reading from the upstream pauses above the high mark and
+# resumes below the low one, so a slow reader holds at most this much here.
+STREAM_HIGH = 256 * 1024
+STREAM_LOW = 64 * 1024
 # An answer's head past these is refused (502), as nginx's proxy_buffer_size refuses one.
 MAX_RESPONSE_HEADERS = 100
 MAX_RESPONSE_HEAD = 64 * 1024
@@ -59,7 +67,102 @@ class Response:
     status: int
     reason: str
     headers: tuple[tuple[bytes, bytes], ...]  # names lower-cased, as received otherwise
-    body: bytes
+    body: bytes  # the whole body, or its first bytes when `rest` is set
+    rest: BodyStream | None = None  # the rest of a large body, still arriving
+
+
+class BodyStream:
+    """The rest of a large answer's body, read as it arrives. Reading paces the upstream: the
+    connection stops reading while more than STREAM_HIGH bytes wait here. A read that waits
+    `timeout_s` for a byte fails with `ResponseTimeout`; `close` drops the connection when
+    the body has not ended (the caller no longer wants it)."""
+
+    __slots__ = ("_connection", "_timeout_s", "_chunks", "_size", "_done", "_error", "_waiter")
+
+    def __init__(self, connection: Connection, timeout_s: float) -> None:
+        self._connection = connection
+        self._timeout_s = timeout_s
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._done = False
+        self._error: ClientError | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    async def read(self) -> bytes:
+        """The next bytes of the body; b"" at its end."""
+        while not self._chunks:
+            if self._error is not None:
+                raise self._error
+            if self._done:
+                return b""
+            await self._wait()
+        chunk = self._chunks.popleft()
+        self._size -= len(chunk)
+        if self._size < STREAM_LOW:
+            self._connection.resume()
+        return chunk
+
+    async def collect(self, limit: int) -> tuple[bytes, int]:
+        """The first `limit` bytes of the rest, and how many were read to get them (more than
+        `limit`: the body goes on, and the rest is still to read or close)."""
+        kept: list[bytes] = []
+        size = 0
+        while chunk := await self.read():
+            if size + len(chunk) > limit:
+                kept.append(chunk[:limit - size])
+                return b"".join(kept), size + len(chunk)
+            kept.append(chunk)
+            size += len(chunk)
+        return b"".join(kept), size
+
+    async def discard(self) -> int:
+        """Read the rest and drop it as it comes (the connection stays reusable); its size."""
+        size = 0
+        while chunk := await self.read():
+            size += len(chunk)
+        return size
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            self._chunks.clear()
+            self._connection.abort()
+
+    # from the connection
+    def feed(self, data: bytes) -> None:
+        if self._done:
+            return
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > STREAM_HIGH:
+            self._connection.pause()
+        self._wake()
+
+    def finish(self, error: ClientError | None = None) -> None:
+        self._error = error
+        self._done = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(self._timeout_s, self._expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _expire(self, waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            self._error = ResponseTimeout(f"no answer bytes for {self._timeout_s:g} s")
+            self._connection.abort()
+            waiter.set_result(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +218,10 @@ class Connection(asyncio.Protocol):
         self._framed = False  # Content-Length or chunked: the end is known without EOF
         self._head_done = False
         self._head_bytes = 0
+        self._size = 0  # body bytes received so far (while not yet streaming)
+        self._timeout_s = 0.0  # the request's, for a stream's reads
+        self._stream: BodyStream | None = None  # the body of the answer being streamed
+        self._paused = False
         self._stray = False  # bytes after the answer: the connection cannot be reused
 
     # asyncio.Protocol
@@ -122,8 +229,8 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if self._waiter is None:  # bytes nobody asked for: the connection is not reusable
-            self.abort()
+        if self._waiter is None and self._stream is None:  # bytes nobody asked for
+            self.abort()  # the connection is not reusable
             return
         try:
             self._parser.feed_data(data)
@@ -148,7 +255,7 @@ class Connection(asyncio.Protocol):
         self.transport = None
         self.alive = False
         self.pool.forget(self)
-        if self._waiter is None or self._waiter.done():
+        if self._stream is None and (self._waiter is None or self._waiter.done()):
             return
         if self._head_done and not self._framed:  # a body delimited by the end of the connection
             self.on_message_complete()
@@ -159,7 +266,7 @@ class Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_message_begin(self) -> None:
-        if self._waiter is None:
+        if self._waiter is None and self._stream is None:
             self._stray = True
 
     def on_status(self, status: bytes) -> None:
@@ -179,7 +286,27 @@ class Connection(asyncio.Protocol):
         self._head_done = True
 
     def on_body(self, body: bytes) -> None:
+        stream = self._stream
+        if stream is not None:
+            stream.feed(body)
+            return
         self._chunks.append(body)
+        self._size += len(body)
+        if self._size > STREAM_AFTER:
+            self._start_streaming()
+
+    def _start_streaming(self) -> None:
+        """Hand the answer over now: its head and first bytes, the rest as it arrives."""
+        waiter, self._waiter = self._waiter, None
+        self._stream = stream = BodyStream(self, self._timeout_s)
+        body = b"".join(self._chunks)
+        self._chunks = []
+        if waiter is not None and not waiter.done():
+            waiter.set_result(Response(self._parser.get_status_code(),
+                                       self._reason.decode("latin-1"), tuple(self._headers),
+                                       body, stream))
+        else:
+            stream.close()
 
     def on_message_complete(self) -> None:
         waiter = self._waiter
@@ -188,6 +315,17 @@ class Connection(asyncio.Protocol):
             self._reset()
             return
         keep = self._framed and self._parser.should_keep_alive()
+        stream = self._stream
+        if stream is not None:
+            self._stream = None
+            self._reset()
+            self.resume()
+            stream.finish()
+            if not keep:
+                self.abort()
+            elif self.alive:
+                self.pool.release(self)
+            return
         body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
         response = Response(status, self._reason.decode("latin-1"), tuple(self._headers), body)
         self._waiter = None
@@ -200,9 +338,10 @@ class Connection(asyncio.Protocol):
             self.pool.release(self)
 
     # ours
-    def send(self, data: bytes, body: bytes | None,
-             waiter: asyncio.Future[Response]) -> None:
+    def send(self, data: bytes, body: bytes | None, waiter: asyncio.Future[Response],
+             timeout_s: float) -> None:
         self._waiter = waiter
+        self._timeout_s = timeout_s
         transport = self.transport
         if transport is None:
             raise ResponseFailed("connection closed")
@@ -226,17 +365,30 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def pause(self) -> None:
+        if not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+
     def _fail(self, error: ClientError) -> None:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.finish(error)
 
     def _reset(self) -> None:
         self._reason = b""
         self._headers = []
         self._chunks = []
         self._framed = self._head_done = False
-        self._head_bytes = 0
+        self._head_bytes = self._size = 0
 
 
 class Pool:
@@ -344,7 +496,7 @@ class HttpClient:
         # The whole request gets `timeout_s`, connect included; the message names that budget.
         timer = loop.call_later(max(remaining_s, 0.0), connection.expire, timeout_s)
         try:
-            connection.send(head, body, waiter)
+            connection.send(head, body, waiter, timeout_s)
             return await waiter
         except BaseException:
             connection.abandon()

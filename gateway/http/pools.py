@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.admission import Admission
-from gateway.http.client import ConnectFailed, Header, HttpClient, ResponseFailed, ResponseTimeout
+from gateway.http.client import (
+    BodyStream,
+    ClientError,
+    ConnectFailed,
+    Header,
+    HttpClient,
+    ResponseFailed,
+    ResponseTimeout,
+)
 from gateway.snapshot import InstanceRoute
 
 LIVE_POOL = "live"
@@ -42,8 +50,9 @@ class Answer:
     status: int
     reason: str
     headers: tuple[tuple[bytes, bytes], ...]  # names lower-cased
-    body: bytes
+    body: bytes  # the whole body, or its first bytes when `rest` is set
     seconds: float
+    rest: BodyStream | None = None  # the rest of a large body: read it (`stream_body`) or close it
 
 
 class Upstream:
@@ -85,4 +94,22 @@ class Upstream:
         finally:
             admission.end_instance(instance.id)
         return Answer(response.status, response.reason, response.headers, response.body,
-                      time.perf_counter() - started)
+                      time.perf_counter() - started, response.rest)
+
+
+async def rest_of(answer: Answer, limit: int) -> tuple[bytes, int]:
+    """The first `limit` bytes of the rest of a streaming answer, and the rest's size: what
+    is past `limit` is read and dropped as it comes, so a big answer never sits here whole
+    and the connection stays reusable. Errors mapped as `Upstream.send` maps them."""
+    rest = answer.rest
+    if rest is None:
+        return b"", 0
+    try:
+        kept, size = await rest.collect(limit)
+        if size > limit:
+            size += await rest.discard()
+        return kept, size
+    except ResponseTimeout as error:
+        raise UpstreamTimeout(str(error)) from None
+    except ClientError as error:
+        raise UpstreamFailed(str(error)) from None

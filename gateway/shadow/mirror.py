@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from gateway.admission import Admission
 from gateway.http.asgi import Headers
-from gateway.http.pools import MIRROR_POOL, Upstream, UpstreamError, UpstreamTimeout
+from gateway.http.pools import MIRROR_POOL, Upstream, UpstreamError, UpstreamTimeout, rest_of
 from gateway.picking import least_in_flight
 from gateway.roles import ROLE_MIRROR
 from gateway.shadow.pairing import Comparisons, Pairing
@@ -81,9 +81,14 @@ class Mirror:
             try:
                 answer = await self._upstream.send(MIRROR_POOL, instance, "POST",
                                                    instance.score_path, body, headers, timeout_s)
-                model_status, size = answer.status, len(answer.body)
-                status = answer.status
-                answered = (answer.status, answer.body)
+                kept, size = answer.body, len(answer.body)
+                if answer.rest is not None:  # a large answer: keep what comparison can use
+                    wanted = pairing is not None and 200 <= answer.status < 300
+                    need = max(self.comparisons.settings.max_body_bytes + 1 - size, 0)
+                    more, more_size = await rest_of(answer, need if wanted else 0)
+                    kept, size = kept + more, size + more_size
+                model_status = status = answer.status
+                answered = (answer.status, kept)  # past max_body_bytes: never held, oversize
                 outcome = "completed" if 200 <= answer.status < 300 else "failed"
                 if self._recorders.enabled:
                     self._recorders.recorder(endpoint, name, ROLE_MIRROR).upstream_seconds.observe(

@@ -104,10 +104,11 @@ class Pairing:
         self._done = False
         self._timer: asyncio.TimerHandle | None = None
 
-    def live(self, status: int | None, body: bytes) -> None:
-        """The live answer: the model's status (None when it gave none) and the body sent."""
+    def live(self, status: int | None, body: bytes, whole: bool = True) -> None:
+        """The live answer: the model's status (None when it gave none) and the body sent
+        (`whole` False: only its first bytes, the answer was streamed: too large to hold)."""
         if not self._done and self.live_side is None:
-            self.live_side = self._keep(status, body)
+            self.live_side = self._keep(status, body) if whole else Side(status, oversize=True)
             self._maybe_judge()
 
     def shadow(self, status: int | None, body: bytes) -> None:

@@ -23,7 +23,7 @@ FAULTS = "faults"
 MODES = ("good", "echo", "big", "slow", "pause", "hang", "reset", "truncated", "malformed",
          "flaky", "switch", "hop", "many", "huge")
 MIRRORED = "mirrored"
-SHADOWS = ("hang", "reset", "malformed", "slow", "flaky", "refused")
+SHADOWS = ("hang", "reset", "malformed", "slow", "flaky", "refused", "big")
 HANG_TIMEOUT_MS = 1500
 
 

@@ -40,17 +40,20 @@ from gateway import (
     DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_SEND_TIMEOUT_S,
+    RESERVED_FDS,
     CompareSettings,
     GatewayOptions,
     GatewaySettings,
     ScoringApp,
     SnapshotHolder,
     configure_logging,
+    connection_cap,
     hardened_protocol,
 )
 
 DEFAULT_PORT = 8080
 DEFAULT_ADMIN_PORT = 8081
+ADMIN_MAX_CONNECTIONS = 32  # the operator's CLI and scrapers: few; inside RESERVED_FDS
 
 
 @dataclass(frozen=True)
@@ -229,8 +232,10 @@ async def _run(runtime: Runtime, options: ServeOptions) -> int:
     from control_plane.admin.app import build_admin_app
 
     admin_app = build_admin_app(runtime)
-    scoring_server = _Server(_config(scoring_app, options, options.graceful_timeout_s))
-    admin_server = _Server(_config(admin_app, options, 5.0))
+    max_connections = _scoring_connection_cap(options.max_connections)
+    scoring_server = _Server(_config(scoring_app, options, options.graceful_timeout_s,
+                                     max_connections, "scoring"))
+    admin_server = _Server(_config(admin_app, options, 5.0, ADMIN_MAX_CONNECTIONS, "admin"))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -288,13 +293,25 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _config(app: Any, options: ServeOptions, graceful_timeout_s: float) -> uvicorn.Config:
+def _scoring_connection_cap(requested: int) -> int:
+    """--max-connections, lowered (and said so, once) when the descriptor limit is too low
+    to hold that many client connections with their upstream ones."""
+    cap, limit = connection_cap(requested)
+    if cap < requested:
+        print(f"warning: scoring connections capped at {cap}, not {requested}: RLIMIT_NOFILE "
+              f"is {limit} (two per connection, {RESERVED_FDS} kept for the admin listener "
+              "and instances); raise it with `ulimit -n`", flush=True)
+    return cap
+
+
+def _config(app: Any, options: ServeOptions, graceful_timeout_s: float, max_connections: int,
+            listener: str) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         loop="uvloop",
-        http=hardened_protocol(options.header_timeout_s, max_connections=options.max_connections,
+        http=hardened_protocol(options.header_timeout_s, max_connections=max_connections,
                                body_timeout_s=options.body_timeout_s,
-                               send_timeout_s=options.send_timeout_s),
+                               send_timeout_s=options.send_timeout_s, listener=listener),
         lifespan="on",
         access_log=False,
         log_config=None,

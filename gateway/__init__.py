@@ -15,6 +15,8 @@ from gateway.http.server_protocol import (
     DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_SEND_TIMEOUT_S,
+    RESERVED_FDS,
+    connection_cap,
     hardened_protocol,
 )
 from gateway.roles import ROLE_DIRECT, ROLE_LIVE, ROLE_MIRROR, ROLES
@@ -52,6 +54,7 @@ __all__ = [
     "DEFAULT_HEADER_TIMEOUT_S",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_SEND_TIMEOUT_S",
+    "RESERVED_FDS",
     "ROLES",
     "ROLE_DIRECT",
     "ROLE_LIVE",
@@ -71,6 +74,7 @@ __all__ = [
     "SnapshotHolder",
     "bearer",
     "configure_logging",
+    "connection_cap",
     "count_probe_failure",
     "count_restart",
     "freeze",

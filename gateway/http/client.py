@@ -16,6 +16,7 @@ final (`ResponseFailed`, or `ResponseTimeout`): the instance may have processed 
 from __future__ import annotations
 
 import asyncio
+import errno
 import ssl
 from collections import deque
 from collections.abc import Sequence
@@ -45,9 +46,10 @@ class ClientError(Exception):
 class ConnectFailed(ClientError):
     """Nothing of the request was sent: safe to send it elsewhere."""
 
-    def __init__(self, message: str, refused: bool = False) -> None:
+    def __init__(self, message: str, refused: bool = False, out_of_fds: bool = False) -> None:
         super().__init__(message)
         self.refused = refused
+        self.out_of_fds = out_of_fds  # EMFILE/ENFILE: the gateway's problem, not the instance's
 
 
 class ResponseFailed(ClientError):
@@ -427,7 +429,8 @@ class Pool:
         except ConnectionRefusedError:
             raise ConnectFailed("connection refused", refused=True) from None
         except OSError as error:
-            raise ConnectFailed(f"cannot connect: {error.strerror or error}") from None
+            raise ConnectFailed(f"cannot connect: {error.strerror or error}",
+                                out_of_fds=error.errno in (errno.EMFILE, errno.ENFILE)) from None
         return connection
 
     def release(self, connection: Connection) -> None:

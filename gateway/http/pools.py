@@ -9,9 +9,12 @@ provably never reached the instance: safe to send elsewhere) and `UpstreamFailed
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import structlog
 
 from gateway.admission import Admission
 from gateway.http.client import (
@@ -63,6 +66,7 @@ class Upstream:
         self._admission = admission
         self._idle_per_origin = idle_per_origin
         self._clients: dict[str, HttpClient] = {}
+        self._said_out_of_fds = False
 
     async def open(self) -> None:
         self._clients = {pool: HttpClient(self._idle_per_origin)
@@ -86,6 +90,8 @@ class Upstream:
         except ResponseTimeout:
             raise UpstreamTimeout(f"no answer within {timeout_s:g} s") from None
         except ConnectFailed as error:  # nothing was sent: the caller may try another instance
+            if error.out_of_fds:
+                self._out_of_fds()
             if error.refused:
                 raise UpstreamRefused(f"connection refused by {instance.url}") from None
             raise UpstreamRefused(f"cannot connect to {instance.url}: {error}") from None
@@ -95,6 +101,15 @@ class Upstream:
             admission.end_instance(instance.id)
         return Answer(response.status, response.reason, response.headers, response.body,
                       time.perf_counter() - started, response.rest)
+
+    def _out_of_fds(self) -> None:
+        """Said once: every request would say it again while the limit is hit."""
+        if not self._said_out_of_fds:
+            self._said_out_of_fds = True
+            structlog.get_logger("scoregate.gateway").error(
+                "out of file descriptors: upstream connections fail (502); raise the limit "
+                "(ulimit -n) or lower --max-connections",
+                rlimit_nofile=resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
 async def rest_of(answer: Answer, limit: int) -> tuple[bytes, int]:

@@ -29,10 +29,12 @@ It is still uvicorn's httptools protocol: only these callbacks are extended.
 from __future__ import annotations
 
 import asyncio
+import resource
 from collections.abc import Callable
 from typing import Any
 
 import httptools
+import structlog
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.http.asgi import BODY_TIMEOUT_SCOPE_KEY, CLIENT_GONE_SCOPE_KEY
@@ -42,6 +44,9 @@ DEFAULT_BODY_TIMEOUT_S = 30.0
 DEFAULT_SEND_TIMEOUT_S = 60.0
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_CONNECTIONS = 4096
+# Descriptors kept out of the scoring connections' budget: the admin listener and its
+# connections, the state store, log files, instances' pipes, the loop's own.
+RESERVED_FDS = 64
 
 
 class Refused(Exception):
@@ -118,8 +123,11 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
     max_header_bytes = DEFAULT_MAX_HEADER_BYTES
     max_connections = DEFAULT_MAX_CONNECTIONS
     # Idle connections of one listener, longest idle first (dicts keep insertion order); each
-    # class from `hardened_protocol` gets its own.
+    # class from `hardened_protocol` gets its own, and its own `full` (said once, when the cap
+    # was first met with nothing idle to cut).
     idle: dict[HardenedHttpToolsProtocol, None] = {}
+    full: list[bool] = [False]
+    listener = "scoring"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -135,6 +143,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.max_connections and not self._cut_longest_idle():
+            self._say_full()
             transport.abort()
             return
         self.idle[self] = None
@@ -149,6 +158,14 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         if cycle is not None and not cycle.response_complete:  # a streaming answer stops there
             cycle.scope[CLIENT_GONE_SCOPE_KEY] = True  # type: ignore[literal-required]
         super().connection_lost(exc)
+
+    def _say_full(self) -> None:
+        if not self.full[0]:
+            self.full[0] = True
+            structlog.get_logger("scoregate.gateway").warning(
+                "connection cap reached: new connections are closed while none is idle",
+                listener=self.listener, max_connections=self.max_connections,
+                rlimit_nofile=resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
     def _cut_longest_idle(self) -> bool:
         for other in self.idle:
@@ -324,6 +341,7 @@ def hardened_protocol(header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
                       max_connections: int = DEFAULT_MAX_CONNECTIONS,
                       body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
                       send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
+                      listener: str = "scoring",
                       ) -> type[HardenedHttpToolsProtocol]:
     """The protocol class to pass as uvicorn's `http=`, with these bounds (one class per
     listener: it holds that listener's idle connections)."""
@@ -334,4 +352,24 @@ def hardened_protocol(header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
     return type("BoundedHttpToolsProtocol", (HardenedHttpToolsProtocol,), {
         "header_timeout_s": header_timeout_s, "max_header_bytes": max_header_bytes,
         "max_connections": max_connections, "body_timeout_s": body_timeout_s,
-        "send_timeout_s": send_timeout_s, "idle": {}})
+        "send_timeout_s": send_timeout_s, "idle": {}, "full": [False], "listener": listener})
+
+
+def connection_cap(requested: int) -> tuple[int, int | None]:
+    """The scoring connections this process can hold, and its descriptor limit (None: none).
+
+    Raises the soft RLIMIT_NOFILE to the hard one first (as nginx's `worker_rlimit_nofile`),
+    then keeps RESERVED_FDS for everything else and counts two descriptors per connection (a
+    client connection may hold an upstream one), so a flood meets the connection cap, which
+    cuts idle connections, long before the process runs out of descriptors and the admin
+    listener with it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < hard != resource.RLIM_INFINITY:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return requested, None
+    return max(1, min(requested, (soft - RESERVED_FDS) // 2)), soft

@@ -49,6 +49,7 @@ from gateway import (
     configure_logging,
     connection_cap,
     hardened_protocol,
+    render_metrics,
 )
 
 DEFAULT_PORT = 8080
@@ -66,6 +67,7 @@ class ServeOptions:
     home: Path = field(default_factory=default_home)
     log_format: str = "auto"
     metrics: bool = True
+    metrics_on: str = "scoring"  # the listener that serves GET /metrics: scoring or admin
     access_log: bool = True
     settings: GatewaySettings = GatewaySettings()
     graceful_timeout_s: float = 30.0
@@ -91,6 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="state directory (default $SCOREGATE_HOME or ~/.scoregate)")
     parser.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
     parser.add_argument("--no-metrics", action="store_true", help="turn /metrics off")
+    parser.add_argument("--metrics-on", choices=("scoring", "admin"), default="scoring",
+                        help="the listener that serves GET /metrics (no credential on either: "
+                             "admin keeps it off the network-facing port; docs/security.md)")
     parser.add_argument("--no-access-log", action="store_true", help="turn the access log off")
     parser.add_argument("--max-body-mb", type=float, default=100.0,
                         help="largest request body accepted (413 above)")
@@ -125,6 +130,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         home=args.home or default_home(),
         log_format=args.log_format,
         metrics=not args.no_metrics,
+        metrics_on=args.metrics_on,
         access_log=not args.no_access_log,
         compare=compare_from_args(args),
         header_timeout_s=args.header_timeout_s,
@@ -219,6 +225,7 @@ async def _run(runtime: Runtime, options: ServeOptions) -> int:
     admin_url = _url(admin_socket)
     holder = SnapshotHolder()
     scoring_app = ScoringApp(holder, GatewayOptions(metrics=options.metrics,
+                                                    metrics_route=options.metrics_on == "scoring",
                                                     access_log=options.access_log,
                                                     compare=options.compare))
     supervisor = Supervisor(
@@ -231,7 +238,7 @@ async def _run(runtime: Runtime, options: ServeOptions) -> int:
 
     from control_plane.admin.app import build_admin_app
 
-    admin_app = build_admin_app(runtime)
+    admin_app = build_admin_app(runtime, render_metrics if options.metrics_on == "admin" else None)
     max_connections = _scoring_connection_cap(options.max_connections)
     scoring_server = _Server(_config(scoring_app, options, options.graceful_timeout_s,
                                      max_connections, "scoring"))

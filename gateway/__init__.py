@@ -44,6 +44,7 @@ from gateway.telemetry.metrics import (
     request_counts,
     set_ready_instances,
 )
+from gateway.telemetry.metrics import render as render_metrics
 
 __all__ = [
     "AUTH_AML_TOKEN",
@@ -81,6 +82,7 @@ __all__ = [
     "hardened_protocol",
     "issue_token",
     "publish_config",
+    "render_metrics",
     "request_counts",
     "set_ready_instances",
 ]

@@ -34,6 +34,7 @@ _MAX_SWAGGER_BYTES = 16 * 1024 * 1024  # an OpenAPI document is held whole: boun
 @dataclass(frozen=True, slots=True)
 class GatewayOptions:
     metrics: bool = True
+    metrics_route: bool = True  # serve GET /metrics here (False: the admin listener does)
     access_log: bool = True
     compare: CompareSettings = CompareSettings()  # shadow comparison of mirror copies
 
@@ -121,7 +122,7 @@ class ScoringApp:
                 return await _error(send, GatewayError(405, f"use GET for {path}"))
             endpoint, missing = self._endpoint(snapshot, scope, path, "/swagger.json")
             return await self._swagger(endpoint, missing, scope, send)
-        if path == "/metrics" and method == "GET":
+        if path == "/metrics" and method == "GET" and self.options.metrics_route:
             body, content_type = render()
             return await send_response(send, 200, [(b"content-type", content_type.encode())], body)
         if path == "/healthz" and method == "GET":

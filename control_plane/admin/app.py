@@ -80,18 +80,33 @@ class AdminRuntime(Protocol):
     def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport: ...
 
 
-def build_admin_app(runtime: AdminRuntime) -> Starlette:
+def build_admin_app(runtime: AdminRuntime,
+                    metrics: Callable[[], tuple[bytes, str]] | None = None) -> Starlette:
+    """The admin API; with `metrics` (serve --metrics-on admin), also `GET /metrics`, open
+    like /openapi.json: it holds names, weights and counts, no credential, and a scraper
+    should not need the admin token, which can change routing (docs/security.md)."""
     api = _AdminApi(runtime)
     routes = [Route("/openapi.json", api.openapi, methods=["GET"])]
+    open_paths: tuple[str, ...] = ("/openapi.json",)
+    if metrics is not None:
+        routes.append(Route("/metrics", _metrics_endpoint(metrics), methods=["GET"]))
+        open_paths += ("/metrics",)
     for path, methods in _handlers(api).items():
         if path not in PATHS or set(methods) != set(PATHS[path]):
             raise RuntimeError(f"admin route {path} and the OpenAPI document disagree")
         for method, handler in methods.items():
             routes.append(Route(path, handler, methods=[method.upper()]))
-    guard = Middleware(_RequireToken, token=runtime.admin_token, open_paths=("/openapi.json",))
+    guard = Middleware(_RequireToken, token=runtime.admin_token, open_paths=open_paths)
     return Starlette(routes=routes, middleware=[guard], exception_handlers={
         ScoregateError: _scoregate_error, HTTPException: _http_error, Exception: _internal_error,
     })
+
+
+def _metrics_endpoint(render: Callable[[], tuple[bytes, str]]) -> Handler:
+    async def metrics(request: Request) -> Response:
+        body, content_type = render()
+        return Response(body, media_type=content_type)
+    return metrics
 
 
 def _handlers(api: _AdminApi) -> dict[str, dict[str, Handler]]:

@@ -6,7 +6,7 @@ EXPECTED = {
     "AUTH_AML_TOKEN", "AUTH_KEY", "AUTH_NONE",
     "COMPARISON_OUTCOMES", "CompareSettings", "ComparisonReport", "MismatchPair",
     "DEFAULT_BODY_TIMEOUT_S", "DEFAULT_HEADER_TIMEOUT_S", "DEFAULT_MAX_CONNECTIONS",
-    "DEFAULT_SEND_TIMEOUT_S", "RESERVED_FDS", "connection_cap",
+    "DEFAULT_SEND_TIMEOUT_S", "RESERVED_FDS", "connection_cap", "render_metrics",
     "hardened_protocol",
     "DeploymentRoute", "EndpointRoute", "GatewaySettings", "InstanceRoute", "RoutingSnapshot",
     "SnapshotHolder", "freeze",

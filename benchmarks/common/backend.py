@@ -31,12 +31,23 @@ class Counters:
     posts: int = 0
 
 
+def big_body(kb: int) -> bytes:
+    """A JSON answer of about `kb` KiB (a shadow that answers big, for the mirror case)."""
+    filler = b"0," * (kb * 512)
+    return b'{"result": [' + filler + b'0]}'
+
+
 @dataclass(frozen=True)
 class Answers:
     """The prebuilt responses (keep-alive or not), so a request costs one write."""
 
-    score: dict[bool, bytes] = field(default_factory=lambda: {
-        k: _response(b"200 OK", BODY, k, b"application/json") for k in (True, False)})
+    body: bytes = BODY
+    score: dict[bool, bytes] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for keep_alive in (True, False):
+            self.score[keep_alive] = _response(b"200 OK", self.body, keep_alive,
+                                               b"application/json")
     healthy: dict[bool, bytes] = field(default_factory=lambda: {
         k: _response(b"200 OK", b"Healthy", k, b"text/plain") for k in (True, False)})
 
@@ -93,9 +104,9 @@ class BackendProtocol(asyncio.Protocol):
             self._transport.close()
 
 
-async def serve(host: str, port: int, delay_s: float) -> None:
+async def serve(host: str, port: int, delay_s: float, body_kb: int = 0) -> None:
     loop = asyncio.get_running_loop()
-    counters, answers = Counters(), Answers()
+    counters, answers = Counters(), Answers(big_body(body_kb) if body_kb else BODY)
     server = await loop.create_server(lambda: BackendProtocol(delay_s, counters, answers),
                                       host, port, backlog=2048, reuse_address=True)
     stop = asyncio.Event()
@@ -112,10 +123,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--delay-ms", type=float, default=0.0,
                         help="hold each answer this long (without blocking other requests)")
+    parser.add_argument("--body-kb", type=int, default=0,
+                        help="answer about this many KiB of JSON instead of the 51-byte body")
     args = parser.parse_args()
-    if args.delay_ms < 0:
-        parser.error(f"--delay-ms must be 0 or more, got {args.delay_ms}")
-    uvloop.run(serve(args.host, args.port, args.delay_ms / 1000.0))
+    if args.delay_ms < 0 or args.body_kb < 0:
+        parser.error("--delay-ms and --body-kb must be 0 or more")
+    uvloop.run(serve(args.host, args.port, args.delay_ms / 1000.0, args.body_kb))
 
 
 if __name__ == "__main__":

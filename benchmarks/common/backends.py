@@ -35,10 +35,11 @@ class Backend:
         return int(json.loads(answer[1])["posts"])
 
 
-def start_backend(children: Children, name: str, delay_ms: float) -> Backend:
+def start_backend(children: Children, name: str, delay_ms: float, body_kb: int = 0) -> Backend:
     port = free_port()
     child = children.start([sys.executable, str(BACKEND_SCRIPT), "--port", str(port),
-                            "--delay-ms", f"{delay_ms:g}"], name=f"backend-{name}")
+                            "--delay-ms", f"{delay_ms:g}", "--body-kb", str(body_kb)],
+                           name=f"backend-{name}")
     backend = Backend(name, port, child)
 
     def up() -> bool:

@@ -18,9 +18,10 @@ class Backends:
     shadow: Backend
 
 
-def start_backends(children: Children, delay_ms: float, shadow_delay_ms: float) -> Backends:
+def start_backends(children: Children, delay_ms: float, shadow_delay_ms: float,
+                   shadow_body_kb: int = 0) -> Backends:
     return Backends(
         blue=start_backend(children, "blue", delay_ms),
         green=start_backend(children, "green", delay_ms),
-        shadow=start_backend(children, "shadow", shadow_delay_ms),
+        shadow=start_backend(children, "shadow", shadow_delay_ms, shadow_body_kb),
     )

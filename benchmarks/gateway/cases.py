@@ -124,7 +124,8 @@ def _toggles(children: Children, settings: Settings, backends: Backends, scorega
 
 
 def mirror_case(children: Children, settings: Settings, results: Results,
-                half: float | None = None, with_nginx: bool = True) -> None:
+                half: float | None = None, with_nginx: bool = True,
+                shadow_answer_kb: int = 0) -> None:
     """Case 4: 50% mirror to a shadow 100× slower than the primaries, at half and a quarter of
     scoregate's saturated throughput and saturated. `half` defaults to half of case 1's
     figure; in a mirror-only run (no case 1) it is half of this case's own saturated
@@ -132,7 +133,7 @@ def mirror_case(children: Children, settings: Settings, results: Results,
     payload = next(iter(settings.payloads))
     if half is None and any(s.case == "saturation" for s in results.samples):
         half = half_rate(results.samples, payload)
-    backends = start_backends(children, PRIMARY_DELAY_MS, SHADOW_DELAY_MS)
+    backends = start_backends(children, PRIMARY_DELAY_MS, SHADOW_DELAY_MS, shadow_answer_kb)
     targets = _mirror_targets(children, settings, backends, with_nginx)
     for target in targets:
         warm_up(target, settings.load(payload), settings.work / "wrk", children)
@@ -153,6 +154,7 @@ def mirror_case(children: Children, settings: Settings, results: Results,
         "mirror_percent": MIRROR_PERCENT,
         "primary_delay_ms": PRIMARY_DELAY_MS,
         "shadow_delay_ms": SHADOW_DELAY_MS,
+        "shadow_answer_kb": shadow_answer_kb,
         "paced_rate": half,
         "quarter_rate": half / 2,
         "scoregate_rss_mb_before": rss_before,

@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mirror-only", action="store_true",
                         help="only the mirror case, scoregate without and with the mirror (no "
                              "nginx); paced at half and a quarter of --mirror-rate × 2")
+    parser.add_argument("--shadow-answer-kb", type=int, default=0,
+                        help="the mirror case's shadow answers about this many KiB (default: "
+                             "the 51-byte body of every backend)")
     parser.add_argument("--mirror-rate", type=float, default=None,
                         help="the mirror case's half-saturation rate in req/s (default: half "
                              "of the measured saturated throughput)")
@@ -91,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                 cases.main_cases(children, settings, results)
             if not args.skip_mirror:
                 cases.mirror_case(children, settings, results, args.mirror_rate,
-                                  with_nginx=not args.mirror_only)
+                                  with_nginx=not args.mirror_only,
+                                  shadow_answer_kb=args.shadow_answer_kb)
     except (KeyboardInterrupt, SystemExit) as stop:
         print("\ninterrupted: every process started was stopped", file=sys.stderr)
         if not args.keep_work:
@@ -110,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                  "settings": {"runs": args.runs, "duration_s": duration,
                               "connections": args.connections, "launcher": args.launcher,
                               "mirror_only": args.mirror_only, "mirror_rate": args.mirror_rate,
+                              "shadow_answer_kb": args.shadow_answer_kb,
                               "payload_bytes": {k: p.stat().st_size
                                                 for k, p in settings.payloads.items()}},
                  "machine": {**_machine(), "loadavg_1min_before": load_before,

@@ -117,13 +117,6 @@ class BodyStream:
             size += len(chunk)
         return b"".join(kept), size
 
-    async def discard(self) -> int:
-        """Read the rest and drop it as it comes (the connection stays reusable); its size."""
-        size = 0
-        while chunk := await self.read():
-            size += len(chunk)
-        return size
-
     def close(self) -> None:
         if not self._done:
             self._done = True

@@ -6,7 +6,9 @@ timeout. Tasks are held in a set (so they are not garbage-collected mid-flight) 
 from it when done. Over the bound, a copy is dropped and counted, never queued; the bound is
 tested first, so a dropped copy costs one counter increment and allocates nothing. A copy
 sampled for shadow comparison hands its answer to its `Pairing` (gateway/shadow/pairing.py),
-whatever happens to it.
+whatever happens to it. Of a large answer (streamed past 64 KiB) a copy reads only what the
+comparison can use (`--compare-max-body-kb` + 1 bytes, nothing when not sampled) and drops the
+connection: a shadow answering 10 MB costs the gateway no more than one answering 100 KB.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class Mirror:
                 answer = await self._upstream.send(MIRROR_POOL, instance, "POST",
                                                    instance.score_path, body, headers, timeout_s)
                 kept, size = answer.body, len(answer.body)
-                if answer.rest is not None:  # a large answer: keep what comparison can use
+                if answer.rest is not None:  # a large answer: read what comparison can use
                     wanted = pairing is not None and 200 <= answer.status < 300
                     need = max(self.comparisons.settings.max_body_bytes + 1 - size, 0)
                     more, more_size = await rest_of(answer, need if wanted else 0)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.gateway_process import RunningGateway
 from tests.reliability.stack import FAULTS, Stack, start_fault_backend, write_config
+from tests.support.gateway import RunningGateway
 from tests.support.processes import ProcessGroup, http_ok, wait_until
 
 MAX_CONNECTIONS = 64

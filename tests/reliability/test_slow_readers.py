@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import socket
 
-from tests.reliability.fault_backend import big_body
 from tests.reliability.proc import PeakRss, open_fds, rss_mb
 from tests.reliability.raw_http import request
 from tests.reliability.stack import FAULTS, Stack
+from tests.support.fake_upstream import big_body
 from tests.support.processes import wait_until
 
 SEND_TIMEOUT_S = 2.0

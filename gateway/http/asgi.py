@@ -17,6 +17,9 @@ BODY_TIMEOUT_SCOPE_KEY = "scoregate.body_timeout_s"  # set by gateway/http/serve
 # Set (True) by the protocol when the client's connection ends before the answer does: a
 # streaming answer stops there instead of reading the rest from the upstream for nobody.
 CLIENT_GONE_SCOPE_KEY = "scoregate.client_gone"
+# A callable the protocol puts in the scope: abort the connection mid-answer (the upstream
+# failed while streaming) without uvicorn taking it for an application error.
+ABORT_SCOPE_KEY = "scoregate.abort"
 
 
 def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -90,9 +93,9 @@ async def stream_response(send: Send, scope: Scope, status: int, headers: Header
     send waits while the client's transport is over its high-water mark, and meanwhile `rest`
     stops reading from the upstream, so neither side buffers more than its high mark.
 
-    Returns the bytes sent and whether the body went whole. When the upstream fails or the
-    client leaves, the answer is left unfinished, so uvicorn closes the connection and the
-    client cannot take a cut body for a whole one (a chunked answer lacks its last chunk)."""
+    Returns the bytes sent and whether the body went whole. When the upstream fails the
+    connection is aborted mid-answer, so the client cannot take a cut body for a whole one
+    (a sized answer is short, a chunked one lacks its last chunk)."""
     if length is not None:
         headers.append((b"content-length", length))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -107,6 +110,9 @@ async def stream_response(send: Send, scope: Scope, status: int, headers: Header
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             sent += len(chunk)
     except ClientError:
+        abort = scope.get(ABORT_SCOPE_KEY)
+        if abort is not None:
+            abort()
         return sent, False
     rest.close()  # the client is gone: stop reading the upstream for nobody
     return sent, False

@@ -37,7 +37,7 @@ import httptools
 import structlog
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.http.asgi import BODY_TIMEOUT_SCOPE_KEY, CLIENT_GONE_SCOPE_KEY
+from gateway.http.asgi import ABORT_SCOPE_KEY, BODY_TIMEOUT_SCOPE_KEY, CLIENT_GONE_SCOPE_KEY
 
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_BODY_TIMEOUT_S = 30.0
@@ -139,6 +139,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self._upgrade_skipped = False  # llhttp took the head for an upgrade: re-parse it
         self._in_message = False  # between llhttp's message begin and message complete
         self._in_body = False  # between headers complete and message complete
+        self._abort = self._abort_answer  # bound once: put in each request's scope
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -243,6 +244,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self._check_head()
         self._head_deadline.stop()
         self._in_body = True
+        self.scope[ABORT_SCOPE_KEY] = self._abort  # type: ignore[literal-required]
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -303,6 +305,13 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_bytes > self.max_header_bytes:
             raise Refused(b"431 Request Header Fields Too Large", f"the request line and headers "
                           f"are larger than {self.max_header_bytes} bytes")
+
+    def _abort_answer(self) -> None:
+        """The application gives up on an answer it started (its upstream failed): close the
+        connection now, as a client that left, which uvicorn does not log as an app error."""
+        if self.cycle is not None:
+            self.cycle.disconnected = True
+        self.transport.abort()
 
     def _send_timed_out(self) -> None:
         """Nothing drained for `send_timeout_s`: abort (close() would wait for the buffer)."""

@@ -21,7 +21,7 @@ from tests.support.processes import ProcessGroup, free_port, wait_until
 
 FAULTS = "faults"
 MODES = ("good", "echo", "big", "slow", "pause", "hang", "reset", "truncated", "malformed",
-         "flaky", "switch", "hop", "many", "huge")
+         "flaky", "switch", "hop", "many", "huge", "cut")
 MIRRORED = "mirrored"
 SHADOWS = ("hang", "reset", "malformed", "slow", "flaky", "refused", "big")
 HANG_TIMEOUT_MS = 1500

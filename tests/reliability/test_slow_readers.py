@@ -11,7 +11,7 @@ import hashlib
 import socket
 
 from tests.reliability.proc import PeakRss, open_fds, rss_mb
-from tests.reliability.raw_http import request
+from tests.reliability.raw_http import exchange, request
 from tests.reliability.stack import FAULTS, Stack
 from tests.support.fake_upstream import big_body
 from tests.support.processes import wait_until
@@ -65,5 +65,20 @@ def test_clients_that_never_read_hold_no_answer_and_are_cut(stack: Stack) -> Non
     finally:
         for sock in clients:
             sock.close()
+    assert stack.post("good").status_code == 200
+    assert stack.log_has_no_traceback()
+
+
+def test_an_upstream_failing_mid_answer_leaves_the_answer_visibly_cut(stack: Stack) -> None:
+    """A streamed answer whose upstream dies after 1 of 10 MiB: the client gets the head, the
+    bytes that came, then a closed connection, never something it could take for whole."""
+    data = request(f"/endpoints/{FAULTS}/score", [
+        (b"Host", b"x"), (b"Authorization", f"Bearer {stack.keys[FAULTS]}".encode()),
+        (b"azureml-model-deployment", b"cut")], b"{}")
+    answer = exchange(stack.port, data, timeout_s=10)
+    assert answer.closed and answer.status == 200
+    head, body = answer.data.split(b"\r\n\r\n", 1)
+    assert b"content-length: 10485760" in head.lower()
+    assert 64 * 1024 < len(body) < 10 * 1024 * 1024
     assert stack.post("good").status_code == 200
     assert stack.log_has_no_traceback()

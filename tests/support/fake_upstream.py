@@ -31,6 +31,7 @@ Faults, picked by the first path segment, so one process serves every one: a dep
     hop       200 whose `Connection` names `X-Internal`, sent too (must not reach the client)
     many      200 with 150 extra headers
     huge      200 with one 80 KiB header
+    cut       a head announcing 10 MiB, 1 MiB of it, then close (fails while streaming)
 
 `GET /` answers Healthy. With --record, `GET /__requests` returns every other request seen so
 far (method, path, headers, body as latin-1) and `POST /__reset` forgets them; without it
@@ -280,6 +281,12 @@ class FakeUpstream:
     async def _mode_truncated(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 1000\r\n\r\n{\"partial\":")
+        await writer.drain()
+        return False
+
+    async def _mode_cut(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                     b"Content-Length: %d\r\n\r\n" % BIG_BYTES + self._big[:1024 * 1024])
         await writer.drain()
         return False
 

@@ -82,3 +82,4 @@ def test_an_upstream_failing_mid_answer_leaves_the_answer_visibly_cut(stack: Sta
     assert 64 * 1024 < len(body) < 10 * 1024 * 1024
     assert stack.post("good").status_code == 200
     assert stack.log_has_no_traceback()
+    assert "ASGI callable" not in stack.gateway.started.log()  # not an application error

@@ -6,14 +6,16 @@ atomically (temp file, fsync, rename) so a reader never sees half of it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ADMIN_TOKEN_FILE = "admin_token"  # under the state directory; `admin/token.py` creates it
 ADMIN_TOKEN_ENV = "SCOREGATE_ADMIN_TOKEN"  # overrides the file, for the server and the CLI
+LOCK_FILE = "serve.lock"  # held (flock) by the one `serve` of a state directory
 
 
 def default_home() -> Path:
@@ -43,14 +45,38 @@ class StateDir:
             return None
         return data if isinstance(data, dict) else None
 
-    def refuse_if_running(self) -> None:
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_FILE
+
+    def lock(self) -> IO[bytes]:
+        """Takes the state directory for this process, before anything in it is written, or
+        refuses (SystemExit naming the holder): two servers on one store would split the brain
+        (a change through one is stored, the other keeps routing the old way). The lock is an
+        `flock` on an open file the caller keeps for its whole life; the kernel drops it when
+        the process ends, even by kill -9, so a crash never leaves a stale lock behind."""
+        handle = open(self.lock_file, "a+b")  # noqa: SIM115 - held until the process ends
+        os.fchmod(handle.fileno(), 0o600)
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read(32).decode(errors="replace").strip()
+            handle.close()
+            raise SystemExit(self._busy_message(holder)) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n".encode())
+        handle.flush()
+        return handle
+
+    def _busy_message(self, holder: str) -> str:
         info = self.read_server_info()
-        pid = info.get("pid") if info else None
-        if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
-            raise SystemExit(
-                f"error: scoregate is already serving from {self.path} (pid {pid}, "
-                f"{info.get('scoring_url') if info else ''}); stop it or use another --home"
-            )
+        urls = "still starting (no server.json yet)"
+        if info and str(info.get("pid")) == holder:
+            urls = f"scoring {info.get('scoring_url')}, admin {info.get('admin_url')}"
+        return (f"error: another scoregate serve (pid {holder or 'unknown'}; {urls}) holds the "
+                f"state directory {self.path}; stop it, or give this one another --home")
 
     def write_server_info(self, *, scoring_url: str, admin_url: str) -> None:
         data = {"scoring_url": scoring_url, "admin_url": admin_url, "pid": os.getpid()}
@@ -81,15 +107,3 @@ def fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-

@@ -1,7 +1,8 @@
 """`scoregate serve`: run the scoring listener, the admin listener and the managed instances.
 
-Lifecycle, in order: open the store → apply the YAML given (declaratively, saying what changed)
-→ bind both listeners → start the managed instances → publish the first snapshot → serve.
+Lifecycle, in order: lock the state directory → bind both listeners → open the store → apply
+the YAML given (declaratively, saying what changed)
+→ start the managed instances → publish the first snapshot → serve.
 SIGINT/SIGTERM: stop accepting, let requests in flight finish, stop the admin listener,
 then stop every instance. The signal handler only records the signal; `_run` acts on it.
 """
@@ -159,25 +160,61 @@ def main(args: argparse.Namespace) -> int:
 async def serve(options: ServeOptions) -> int:
     state_dir = StateDir(options.home)
     state_dir.ensure()
-    state_dir.refuse_if_running()
+    lock = state_dir.lock()  # before anything in the state directory is written
+    try:
+        return await _serve_locked(state_dir, options)
+    finally:
+        lock.close()
+
+
+async def _serve_locked(state_dir: StateDir, options: ServeOptions) -> int:
     _configure_logging(options.log_format)
+    try:  # ports first: a start that cannot listen must not have changed the store
+        listeners = _Listeners.bind(options)
+    except ScoregateError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     try:  # a state database this scoregate cannot open is one line on stderr, not a traceback
         runtime = Runtime(state_dir=state_dir, settings=options.settings,
                           admin_token=load_admin_token(state_dir.path),
                           extensions=(rollout_rows.STORE_EXTENSION, REGISTRY_EXTENSION))
     except ScoregateError as error:
+        listeners.close()
         print(f"error: {error}", file=sys.stderr)
         return 1
     try:
         _start_registry(runtime)
         if options.sources:
             _apply_sources(runtime, options.sources)
-        return await _run(runtime, options)
+        return await _run(runtime, options, listeners)
     except ScoregateError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     finally:
+        listeners.close()
         runtime.close()
+
+
+@dataclass(frozen=True)
+class _Listeners:
+    """Both listening sockets, bound before the store is opened or the YAML applied."""
+
+    scoring: socket.socket
+    admin: socket.socket
+
+    @classmethod
+    def bind(cls, options: ServeOptions) -> _Listeners:
+        scoring = _bind(options.host, options.port)
+        try:
+            admin = _bind(options.admin_host, options.admin_port)
+        except ScoregateError:
+            scoring.close()
+            raise
+        return cls(scoring, admin)
+
+    def close(self) -> None:
+        self.scoring.close()
+        self.admin.close()
 
 
 def _start_registry(runtime: Runtime) -> None:
@@ -218,9 +255,8 @@ def _apply_sources(runtime: Runtime, sources: Sequence[Path]) -> None:
             print(line, flush=True)
 
 
-async def _run(runtime: Runtime, options: ServeOptions) -> int:
-    scoring_socket = _bind(options.host, options.port)
-    admin_socket = _bind(options.admin_host, options.admin_port)
+async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -> int:
+    scoring_socket, admin_socket = listeners.scoring, listeners.admin
     scoring_url = _url(scoring_socket)
     admin_url = _url(admin_socket)
     holder = SnapshotHolder()

@@ -7,6 +7,27 @@ on one line and exits non-zero. Nothing else turns errors into exit codes.
 
 from __future__ import annotations
 
+import reprlib
+
+ECHO_LIMIT = 200  # characters of a client's value an error message repeats back
+_ECHO = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
+_ECHO.maxlevel = 3
+_ECHO.maxdict = _ECHO.maxlist = _ECHO.maxtuple = _ECHO.maxset = 8
+_ECHO.maxstring = _ECHO.maxother = _ECHO.maxlong = ECHO_LIMIT
+
+
+def echo(value: object, limit: int = ECHO_LIMIT) -> str:
+    """`repr(value)` for an error message, at most `limit` characters (then "…"): a client's
+    10 MB value must not come back as a 10 MB message, and a deeply nested one must not
+    raise RecursionError (a 500) while its message is written. Nesting beyond 3 levels shows
+    as "{...}"."""
+    return clip(_ECHO.repr(value), limit)
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """Text (a name, a list of names) a client sent, cut to `limit` characters with "…"."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
 
 class ScoregateError(Exception):
     status = 400
@@ -44,6 +65,12 @@ class Conflict(ScoregateError):
     """Creating what exists already (update it instead), or deleting what is in use."""
 
     status = 409
+
+
+class PayloadTooLarge(ScoregateError):
+    """An admin request body above the admin API's cap (`admin.app.MAX_ADMIN_BODY_BYTES`)."""
+
+    status = 413
 
 
 class PreconditionFailed(ScoregateError):

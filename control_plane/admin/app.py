@@ -28,13 +28,13 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control_plane.admin.comparison import comparison_json
 from control_plane.admin.models import ModelService, model_handlers
 from control_plane.admin.openapi import PATHS, check_body, openapi_document
 from control_plane.admin.rollouts import RolloutService, rollout_handlers
-from control_plane.errors import Conflict, ScoregateError, ValidationError
+from control_plane.errors import Conflict, PayloadTooLarge, ScoregateError, ValidationError, echo
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.specs.schema import deployment_from_mapping
 from control_plane.specs.validation import validate_deployment
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 TOKEN_TTL_S = 3600.0  # aml_token lifetime given by get-credentials; refresh after half of it
 MAX_LOG_LINES = 100_000
+MAX_ADMIN_BODY_BYTES = 1024 * 1024  # the largest admin body (a deployment spec is a few KB)
 _MERGED_FIELDS = frozenset({"tags", "environment_variables", "request_settings",
                             "liveness_probe", "readiness_probe"})
 _MODEL_FIELDS = frozenset({"model_path", "model_ref", "model_type"})
@@ -97,7 +98,8 @@ def build_admin_app(runtime: AdminRuntime,
         for method, handler in methods.items():
             routes.append(Route(path, handler, methods=[method.upper()]))
     guard = Middleware(_RequireToken, token=runtime.admin_token, open_paths=open_paths)
-    return Starlette(routes=routes, middleware=[guard], exception_handlers={
+    cap = Middleware(_CapBody, limit=MAX_ADMIN_BODY_BYTES)
+    return Starlette(routes=routes, middleware=[guard, cap], exception_handlers={
         ScoregateError: _scoregate_error, HTTPException: _http_error, Exception: _internal_error,
     })
 
@@ -372,7 +374,7 @@ def _checked_sources(spec: DeploymentSpec) -> DeploymentSpec:
     for field_name in ("model_path", "code_dir"):
         value = getattr(spec, field_name)
         if value is not None and not value.startswith("/"):
-            raise ScoregateError(f"{field_name} must be an absolute path, got {value!r} "
+            raise ScoregateError(f"{field_name} must be an absolute path, got {echo(value)} "
                                  "(the CLI resolves paths against the YAML file's folder)")
     azure: dict[str, Any] = {"name": spec.name, "endpoint_name": spec.endpoint_name}
     if spec.model_path is not None:
@@ -407,7 +409,7 @@ def _flag(value: str | None, name: str) -> bool:
         return False
     if value.lower() in ("true", "1"):
         return True
-    raise ScoregateError(f"query parameter {name} must be true or false, got {value!r}")
+    raise ScoregateError(f"query parameter {name} must be true or false, got {echo(value)}")
 
 
 def _lines(value: str | None) -> int:
@@ -415,7 +417,7 @@ def _lines(value: str | None) -> int:
         return 5000
     if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_LOG_LINES:
         raise ScoregateError(f"lines must be a whole number from 1 to {MAX_LOG_LINES}, "
-                             f"got {value!r}")
+                             f"got {echo(value)}")
     return int(value)
 
 
@@ -431,14 +433,16 @@ def _json(content: Any, status: int = 200, etag: str | None = None) -> Response:
     return Response(orjson.dumps(content), status, headers, media_type="application/json")
 
 
-def _error(status: int, message: str, **extra: str) -> Response:
-    return _json({"message": message, **extra}, status)
+def _error(status: int, message: str, **headers: str) -> Response:
+    response = _json({"message": message}, status)
+    response.headers.update(headers)
+    return response
 
 
 async def _scoregate_error(request: Request, exc: Exception) -> Response:
     rule = getattr(exc, "rule", None)
     status = getattr(exc, "status", 400)
-    return _error(status, str(exc), **({"rule": rule} if rule else {}))
+    return _json({"message": str(exc), **({"rule": rule} if rule else {})}, status)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -451,6 +455,39 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _internal_error(request: Request, exc: Exception) -> Response:
     _log.error("admin API %s %s failed", request.method, request.url.path, exc_info=exc)
     return _error(500, "internal error in the admin API; the server log has the details")
+
+
+class _CapBody:
+    """Pure ASGI: a body above `limit` bytes is a 413 (JSON) and is never buffered beyond the
+    limit: a declared Content-Length above it is refused before reading, a chunked body as
+    soon as the bytes counted pass it (the route reading it gets `PayloadTooLarge`)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await _error(413, self._message(), Connection="close")(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise PayloadTooLarge(self._message())
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _message(self) -> str:
+        return f"the request body is larger than the admin API accepts ({self.limit} bytes)"
 
 
 class _RequireToken:

@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from control_plane.admin.model_doc import LABEL, MODEL, MODELS, VERSION, VERSIONS
 from control_plane.admin.openapi import check_body
-from control_plane.errors import ScoregateError
+from control_plane.errors import ScoregateError, echo
 from control_plane.specs.resources import DeploymentSpec
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -126,7 +126,7 @@ class _ModelRoutes:
         path = body.pop("path")
         if not os.path.isabs(path):
             raise ScoregateError(f"path must be an absolute path on the server's machine, got "
-                                 f"{path!r} (the CLI makes relative paths absolute)")
+                                 f"{echo(path)} (the CLI makes relative paths absolute)")
         record = await _thread(self.registry().create, request.path_params["name"], path,
                                **body)
         return _answer(record, 201)
@@ -182,7 +182,7 @@ class _ModelRoutes:
         destination = (await _body(request, "ModelDownload"))["download_path"]
         if not os.path.isabs(destination):
             raise ScoregateError(f"download_path must be an absolute path on the server's "
-                                 f"machine, got {destination!r}")
+                                 f"machine, got {echo(destination)}")
         written = await _thread(self.registry().download, name, version, destination)
         return _json({"path": str(written)})
 
@@ -205,7 +205,7 @@ def _flag(value: str | None, name: str) -> bool:
         return False
     if value.lower() in ("true", "1"):
         return True
-    raise ScoregateError(f"query parameter {name} must be true or false, got {value!r}")
+    raise ScoregateError(f"query parameter {name} must be true or false, got {echo(value)}")
 
 
 async def _body(request: Request, schema: str) -> dict[str, Any]:

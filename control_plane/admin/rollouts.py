@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from control_plane.admin.rollout_doc import ACTIONS, GUARDRAILS, ROLLOUT, SCHEMAS
-from control_plane.errors import ScoregateError
+from control_plane.errors import ScoregateError, echo
 from control_plane.specs.rollout import Guardrails, Rollout, RolloutRequest
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -100,7 +100,7 @@ def _typed(name: str, value: Any, schema: dict[str, Any]) -> Any:
     if not ok(value):
         wanted = {"string": "text", "integer": "a whole number", "number": "a number",
                   "array": "a list of whole numbers"}[kind]
-        raise ScoregateError(f"'{name}' must be {wanted}, got {value!r}")
+        raise ScoregateError(f"'{name}' must be {wanted}, got {echo(value)}")
     return float(value) if kind == "number" else value
 
 

@@ -22,7 +22,7 @@ from collections.abc import Collection, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from control_plane.errors import ValidationError
+from control_plane.errors import ValidationError, clip, echo
 from control_plane.specs.resources import AUTH_MODES, DeploymentSpec, EndpointSpec, ProbeSettings
 
 MAX_DEPLOYMENTS = 20
@@ -44,7 +44,8 @@ def validate_name(kind: str, name: object) -> None:
     if not isinstance(name, str) or not 3 <= len(name) <= 32 or not _NAME.fullmatch(name):
         raise ValidationError(
             "name",
-            f"{kind} name {name!r} is not valid: names have 3 to 32 characters, start with a "
+            f"{kind} name {echo(name, 60)} is not valid: names have 3 to 32 characters, "
+            "start with a "
             "letter, contain only letters, digits and single dashes, and end with a letter or "
             "digit",
         )
@@ -54,7 +55,7 @@ def parse_traffic(text: str) -> dict[str, int]:
     """`"blue=90 green=10"` (spaces and/or commas between items) → `{"blue": 90, "green": 10}`."""
     if not isinstance(text, str):
         raise ValidationError(
-            "traffic-integers", f"traffic must be text like 'blue=90 green=10', got {text!r}"
+            "traffic-integers", f"traffic must be text like 'blue=90 green=10', got {echo(text)}"
         )
     result: dict[str, int] = {}
     for item in _SEPARATORS.split(text.strip()):
@@ -64,16 +65,19 @@ def parse_traffic(text: str) -> dict[str, int]:
         if match is None or not match.group(1):
             raise ValidationError(
                 "traffic-integers",
-                f"traffic item {item!r} is not of the form name=percent (e.g. 'blue=90 green=10')",
+                f"traffic item {echo(item)} is not of the form name=percent "
+                "(e.g. 'blue=90 green=10')",
             )
         name, value = match.groups()
         if not value.isascii() or not value.isdigit():
             raise ValidationError(
                 "traffic-integers",
-                f"traffic values must be whole numbers from 0 to 100, got {name}={value!r}",
+                "traffic values must be whole numbers from 0 to 100, "
+                f"got {clip(name)}={echo(value)}",
             )
         if name in result:
-            raise ValidationError("traffic-integers", f"traffic names deployment {name!r} twice")
+            raise ValidationError("traffic-integers",
+                                  f"traffic names deployment {echo(name)} twice")
         result[name] = int(value)
     return result
 
@@ -121,7 +125,7 @@ def validate_endpoint(spec: EndpointSpec, deployment_names: Collection[str]) -> 
         raise ValidationError(
             "auth-mode",
             f"auth_mode of endpoint {spec.name} must be one of {', '.join(AUTH_MODES)}, "
-            f"got {spec.auth_mode!r}",
+            f"got {echo(spec.auth_mode)}",
         )
     validate_traffic(spec.traffic, deployment_names, spec.mirror_traffic)
     validate_mirror(spec.mirror_traffic, deployment_names, spec.traffic)
@@ -200,23 +204,24 @@ def _require_int(
 ) -> None:
     if not _int_between(value, lowest, highest):
         bounds = f"of at least {lowest}" if highest is None else f"from {lowest} to {highest}"
-        raise ValidationError(rule, f"{what} must be a whole number {bounds}, got {value!r}")
+        raise ValidationError(rule, f"{what} must be a whole number {bounds}, got {echo(value)}")
 
 
 def _percent_map(what: str, value: object, highest: int | None) -> dict[str, int]:
     if not isinstance(value, Mapping):
         raise ValidationError(
-            "traffic-integers", f"{what} must map deployment names to percents, got {value!r}"
+            "traffic-integers", f"{what} must map deployment names to percents, got {echo(value)}"
         )
     result: dict[str, int] = {}
     for name, percent in value.items():
         if not isinstance(name, str):
-            raise ValidationError("traffic-integers", f"{what} names must be text, got {name!r}")
+            raise ValidationError("traffic-integers",
+                                  f"{what} names must be text, got {echo(name)}")
         if not _int_between(percent, 0, highest):
             bounds = "0 or more" if highest is None else f"from 0 to {highest}"
             raise ValidationError(
                 "traffic-integers",
-                f"{what} values must be whole numbers {bounds}, got {name}={percent!r}",
+                f"{what} values must be whole numbers {bounds}, got {clip(name)}={echo(percent)}",
             )
         result[name] = percent
     return result
@@ -227,7 +232,8 @@ def _check_known(rule: str, what: str, values: Mapping[str, int], names: Collect
     if unknown:
         known = ", ".join(sorted(names)) or "none"
         raise ValidationError(
-            rule, f"{what} names unknown deployment(s) {', '.join(unknown)} (deployments: {known})"
+            rule, f"{what} names unknown deployment(s) {clip(', '.join(unknown))} "
+            f"(deployments: {known})"
         )
 
 
@@ -251,4 +257,4 @@ def _int_between(value: Any, lowest: int, highest: int | None) -> bool:
 
 
 def _describe(values: Mapping[str, int]) -> str:
-    return ", ".join(f"{name}={percent}" for name, percent in values.items()) or "empty"
+    return clip(", ".join(f"{name}={percent}" for name, percent in values.items())) or "empty"

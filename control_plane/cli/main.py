@@ -10,6 +10,7 @@ stderr and exit 1 (argparse's usage errors exit 2); only this module turns error
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,10 +19,33 @@ from control_plane.cli import output as cli_output
 from control_plane.cli.client import URL_ENV, AdminClient, Raw
 from control_plane.errors import ScoregateError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_BROKEN_PIPE", "build_parser", "main"]
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool `head` cut off
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The CLI; output piped into a reader that stops early (`| head`) ends it quietly with
+    EXIT_BROKEN_PIPE instead of a BrokenPipeError traceback (the Python docs' recipe)."""
+    try:
+        try:
+            code = _main(argv)
+        finally:  # argparse's --help exits through SystemExit: its output is flushed here too
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _stdout_to_devnull() -> None:
+    """The reader is gone: point stdout at /dev/null so the interpreter's own flush at exit
+    does not fail again (and print "Exception ignored ... BrokenPipeError")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["serve"]:
         print("scoregate: error: `serve` runs through `python -m control_plane serve` (the "

@@ -82,3 +82,22 @@ class PreconditionFailed(ScoregateError):
 class SchemaTooNew(ScoregateError):
     """The state database was written by a newer scoregate: reading it could lose what it
     added, so the store refuses to open it (`serve` prints the message and exits 1)."""
+
+
+class StateUnavailable(ScoregateError):
+    """The state store cannot answer now: another process holds its lock past the bounded
+    wait ("state store busy"), or the state folder is read-only or failing; retry later."""
+
+    status = 503
+
+
+class StateFull(StateUnavailable):
+    """The state folder's disk (or a file size limit) is full: nothing more can be stored."""
+
+    status = 507
+
+
+class StateCorrupt(ScoregateError):
+    """`state.db` is not a readable SQLite database: `serve` stops with a hint."""
+
+    status = 500

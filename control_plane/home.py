@@ -70,6 +70,18 @@ class StateDir:
         handle.flush()
         return handle
 
+    def lost_state_warning(self) -> str | None:
+        """A warning when `state.db` is missing but the admin token (written beside it on the
+        first start) is there: the store was deleted or moved, and starting now creates an
+        empty one with new endpoint keys. A warning, not a refusal: deleting state.db is also
+        how a user resets the store on purpose."""
+        if (self.path / "state.db").exists() or not (self.path / ADMIN_TOKEN_FILE).exists():
+            return None
+        return (f"WARNING: {self.path / 'state.db'} is missing but {ADMIN_TOKEN_FILE} is there: "
+                "this state folder held a store before. Starting with an EMPTY store: every "
+                "endpoint, deployment and endpoint key of before is gone (clients' keys stop "
+                "working). Stop now and restore state.db from a backup to keep them.")
+
     def _busy_message(self, holder: str) -> str:
         info = self.read_server_info()
         urls = "still starting (no server.json yet)"

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import signal
 import socket
 import sys
@@ -53,6 +54,7 @@ from gateway import (
     render_metrics,
 )
 
+_log = logging.getLogger("scoregate.serve")
 DEFAULT_PORT = 8080
 DEFAULT_ADMIN_PORT = 8081
 ADMIN_MAX_CONNECTIONS = 32  # the operator's CLI and scrapers: few; inside RESERVED_FDS
@@ -169,6 +171,10 @@ async def serve(options: ServeOptions) -> int:
 
 async def _serve_locked(state_dir: StateDir, options: ServeOptions) -> int:
     _configure_logging(options.log_format)
+    warning = state_dir.lost_state_warning()
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
+        _log.warning("%s", warning)
     try:  # ports first: a start that cannot listen must not have changed the store
         listeners = _Listeners.bind(options)
     except ScoregateError as error:

@@ -19,13 +19,16 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from control_plane.errors import SchemaTooNew
+from control_plane.errors import SchemaTooNew, StateCorrupt, StateFull, StateUnavailable
 from control_plane.store.extension import Migration, StoreExtension
 
 __all__ = ["CORE", "DB_NAME", "Database", "SchemaTooNew", "migrate", "schema_key",
            "schema_versions"]
 DB_NAME = "state.db"
-BUSY_TIMEOUT_S = 60.0
+BUSY_TIMEOUT_S = 5.0  # how long a read or write waits for another holder of SQLite's lock
+BUSY_TIMEOUT_ENV = "SCOREGATE_STATE_BUSY_TIMEOUT_S"  # overrides BUSY_TIMEOUT_S
+# SQLite's primary result codes (`sqlite3.Error.sqlite_errorcode & 0xFF`) that are not bugs
+_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
 
 _META = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -52,12 +55,17 @@ class Database:
         _create_private(home, self.path)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            self.path, timeout=busy_timeout_s(), isolation_level=None, check_same_thread=False
         )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        with self.write() as conn:
-            migrate(conn, (CORE, *extensions))
+        try:
+            with translated_errors(self.path):
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=FULL")
+            with self.write() as conn:
+                migrate(conn, (CORE, *extensions))
+        except BaseException:
+            self._conn.close()
+            raise
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -77,7 +85,7 @@ class Database:
 
     @contextlib.contextmanager
     def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, translated_errors(self.path):
             self._conn.execute(begin)
             try:
                 yield self._conn
@@ -86,6 +94,50 @@ class Database:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+
+
+def busy_timeout_s() -> float:
+    """BUSY_TIMEOUT_S, or the environment's override (a positive number of seconds)."""
+    text = os.environ.get(BUSY_TIMEOUT_ENV, "").strip()
+    try:
+        value = float(text) if text else BUSY_TIMEOUT_S
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise StateUnavailable(f"{BUSY_TIMEOUT_ENV} must be a positive number of seconds, "
+                               f"got {text!r}")
+    return value
+
+
+@contextlib.contextmanager
+def translated_errors(path: Path) -> Iterator[None]:
+    """SQLite's faults of the state folder as errors that say what happened and what to do
+    (the admin API answers them 503/507, `serve` prints them): a lock held past the wait, a
+    read-only or full folder, a corrupt file. Anything else (a bug) propagates unchanged."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        if code in (_BUSY, _LOCKED):
+            raise StateUnavailable(
+                f"state store busy: another process holds the lock on {path} (waited "
+                f"{busy_timeout_s():g} s, {BUSY_TIMEOUT_ENV}); retry") from exc
+        if code in (_READONLY, _CANTOPEN):
+            raise StateUnavailable(
+                f"state folder {path.parent} is read-only or cannot be opened ({exc}); make it "
+                "writable for this user, then retry") from exc
+        if code == _FULL:
+            raise StateFull(f"state folder {path.parent} is full ({exc}); free space, "
+                            "then retry") from exc
+        if code == _IOERR:
+            raise StateUnavailable(f"state folder {path.parent} failed a read or write "
+                                   f"({exc}); check its disk, then retry") from exc
+        if code in (_CORRUPT, _NOTADB):
+            raise StateCorrupt(
+                f"{path} is corrupt or not a scoregate state database ({exc}); restore it "
+                f"from a backup, or move it aside (mv {path} {path}.corrupt) to start with "
+                "an empty store (new endpoint keys)") from exc
+        raise
 
 
 def schema_key(extension: StoreExtension) -> str:

@@ -4,7 +4,9 @@ Lifecycle, in order: lock the state directory → bind both listeners → open t
 the YAML given (declaratively, saying what changed)
 → start the managed instances → publish the first snapshot → serve.
 SIGINT/SIGTERM: stop accepting, let requests in flight finish, stop the admin listener,
-then stop every instance. The signal handler only records the signal; `_run` acts on it.
+then stop every instance. SIGHUP: apply the YAML given at start again (declaratively, nothing
+restarts that did not change). SIGUSR1: logged, no log file to reopen. The signal handlers only
+record the signal; `_run` and `_reload_on_hangup` act on it.
 """
 
 from __future__ import annotations
@@ -287,14 +289,18 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
     admin_server = _Server(_config(admin_app, options, 5.0, ADMIN_MAX_CONNECTIONS, "admin"))
 
     stop = asyncio.Event()
+    reload = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload.set)
+    loop.add_signal_handler(signal.SIGUSR1, _no_log_files_to_reopen)
 
     serving = [
         asyncio.create_task(scoring_server.serve(sockets=[scoring_socket])),
         asyncio.create_task(admin_server.serve(sockets=[admin_socket])),
     ]
+    reloader: asyncio.Task[None] | None = None
     try:
         await runtime.apply_change()
         await _start_rollouts(runtime, scoring_app, options.metrics)
@@ -302,6 +308,7 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
         print(f"scoring listener: {scoring_url}", flush=True)
         print(f"admin listener:   {admin_url}", flush=True)
         print(f"state directory:  {runtime.state_dir.path}", flush=True)
+        reloader = asyncio.create_task(_reload_on_hangup(runtime, options.sources, reload))
         done_early = asyncio.create_task(asyncio.wait(serving, return_when=asyncio.FIRST_COMPLETED))
         waiting_for_stop = asyncio.create_task(stop.wait())
         await asyncio.wait([done_early, waiting_for_stop], return_when=asyncio.FIRST_COMPLETED)
@@ -309,6 +316,8 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
         waiting_for_stop.cancel()
     finally:
         print("stopping: finishing requests in flight", flush=True)
+        if reloader is not None:
+            reloader.cancel()
         scoring_server.should_exit = True
         admin_server.should_exit = True
         with contextlib.suppress(Exception):
@@ -318,10 +327,39 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
             await runtime.rollouts.close()  # running rollouts stay stored; the next start resumes
         await supervisor.close()
         runtime.state_dir.remove_server_info()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
         print("stopped", flush=True)
     return 0
+
+
+async def _reload_on_hangup(runtime: Runtime, sources: Sequence[Path],
+                            requested: asyncio.Event) -> None:
+    """SIGHUP (recorded by its handler in `requested`): apply the YAML `serve` was started
+    with again, declaratively, as at start; only what changed is touched, so requests in
+    flight and unchanged instances carry on. A YAML error is printed and the server keeps
+    what it has."""
+    while True:
+        await requested.wait()
+        requested.clear()
+        if not sources:
+            print("SIGHUP: serve was started without YAML; nothing to reload", flush=True)
+            continue
+        print("SIGHUP: applying the YAML again", flush=True)
+        try:
+            await asyncio.to_thread(_apply_sources, runtime, sources)
+            await runtime.apply_change()
+        except ScoregateError as error:
+            print(f"SIGHUP: reload refused, nothing changed: {error}", file=sys.stderr,
+                  flush=True)
+
+
+def _no_log_files_to_reopen() -> None:
+    """SIGUSR1 (logrotate's "reopen your logs"): serve logs to stderr and instance logs are
+    rotated by scoregate itself, so there is no file to reopen; said, not fatal (SIGUSR1's
+    default action would end the server)."""
+    print("SIGUSR1: no log files to reopen (serve logs to stderr; instance logs rotate "
+          "themselves)", flush=True)
 
 
 async def _start_rollouts(runtime: Runtime, scoring_app: ScoringApp, metrics_enabled: bool) -> None:

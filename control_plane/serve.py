@@ -163,8 +163,13 @@ def main(args: argparse.Namespace) -> int:
 
 async def serve(options: ServeOptions) -> int:
     state_dir = StateDir(options.home)
-    state_dir.ensure()
-    lock = state_dir.lock()  # before anything in the state directory is written
+    try:
+        state_dir.ensure()
+        lock = state_dir.lock()  # before anything in the state directory is written
+    except OSError as exc:
+        print(f"error: cannot use the state directory {state_dir.path} ({exc.strerror}); make "
+              "it writable for this user or give another --home", file=sys.stderr)
+        return 1
     try:
         return await _serve_locked(state_dir, options)
     finally:

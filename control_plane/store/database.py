@@ -52,11 +52,15 @@ class Database:
 
     def __init__(self, home: Path, extensions: tuple[StoreExtension, ...] = ()) -> None:
         self.path = home / DB_NAME
-        _create_private(home, self.path)
+        try:
+            _create_private(home, self.path)
+        except OSError as exc:
+            raise StateUnavailable(f"cannot create or open {self.path} ({exc.strerror}); make "
+                                   "the state folder writable for this user") from exc
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=busy_timeout_s(), isolation_level=None, check_same_thread=False
-        )
+        with translated_errors(self.path):
+            self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s(),
+                                         isolation_level=None, check_same_thread=False)
         try:
             with translated_errors(self.path):
                 self._conn.execute("PRAGMA journal_mode=WAL")

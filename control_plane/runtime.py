@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from control_plane.compile import EndpointKeys, compile_snapshot
+from control_plane.events import EventSubscriptions
 from control_plane.home import StateDir
 from control_plane.instances.managed import InstanceStatus
 from control_plane.instances.supervisor import Supervisor
@@ -54,6 +55,7 @@ class Runtime:
         self._lock: asyncio.Lock | None = None
         self._rollouts: RolloutEngine | None = None
         self._models: ModelRegistry | None = None
+        self._events: EventSubscriptions | None = None
         self.scoring_app: ScoringApp | None = None  # set by attach(); its comparison reports
 
     def attach(self, *, holder: SnapshotHolder, supervisor: Supervisor, scoring_url: str,
@@ -81,6 +83,15 @@ class Runtime:
     @property
     def models(self) -> ModelRegistry | None:
         return self._models
+
+    def attach_events(self, subscriptions: EventSubscriptions) -> None:
+        """`serve` hands over the subscriptions once delivery runs; until then the admin API
+        answers event-subscription calls with 503."""
+        self._events = subscriptions
+
+    @property
+    def events(self) -> EventSubscriptions | None:
+        return self._events
 
     @property
     def supervisor(self) -> Supervisor:

@@ -29,6 +29,14 @@ import uvicorn
 from control_plane.admin.token import load_admin_token
 from control_plane.compare_flags import add_compare_arguments, compare_from_args
 from control_plane.errors import ScoregateError
+from control_plane.events import STORE_EXTENSION as EVENTS_EXTENSION
+from control_plane.events import (
+    DeliveryPolicy,
+    Dispatcher,
+    EventSubscriptions,
+    Retention,
+    parse_age,
+)
 from control_plane.home import StateDir, default_home
 from control_plane.instances.supervisor import Supervisor
 from control_plane.registry import STORE_EXTENSION as REGISTRY_EXTENSION
@@ -81,6 +89,8 @@ class ServeOptions:
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S  # a body may not stall longer between bytes
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S  # an answer may not stall longer unread
+    event_delivery: DeliveryPolicy = DeliveryPolicy()
+    event_retention: Retention = Retention()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +129,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--send-timeout-s", type=float, default=DEFAULT_SEND_TIMEOUT_S,
                         help="abort connections whose answer drains no byte for this long (a "
                              "client that stopped reading), like nginx's send_timeout")
+    parser.add_argument("--event-retention", default="7d",
+                        help="keep events this long (90s, 30m, 2h, 7d; default 7d)")
+    parser.add_argument("--event-retention-count", type=int, default=Retention.max_count,
+                        help="keep at most this many events, the newest (default 100000)")
+    parser.add_argument("--event-delivery-timeout-s", type=float,
+                        default=DeliveryPolicy.timeout_s,
+                        help="one delivery attempt to a subscriber may take this long")
+    parser.add_argument("--event-first-retry-s", type=float,
+                        default=DeliveryPolicy.first_retry_s,
+                        help="wait after a failed delivery, doubled after each (up to 60 s)")
 
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
@@ -126,6 +146,15 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
             or args.max_connections < 1:
         raise SystemExit("error: --header-timeout-s, --body-timeout-s and --send-timeout-s must "
                          "be above 0 and --max-connections at least 1")
+    try:
+        retention_s = parse_age(args.event_retention)
+    except ScoregateError as error:
+        raise SystemExit(f"error: --event-retention: {error}") from None
+    if (retention_s <= 0 or args.event_retention_count < 1
+            or args.event_delivery_timeout_s <= 0 or args.event_first_retry_s <= 0):
+        raise SystemExit("error: --event-retention, --event-delivery-timeout-s and "
+                         "--event-first-retry-s must be above 0, --event-retention-count at "
+                         "least 1")
     return ServeOptions(
         sources=tuple(args.paths) + tuple(args.files),
         host=args.host,
@@ -142,6 +171,10 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         body_timeout_s=args.body_timeout_s,
         max_connections=args.max_connections,
         send_timeout_s=args.send_timeout_s,
+        event_delivery=DeliveryPolicy(timeout_s=args.event_delivery_timeout_s,
+                                      first_retry_s=args.event_first_retry_s),
+        event_retention=Retention(max_age_s=retention_s,
+                                  max_count=args.event_retention_count),
         settings=GatewaySettings(
             max_body_bytes=int(args.max_body_mb * 1024 * 1024),
             mirror_max_in_flight=args.mirror_max_in_flight,
@@ -190,7 +223,8 @@ async def _serve_locked(state_dir: StateDir, options: ServeOptions) -> int:
     try:  # a state database this scoregate cannot open is one line on stderr, not a traceback
         runtime = Runtime(state_dir=state_dir, settings=options.settings,
                           admin_token=load_admin_token(state_dir.path),
-                          extensions=(rollout_rows.STORE_EXTENSION, REGISTRY_EXTENSION))
+                          extensions=(rollout_rows.STORE_EXTENSION, REGISTRY_EXTENSION,
+                                      EVENTS_EXTENSION))
     except ScoregateError as error:
         listeners.close()
         print(f"error: {error}", file=sys.stderr)
@@ -306,8 +340,12 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
         asyncio.create_task(admin_server.serve(sockets=[admin_socket])),
     ]
     reloader: asyncio.Task[None] | None = None
+    dispatcher = Dispatcher(runtime.store, options.event_delivery, options.event_retention)
     try:
         await runtime.apply_change()
+        await dispatcher.start()
+        runtime.attach_events(EventSubscriptions(runtime.store,
+                                                 dispatcher.subscriptions_changed))
         await _start_rollouts(runtime, scoring_app, options.metrics)
         runtime.state_dir.write_server_info(scoring_url=scoring_url, admin_url=admin_url)
         print(f"scoring listener: {scoring_url}", flush=True)
@@ -330,6 +368,7 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
                                    options.graceful_timeout_s + 5)
         if runtime.rollouts is not None:
             await runtime.rollouts.close()  # running rollouts stay stored; the next start resumes
+        await dispatcher.close()  # undelivered events stay in the outbox; the next start sends
         await supervisor.close()
         runtime.state_dir.remove_server_info()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
@@ -370,7 +409,9 @@ def _no_log_files_to_reopen() -> None:
 async def _start_rollouts(runtime: Runtime, scoring_app: ScoringApp, metrics_enabled: bool) -> None:
     """Once the first snapshot is out: build the engine, hand it to the admin API (through the
     runtime) and carry on the rollouts a restart interrupted."""
-    engine = RolloutEngine(runtime.store, runtime.apply_change, RolloutEvents(),
+    subscriptions = runtime.events  # a rollout's --webhook becomes one of its subscriptions
+    subscriber = subscriptions.subscribe_in if subscriptions is not None else None
+    engine = RolloutEngine(runtime.store, runtime.apply_change, RolloutEvents(subscriber),
                            comparisons=scoring_app.comparison_counts,
                            metrics_enabled=metrics_enabled)
     runtime.attach_rollouts(engine)

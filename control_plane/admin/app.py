@@ -31,6 +31,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control_plane.admin.comparison import comparison_json
+from control_plane.admin.events import event_handlers
 from control_plane.admin.models import ModelService, model_handlers
 from control_plane.admin.openapi import PATHS, check_body, openapi_document
 from control_plane.admin.rollouts import RolloutService, rollout_handlers
@@ -41,6 +42,7 @@ from control_plane.specs.validation import validate_deployment
 from gateway import ComparisonReport, bearer, issue_token
 
 if TYPE_CHECKING:
+    from control_plane.events import EventSubscriptions
     from control_plane.instances.managed import InstanceStatus
     from control_plane.store.sqlite_store import Record, Store
 
@@ -75,6 +77,8 @@ class AdminRuntime(Protocol):
     def rollouts(self) -> RolloutService | None: ...  # None until `serve` started them
     @property
     def models(self) -> ModelService | None: ...  # None until `serve` recovered the registry
+    @property
+    def events(self) -> EventSubscriptions | None: ...  # None until `serve` started delivery
 
     def instance_status(self, key: str) -> Sequence[InstanceStatus]: ...  # "endpoint/deployment"
     def logs(self, key: str, lines: int) -> str: ...
@@ -127,6 +131,7 @@ def _handlers(api: _AdminApi) -> dict[str, dict[str, Handler]]:
         d + "/compare": {"get": api.compare},
         **rollout_handlers(lambda: api.runtime.rollouts),
         **model_handlers(lambda: api.runtime.models, _if_match),
+        **event_handlers(lambda: api.runtime.store, lambda: api.runtime.events),
     }
 
 

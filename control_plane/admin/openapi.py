@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from control_plane.admin.events_doc import PATHS as EVENT_PATHS
+from control_plane.admin.events_doc import SCHEMAS as EVENT_SCHEMAS
 from control_plane.admin.model_doc import PATH_PARAMETERS as MODEL_PATH_PARAMETERS
 from control_plane.admin.model_doc import PATHS as MODEL_PATHS
 from control_plane.admin.model_doc import SCHEMAS as MODEL_SCHEMAS
@@ -165,6 +167,7 @@ SCHEMAS: dict[str, Schema] = {
     }, ("message", "snapshot_version", "effective_at")),
     **ROLLOUT_SCHEMAS,
     **MODEL_SCHEMAS,
+    **EVENT_SCHEMAS,
 }
 
 
@@ -266,7 +269,7 @@ def _json(schema: Schema) -> Schema:
 
 def _path_parameters(path: str) -> list[Schema]:
     return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in ("endpoint", "deployment", *MODEL_PATH_PARAMETERS)
+            for name in ("endpoint", "deployment", *MODEL_PATH_PARAMETERS, "subscription")
             if "{" + name + "}" in path]
 
 
@@ -331,6 +334,7 @@ PATHS: dict[str, Schema] = {
     },
     **ROLLOUT_PATHS,
     **MODEL_PATHS,
+    **EVENT_PATHS,
 }
 
 _ERROR_ANSWERS = {

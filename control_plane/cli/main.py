@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from control_plane.cli import deployments, endpoints, models
+from control_plane.cli import deployments, endpoints, events, models
 from control_plane.cli import output as cli_output
 from control_plane.cli.client import URL_ENV, AdminClient, Raw
 from control_plane.errors import ScoregateError
@@ -54,7 +54,8 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(args_list)
     if args.command is None:
         build_parser().print_usage(sys.stderr)
-        print("scoregate: error: choose online-endpoint, online-deployment, model or serve",
+        print("scoregate: error: choose online-endpoint, online-deployment, model, "
+              "event-subscription, event or serve",
               file=sys.stderr)
         return 2
     try:
@@ -95,4 +96,5 @@ def build_parser() -> argparse.ArgumentParser:
     deployments.add_commands(groups.add_parser("online-deployment", help="manage deployments"),
                              common)
     models.add_commands(groups.add_parser("model", help="manage registered models"), common)
+    events.add_commands(groups, common)
     return parser

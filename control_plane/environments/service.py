@@ -17,8 +17,10 @@ from control_plane.environments.conda import parse_conda_text
 from control_plane.environments.registered import EnvironmentSpec, RegisteredEnvironment
 from control_plane.environments.requirements import EnvironmentRequest, normalize
 from control_plane.errors import Conflict, NotFound, ValidationError
+from control_plane.store import outbox
 from control_plane.store.sqlite_store import Store
 
+ENVIRONMENT_REGISTERED = outbox.SCOREGATE + "environment.registered"
 _REFERENCE = re.compile(
     r"^(?:azureml:)?(?P<name>[^:@/]+)(?::(?P<version>[^:@/]+)|@(?P<label>\w+))$")
 
@@ -40,6 +42,9 @@ class EnvironmentService:
                                f"version out to get {_next_version(existing)})")
             created = RegisteredEnvironment(spec, version, False, time.time())
             rows.insert(conn, created)
+            outbox.emit(conn, ENVIRONMENT_REGISTERED, f"environments/{spec.name}:{version}", {
+                "environmentName": spec.name, "environmentVersion": version,
+                "environmentTags": dict(spec.tags)})  # in this transaction: the outbox
             return created
 
         return self._store.feature_write(write)

@@ -43,8 +43,12 @@ from control_plane.registry.reference import (
     parse_reference,
 )
 from control_plane.specs.resources import DeploymentSpec
+from control_plane.store import outbox
 from control_plane.store.sqlite_store import Record, Store, committed_deployments
 
+MODEL_REGISTERED = outbox.AZURE_ML + "ModelRegistered"
+MODEL_ARCHIVED = outbox.SCOREGATE + "model.archived"
+MODEL_RESTORED = outbox.SCOREGATE + "model.restored"
 ModelRecord = Record[ModelVersion]
 Records = list[ModelRecord]
 Versions = list[ModelVersion]
@@ -326,10 +330,12 @@ class ModelRegistry:
         placed = self._artifacts.place(staged)
         try:
             now = _now()
-            return self._save(conn, dataclasses.replace(
+            saved = self._save(conn, dataclasses.replace(
                 draft, version=number, digest=staged.tree.digest, size=staged.tree.size,
                 path=str(self._artifacts.location(staged.tree.digest, staged.entry)),
                 created_at=now, modified_at=now))
+            _emit(conn, MODEL_REGISTERED, saved.spec)
+            return saved
         except BaseException:
             if placed and not rows.digest_in_use(conn, staged.tree.digest):
                 self._artifacts.remove(staged.tree.digest)
@@ -346,8 +352,12 @@ class ModelRegistry:
             targets = found if number is None else [_pick(name, found, number)]
             for record in targets:
                 _check_etag(record, if_match)
-            return [r if r.spec.archived == archived else
-                    self._save(conn, _touched(r.spec, archived=archived)) for r in targets]
+            changed = [r for r in targets if r.spec.archived != archived]
+            saved = {r.spec.version: self._save(conn, _touched(r.spec, archived=archived))
+                     for r in changed}
+            for record in sorted(saved.values(), key=lambda r: r.spec.version):
+                _emit(conn, MODEL_ARCHIVED if archived else MODEL_RESTORED, record.spec)
+            return [saved.get(r.spec.version, r) for r in targets]
 
         return self._store.feature_write(write)
 
@@ -364,6 +374,13 @@ class ModelRegistry:
         if not found:
             raise _unknown(name, rows.names(conn))
         return found
+
+
+def _emit(conn: sqlite3.Connection, type: str, model: ModelVersion) -> None:
+    """In the write's own transaction (the outbox): Event Grid's ModelRegistered data."""
+    outbox.emit(conn, type, f"models/{model.name}:{model.version}", {
+        "modelName": model.name, "modelVersion": str(model.version),
+        "modelTags": dict(model.tags), "modelProperties": dict(model.properties)})
 
 
 def _pick(name: str, found: Records, version: int) -> ModelRecord:

@@ -16,7 +16,7 @@ import functools
 import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -57,6 +57,8 @@ from gateway import ROLE_LIVE, ROLE_MIRROR
 T = TypeVar("T")
 Percents = Mapping[str, int]
 Transition = Callable[[Rollout, EndpointSpec], tuple[Rollout, Percents | None, Percents | None]]
+Kinds = Callable[[Rollout], Sequence[tuple[str, Verdict | None]]]
+"""The events a transition records (kind, verdict), given the rollout after it."""
 _log = structlog.get_logger("scoregate.rollout")
 
 
@@ -118,6 +120,8 @@ class RolloutEngine:
                                    f"{running.target} {running.state}; abort or promote it first")
                 rollout = _new_rollout(request, spec)
                 rollout_rows.save(conn, rollout)
+                self.events.subscribe_webhook(conn, rollout)
+                self.events.record(conn, "started", rollout)
                 started.append(rollout)
                 return rollout.step.traffic, rollout.step.mirror
 
@@ -125,7 +129,7 @@ class RolloutEngine:
                                save)
             rollout = started[0]
             await self._apply_change()
-            self.events.emit("started", rollout)
+            self.events.observed("started", rollout)
             self._drive(rollout)
             return rollout
 
@@ -176,12 +180,12 @@ class RolloutEngine:
                 return r, None, None
 
             kind = "resumed" if rollout.state == RUNNING else "paused"
-            resumed.append(await self._command(rollout.endpoint, change, kind))
+            resumed.append(await self._command(rollout.endpoint, change, kind,
+                                               functools.partial(_restart_kinds, kind)))
         return resumed
 
     async def close(self) -> None:
         await cancel_and_wait(*self._drivers.values())
-        await self.events.close()
 
     # --- the driver ----------------------------------------------------------------------
 
@@ -245,11 +249,13 @@ class RolloutEngine:
             nxt = nxt.with_step(index + 1, status=STEP_BAKING, started_at=time.time())
             return nxt, nxt.step.traffic, nxt.step.mirror
 
-        after = await self._transition(rollout.endpoint, change)
-        self.events.emit("step", after, verdict)
-        if not after.active:
-            self.events.emit("promoted" if after.state == SUCCEEDED else "rolled_back", after)
-        return after
+        def kinds(after: Rollout) -> list[tuple[str, Verdict | None]]:
+            found: list[tuple[str, Verdict | None]] = [("step", verdict)]
+            if not after.active:
+                found.append(("promoted" if after.state == SUCCEEDED else "rolled_back", None))
+            return found
+
+        return await self._transition(rollout.endpoint, change, kinds)
 
     def _reading(self, rollout: Rollout) -> Reading:
         endpoint, step = rollout.endpoint, rollout.step
@@ -267,28 +273,30 @@ class RolloutEngine:
             return _ended(r, ROLLED_BACK, "rolled back: the rollout driver failed (see the log)")
 
         async with self._lock(endpoint):
-            rolled = await self._transition(endpoint, change)
-        self.events.emit("rolled_back", rolled)
+            await self._transition(endpoint, change, lambda r: [("rolled_back", None)])
 
     # --- transitions -----------------------------------------------------------------------
 
-    async def _command(self, endpoint: str, change: Transition, kind: str) -> Rollout:
+    async def _command(self, endpoint: str, change: Transition, kind: str,
+                       kinds: Kinds | None = None) -> Rollout:
         async with self._lock(endpoint):
             await self._stop_driver(endpoint)
             try:
-                after = await self._transition(endpoint, change)
+                after = await self._transition(endpoint, change,
+                                               kinds or (lambda r: [(kind, None)]))
             except BaseException:
                 still = await self._active(endpoint)  # refused: the driver carries on
                 if still is not None:
                     self._drive(still)
                 raise
-            self.events.emit(kind, after)
             self._drive(after)
             return after
 
-    async def _transition(self, endpoint: str, change: Transition) -> Rollout:
-        """Read the active rollout, change it and its traffic in one transaction, publish."""
+    async def _transition(self, endpoint: str, change: Transition, kinds: Kinds) -> Rollout:
+        """Read the active rollout, change it and its traffic in one transaction that also
+        records its events (the outbox), publish, then log them."""
         result: list[Rollout] = []
+        recorded: list[tuple[str, Verdict | None]] = []
 
         def save(conn: sqlite3.Connection, spec: EndpointSpec) -> tuple[Any, Any]:
             found = rollout_rows.active(conn, endpoint)
@@ -301,11 +309,16 @@ class RolloutEngine:
             rollout, traffic, mirror = change(found[0], spec)
             rollout = replace(rollout, updated_at=time.time())
             rollout_rows.save(conn, rollout)
+            recorded[:] = kinds(rollout)
+            for kind, verdict in recorded:
+                self.events.record(conn, kind, rollout, verdict)
             result.append(rollout)
             return _nonzero(traffic), _nonzero(mirror)
 
         await self._thread(self.store.feature_traffic_write, rollout_rows.FEATURE, endpoint, save)
         await self._apply_change()
+        for kind, verdict in recorded:
+            self.events.observed(kind, result[0], verdict)
         return result[0]
 
     async def _active(self, endpoint: str) -> Rollout | None:
@@ -339,6 +352,10 @@ def _new_rollout(request: RolloutRequest, spec: EndpointSpec) -> Rollout:
         steps=steps, start_traffic=dict(spec.traffic), start_mirror=dict(spec.mirror_traffic),
         guardrails=request.guardrails, webhook=request.webhook, created_at=now, updated_at=now)
     return rollout.with_step(0, status=STEP_BAKING, started_at=now)
+
+
+def _restart_kinds(kind: str, rollout: Rollout) -> list[tuple[str, Verdict | None]]:
+    return [("rolled_back" if rollout.state == ROLLED_BACK else kind, None)]
 
 
 def _rebake(rollout: Rollout) -> Rollout:

@@ -16,10 +16,11 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from control_plane.errors import SchemaTooNew, StateCorrupt, StateFull, StateUnavailable
+from control_plane.store import outbox
 from control_plane.store.extension import Migration, StoreExtension
 
 __all__ = ["CORE", "DB_NAME", "Database", "SchemaTooNew", "migrate", "schema_key",
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS secrets (
     endpoint TEXT PRIMARY KEY, primary_key TEXT NOT NULL, secondary_key TEXT NOT NULL,
     token_secret BLOB NOT NULL);
 """
-CORE = StoreExtension("core", (Migration(1, _CORE_V1),))
+CORE = StoreExtension("core", (Migration(1, _CORE_V1), Migration(2, outbox.CREATE_TABLE)))
 
 
 class Database:
@@ -58,6 +59,7 @@ class Database:
             raise StateUnavailable(f"cannot create or open {self.path} ({exc.strerror}); make "
                                    "the state folder writable for this user") from exc
         self._lock = threading.Lock()
+        self._commit_listeners: list[Callable[[], None]] = []
         with translated_errors(self.path):
             self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s(),
                                          isolation_level=None, check_same_thread=False)
@@ -76,6 +78,14 @@ class Database:
         """A `BEGIN IMMEDIATE` transaction: committed if the block returns, else rolled back."""
         with self._transaction("BEGIN IMMEDIATE") as conn:
             yield conn
+        for listener in tuple(self._commit_listeners):
+            listener()
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (in the writing thread, after the lock is released) whenever a
+        write transaction commits: how the outbox's reader learns of new events without
+        polling. It must be quick and thread-safe (e.g. `loop.call_soon_threadsafe`)."""
+        self._commit_listeners.append(listener)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

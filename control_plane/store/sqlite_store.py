@@ -27,6 +27,7 @@ from control_plane.errors import Conflict, NotFound, PreconditionFailed, Validat
 from control_plane.specs import validation
 from control_plane.specs.diff import describe_changes
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
+from control_plane.store import change_events, outbox
 from control_plane.store.database import Database
 from control_plane.store.extension import DeploymentGuard, StoreExtension, WriteGuard
 
@@ -328,6 +329,18 @@ class Store:
         with self._db.read() as conn:
             return read(conn)
 
+    # The outbox (outbox.py) ----------------------------------------------------------------
+
+    def events(self, since: float | None = None, types: Sequence[str] = (),
+               limit: int = 1000) -> list[outbox.Event]:
+        """The event log, oldest first (`scoregate event list`)."""
+        with self._db.read() as conn:
+            return outbox.listing(conn, since, types, limit)
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """See `Database.on_commit`: how a reader of the outbox is woken."""
+        self._db.on_commit(listener)
+
     # Internals ---------------------------------------------------------------------------
 
     def _set_endpoint_map(
@@ -441,8 +454,15 @@ def _commit(conn: sqlite3.Connection, draft: _Draft, guards: _Guards) -> StoreSt
     if changed:
         for deployment_guard in guards.deployments:
             deployment_guard(conn, changed)
+    for event in change_events.changes(_specs(before), _specs(after), draft.writer):
+        outbox.emit(conn, event.type, event.subject, event.data)
     _write_rows(conn, before, after)
     return after
+
+
+def _specs(state: StoreState) -> change_events.Specs:
+    return change_events.Specs({name: r.spec for name, r in state.endpoints.items()},
+                               {key: r.spec for key, r in state.deployments.items()})
 
 
 def _normalized(spec: EndpointSpec, deployment_names: list[str]) -> EndpointSpec:

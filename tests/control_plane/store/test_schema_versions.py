@@ -18,7 +18,7 @@ import pytest
 
 from control_plane.errors import SchemaTooNew
 from control_plane.rollouts import rows as rollout_rows
-from control_plane.store.database import DB_NAME, Database, schema_versions
+from control_plane.store.database import CORE, DB_NAME, Database, schema_versions
 from control_plane.store.extension import Migration, StoreExtension
 from control_plane.store.sqlite_store import Store
 from tests.support.processes import REPO_ROOT
@@ -60,8 +60,10 @@ def test_a_database_written_before_the_regroup_opens_with_its_data_intact(
 
     store = Store(tmp_path / "home", ROLLOUTS)
     try:
-        assert meta(path) == {"schema": 1, "schema:rollouts": 1, "revision": 2}
+        # core 2 adds the events outbox (empty: the old changes raised no event)
+        assert meta(path) == {"schema": 2, "schema:rollouts": 1, "revision": 2}
         assert {table: rows(path, table) for table in OLD_TABLES} == before
+        assert rows(path, "events") == []
         assert store.revision == 2
         assert store.endpoint("my-endpoint").spec.traffic == {"blue": 90, "green": 10}
         assert sorted(store.deployments("my-endpoint")) == ["my-endpoint/blue",
@@ -95,7 +97,7 @@ def test_a_newer_database_is_refused_with_schema_too_new(tmp_path: Path) -> None
         conn.execute("UPDATE meta SET value = 7 WHERE key = 'schema'")
     conn.close()
     with pytest.raises(SchemaTooNew, match=r"schema of this state database is version 7, "
-                                           r"newer than this scoregate knows \(1\)"):
+                                           rf"newer than this scoregate knows \({CORE.version}\)"):
         Store(tmp_path / "home", ROLLOUTS)
     assert meta(path)["schema"] == 7  # untouched
 
@@ -143,7 +145,7 @@ def test_an_extension_with_two_migrations_on_a_v1_database_runs_only_the_second(
         with v2.read() as conn:
             assert conn.execute("SELECT text, author FROM notes").fetchall() == [
                 ("kept", "nobody")]
-            assert schema_versions(conn) == {"schema": 1, "schema:notes": 2}
+            assert schema_versions(conn) == {"schema": CORE.version, "schema:notes": 2}
     finally:
         v2.close()
 
@@ -169,6 +171,6 @@ def test_a_migration_that_fails_half_way_leaves_the_old_version(tmp_path: Path) 
             columns = [row[1] for row in conn.execute("PRAGMA table_info(notes)")]
             assert columns == ["id", "text"]
             assert conn.execute("SELECT text FROM notes").fetchall() == [("kept",)]
-            assert schema_versions(conn) == {"schema": 1, "schema:notes": 1}
+            assert schema_versions(conn) == {"schema": CORE.version, "schema:notes": 1}
     finally:
         again.close()

@@ -176,6 +176,29 @@ def test_the_cli_subscribes_lists_dead_letters_and_replays(
     assert missing.returncode == 1 and "not found" in missing.stderr
 
 
+def test_model_create_from_the_cli_reaches_a_model_registered_subscriber(
+        processes: ProcessGroup, tmp_path: Path) -> None:
+    """The issue's recipe: a CI job's `scoregate model create` is what starts the chain."""
+    gateway = start_serve(processes, tmp_path / "home", extra=FAST)
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"weights")
+    with running_receiver() as receiver:
+        gateway.cli("event-subscription", "create", "--name", "on-heart", "--endpoint",
+                    receiver.url, "--event-types",
+                    "Microsoft.MachineLearningServices.ModelRegistered",
+                    "--subject-begins-with", "models/heart-classifier:")
+        gateway.cli("model", "create", "--name", "lung-classifier", "--path", str(model))
+        for _ in range(2):
+            gateway.cli("model", "create", "--name", "heart-classifier", "--path", str(model),
+                        "--tags", "area=cardio")
+        wait_until(lambda: len(receiver.accepted) == 2, what="two ModelRegistered events")
+    first, second = receiver.events()
+    assert (first["subject"], second["subject"]) == ("models/heart-classifier:1",
+                                                     "models/heart-classifier:2")
+    assert second["data"] == {"modelName": "heart-classifier", "modelVersion": "2",
+                              "modelTags": {"area": "cardio"}, "modelProperties": {}}
+
+
 def test_wrong_subscriptions_and_queries_are_400_never_500(
         processes: ProcessGroup, tmp_path: Path) -> None:
     admin = Admin(start_serve(processes, tmp_path / "home"))

@@ -65,6 +65,14 @@ def test_core_changes_are_events_in_order(store: Store) -> None:
     assert seqs == sorted(seqs) and len(set(e.id for e in events)) == len(events)
 
 
+def test_model_deployed_names_the_registered_model(tmp_path: Path) -> None:
+    store = Store(tmp_path / "plain")  # no registry guard: only the event's data is checked
+    store.create_endpoint(EndpointSpec("epx"))
+    store.create_deployment(DeploymentSpec("blue", "epx", urls=URL,
+                                           model_ref="azureml:heart-classifier:2"))
+    assert store.events()[-1].data["modelIds"] == "heart-classifier:2"
+
+
 def test_a_refused_change_leaves_no_event(store: Store) -> None:
     store.create_endpoint(EndpointSpec("epx"))
     before = kinds(store)

@@ -6,6 +6,8 @@ Routes and answers as azureml-inference-server-http 1.5.1 gives them:
   `OPTIONS /score` → 200 with an empty body (a `@rawhttp` run() gets every method itself).
 - `GET /swagger.json?version=2|3|3.1`.
 - anything else → 404 / 405 with azmlinfsrv's (werkzeug's) messages.
+With batching (a script with `run_batch`, see scoring_servers/batching.py) `/score` answers start
+with `x-scoregate-batch-size` and `x-scoregate-batch-wait-ms`.
 On these three routes every answer carries `x-ms-server-version`, the request ids
 (`x-request-id`, `x-ms-request-id`, `x-ms-client-request-id`), `TraceId` when sent, and CORS
 headers when enabled. Every error body is JSON `{"message": ...}`.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -26,6 +29,7 @@ from scoring_servers.azureml.run_inputs import InputError, build_call
 from scoring_servers.azureml.run_signature import RAW, RunSignature
 from scoring_servers.azureml.runner import Runner
 from scoring_servers.azureml.swagger import SwaggerDocuments
+from scoring_servers.batching import Batcher
 
 if TYPE_CHECKING:  # annotations only: these subscripts need Python 3.9+ at run time
     Scope = MutableMapping[str, Any]
@@ -34,6 +38,7 @@ if TYPE_CHECKING:  # annotations only: these subscripts need Python 3.9+ at run 
     Send = Callable[[Message], Awaitable[None]]
     Background = Callable[[], Coroutine[Any, Any, None]]
     Headers = list[tuple[bytes, bytes]]
+    BatchItem = tuple[Any, str]  # (raw data, request id), as runner.py takes it
 
 MAX_REQUEST_ID = 100  # azmlinfsrv's limit for the id headers
 HTML = b"text/html; charset=utf-8"
@@ -45,12 +50,15 @@ NO_BODY_STATUSES = (204, 304)
 
 class ScoringScriptApp:
     __slots__ = ("_runner", "_signature", "_swagger", "_background", "_request_ids", "_cors",
-                 "_version_headers")
+                 "_version_headers", "_batcher")
 
     def __init__(self, runner: Runner, signature: RunSignature, swagger: SwaggerDocuments,
                  background: Background | None = None, cors: CorsPolicy | None = None,
-                 server_version: str | None = None) -> None:
+                 server_version: str | None = None,
+                 batcher: Batcher[BatchItem] | None = None) -> None:
+        """`batcher`: only for a plain run(raw_data) script that defines run_batch."""
         self._runner = runner
+        self._batcher = batcher
         self._signature = signature
         self._swagger = swagger
         self._background = background  # runs while serving (the log flusher)
@@ -149,7 +157,17 @@ class ScoringScriptApp:
             args, kwargs = build_call(signature, scope, body)
         except InputError as exc:
             return error_outcome(exc.status, exc.message)
+        if self._batcher is not None:
+            return await self._batched(args[0] if args else (kwargs or {})[signature.first],
+                                       request_id)
         return await self._runner.score(args, kwargs, request_id)
+
+    async def _batched(self, raw_data: Any, request_id: str) -> Outcome:
+        """Through the batcher; its headers go first (where the gateway reads them)."""
+        assert self._batcher is not None
+        pending = self._batcher.submit((raw_data, request_id))
+        outcome = await self._runner.wait(pending.future, request_id)
+        return dataclasses.replace(outcome, headers=(*pending.headers(), *outcome.headers))
 
     async def _health(self, scope: Scope, receive: Receive, request_id: str) -> Outcome:
         if scope["method"] == "OPTIONS":

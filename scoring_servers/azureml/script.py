@@ -1,6 +1,7 @@
 """Loading the entry script the way Azure ML does: its folder importable, wherever the cwd is;
 `azureml.contrib.services` importable (contrib_services/aliases.py); and, like azmlinfsrv, the
-run() of a generated `driver_module` when the script has one (init() stays the script's)."""
+run() of a generated `driver_module` when the script has one (init() stays the script's).
+A `run_batch(list_of_raw_data)` beside run() opts the script in to batching (see runner.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class EntryScript:
     path: Path
     init: Callable[[], Any]
     run: Callable[..., Any]
+    run_batch: Callable[[list[Any]], Any] | None = None  # opts the script in to batching
 
 
 def load_entry_script(code_dir: Path, entry_path: Path) -> EntryScript:
@@ -44,7 +46,8 @@ def load_entry_script(code_dir: Path, entry_path: Path) -> EntryScript:
     driver = getattr(module, "driver_module", None)
     if isinstance(driver, types.ModuleType) and callable(getattr(driver, "run", None)):
         run = driver.run
-    return EntryScript(entry_path, init, run)
+    run_batch = getattr(module, "run_batch", None)
+    return EntryScript(entry_path, init, run, run_batch if callable(run_batch) else None)
 
 
 def _function(module: object, name: str, path: Path) -> Callable[..., Any]:

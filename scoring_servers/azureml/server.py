@@ -19,11 +19,12 @@ from scoring_servers.azureml.coalesce import CoalescingHttpToolsProtocol
 from scoring_servers.azureml.cors import CorsPolicy
 from scoring_servers.azureml.errors import UsageError
 from scoring_servers.azureml.logs import configure_logging
-from scoring_servers.azureml.run_signature import analyse_run, original_function
+from scoring_servers.azureml.run_signature import TEXT, RunSignature, analyse_run, original_function
 from scoring_servers.azureml.runner import Runner
-from scoring_servers.azureml.script import load_entry_script, run_init
+from scoring_servers.azureml.script import EntryScript, load_entry_script, run_init
 from scoring_servers.azureml.settings import ServerSettings
 from scoring_servers.azureml.swagger import Service, load_swagger
+from scoring_servers.batching import Batcher, BatchSettings
 
 logger = logging.getLogger("scoring_servers.azureml")
 
@@ -79,9 +80,12 @@ def serve(settings: ServerSettings) -> int:
         swagger = load_swagger(settings.code_dir, script.run, Service(
             settings.service_name, settings.service_version, settings.service_path_prefix))
         code = getattr(original_function(script.run), "__code__", None)
-        runner = Runner(script.run, settings.worker_count, settings.scoring_timeout_s, code)
+        runner = Runner(script.run, settings.worker_count, settings.scoring_timeout_s, code,
+                        script.run_batch)
+        batching = _batching(settings.batching, script, signature)
         app = ScoringScriptApp(runner, signature, swagger, log_handler.flush_periodically,
-                               CorsPolicy.parse(settings.cors_origins), settings.server_version)
+                               CorsPolicy.parse(settings.cors_origins), settings.server_version,
+                               Batcher(batching, runner.submit_batch) if batching else None)
         config = uvicorn.Config(
             app, loop="uvloop",
             http=CoalescingHttpToolsProtocol, ws="none", lifespan="on",
@@ -98,6 +102,25 @@ def serve(settings: ServerSettings) -> int:
         sock.close()
         log_handler.immediate = True
         log_handler.flush_pending()
+
+
+def _batching(settings: BatchSettings | None, script: EntryScript,
+              signature: RunSignature) -> BatchSettings | None:
+    """Batching only where run_batch can stand in for run(): a plain run(raw_data)."""
+    if settings is None:
+        return None
+    if script.run_batch is None:
+        logger.info("batching is configured, but %s defines no run_batch(): each request is "
+                    "scored alone", script.path.name)
+        return None
+    if signature.mode != TEXT or signature.wants_headers:
+        logger.warning("batching is configured, but run_batch() is not used: run() takes %s",
+                       "request_headers" if signature.wants_headers else
+                       f"its input as {signature.mode}")
+        return None
+    logger.info("batching: up to %d requests per run_batch() call, closed %g ms after the "
+                "first", settings.max_batch_size, settings.max_latency_s * 1000)
+    return settings
 
 
 def _export_environment(settings: ServerSettings) -> None:

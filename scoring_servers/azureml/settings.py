@@ -21,6 +21,8 @@ Environment variables (as azureml-inference-server-http reads them):
 - `AZUREML_LOG_LEVEL` (default INFO): the root logging level, so `logging.info` lines of the
   script reach the instance log.
 - `SCORING_TIMEOUT_MS` (optional): the longest a request waits for `run()`.
+- `SCOREGATE_BATCHING` (optional, scoregate's): `<max_batch_size>,<max_latency_ms>` turns on
+  batching for a script that defines `run_batch` (scoring_servers/batching.py).
 - `AZUREML_MODEL_DIR` is not read here; the script reads it.
 """
 
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scoring_servers.azureml.errors import UsageError
+from scoring_servers.batching import BatchSettings, parse_batching
 
 SERVER_VERSION = "scoregate-scoring-server/0.1.0"
 DEFAULT_PORT = 5001  # azmlinfsrv's
@@ -59,6 +62,7 @@ class ServerSettings:
     service_name: str = "ML service"
     service_version: str = "1.0"
     service_path_prefix: str = ""
+    batching: BatchSettings | None = None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,7 +135,15 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ServerSet
         service_name=environ.get("SERVICE_NAME", "ML service"),
         service_version=environ.get("SERVICE_VERSION", "1.0"),
         service_path_prefix=environ.get("SERVICE_PATH_PREFIX", ""),
+        batching=_batching(environ),
     )
+
+
+def _batching(environ: Mapping[str, str]) -> BatchSettings | None:
+    try:
+        return parse_batching(environ)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _server_version(environ: Mapping[str, str]) -> str | None:

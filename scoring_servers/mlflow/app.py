@@ -5,7 +5,9 @@ Routes (as azureml-inference-server-http serves an MLflow model):
 - `POST /score` → the model's predictions (see `payload` for the formats);
 - `GET /swagger.json?version=2|3|3.1`: generated from the model's signature.
 Every error body is JSON `{"message": ...}`. Answers to /score carry `x-request-id` (the
-client's, or a fresh one) and `x-ms-run-fn-exec-ms`, as the azureml server's do.
+client's, or a fresh one) and `x-ms-run-fn-exec-ms`, as the azureml server's do; with
+batching they start with `x-scoregate-batch-size` and `x-scoregate-batch-wait-ms` (see
+scoring_servers/batching.py).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from scoring_servers.batching import Batcher
 from scoring_servers.mlflow.request_ids import RequestIds
-from scoring_servers.mlflow.runner import Outcome, Runner, error_body
+from scoring_servers.mlflow.runner import BatchItem, Outcome, Runner, error_body
 from scoring_servers.mlflow.swagger import SwaggerDocuments
 
 Scope = MutableMapping[str, Any]
@@ -28,10 +31,12 @@ MAX_REQUEST_ID = 100  # azmlinfsrv's limit for x-request-id
 
 
 class MlflowModelApp:
-    __slots__ = ("_runner", "_swagger", "_request_ids")
+    __slots__ = ("_runner", "_swagger", "_request_ids", "_batcher")
 
-    def __init__(self, runner: Runner, swagger: SwaggerDocuments) -> None:
+    def __init__(self, runner: Runner, swagger: SwaggerDocuments,
+                 batcher: Batcher[BatchItem] | None = None) -> None:
         self._runner = runner
+        self._batcher = batcher
         self._swagger = swagger
         self._request_ids = RequestIds()
 
@@ -71,9 +76,16 @@ class MlflowModelApp:
             return
         if not request_id:
             request_id = self._request_ids.next()
-        outcome = await self._runner.score(body, request_id.decode("latin-1"))
+        request_text = request_id.decode("latin-1")
+        if self._batcher is None:
+            outcome = await self._runner.score(body, request_text)
+            headers = _score_headers(outcome, request_id, client_request_id)
+        else:  # the batch headers first: the gateway reads them there
+            pending = self._batcher.submit((body, request_text))
+            outcome = await self._runner.wait(pending.future, request_text)
+            headers = pending.headers() + _score_headers(outcome, request_id, client_request_id)
         await send({"type": "http.response.start", "status": outcome.status,
-                    "headers": _score_headers(outcome, request_id, client_request_id)})
+                    "headers": headers})
         await send({"type": "http.response.body", "body": outcome.body})
 
     async def _swagger_json(self, scope: Scope, send: Send) -> None:

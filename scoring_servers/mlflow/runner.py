@@ -6,6 +6,10 @@ a job is a tuple on a `queue.SimpleQueue`, the answer comes back with one
 scoring script's `run(str)` and its error contract (every exception is a 500), while here a
 client's mistake is a 4xx with MLflow's message. All CPU work of a request (JSON parsing,
 DataFrame building, predict, JSON encoding) happens in the worker thread.
+
+With batching (`scoring_servers/batching.py`) a closed batch is one job: one thread scores all
+its bodies with `score_batch` (stacking.py: one `predict` for what fits together) and the
+answers come back with one wakeup.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from scoring_servers.batching import Pending, resolve_all
 from scoring_servers.mlflow.errors import ClientError
 
 logger = logging.getLogger("scoring_servers.mlflow")
@@ -26,6 +31,9 @@ logger = logging.getLogger("scoring_servers.mlflow")
 SERVER_FAILED_MESSAGE = "An unexpected error occurred while scoring. Check the logs for more info."
 
 Score = Callable[[bytes], bytes]  # request body → answer body (JSON); raises ClientError
+# request bodies → per body, its answer body or what scoring it raised
+ScoreBatch = Callable[[Sequence[bytes]], list[bytes | Exception]]
+BatchItem = tuple[bytes, str]  # (request body, request id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +50,10 @@ def error_body(message: str) -> bytes:
 class Runner:
     """Runs `score(body)` in its own threads; `busy` counts calls still scoring."""
 
-    def __init__(self, score: Score, worker_count: int, timeout_s: float | None) -> None:
+    def __init__(self, score: Score, worker_count: int, timeout_s: float | None,
+                 score_batch: ScoreBatch | None = None) -> None:
         self._score = score
+        self._score_batch = score_batch
         self._timeout_s = timeout_s
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._inside: set[int] = set()
@@ -62,6 +72,14 @@ class Runner:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
         self._jobs.put((loop, future, body, request_id))
+        return await self.wait(future, request_id)
+
+    def submit_batch(self, batch: list[Pending[BatchItem]]) -> None:
+        """A closed batch (the batcher's `dispatch`, on the loop): one job for one thread."""
+        self._jobs.put((asyncio.get_running_loop(), batch))
+
+    async def wait(self, future: asyncio.Future[Outcome], request_id: str) -> Outcome:
+        """The answer of a submitted job, within SCORING_TIMEOUT_MS."""
         if self._timeout_s is None:
             return await future
         started = time.perf_counter()
@@ -76,6 +94,9 @@ class Runner:
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
+            if len(job) == 2:
+                self._work_batch(*job)
+                continue
             loop, future, body, request_id = job
             if future.cancelled():  # timed out while queued
                 continue
@@ -101,13 +122,52 @@ class Runner:
             self._inside.discard(token)
         return Outcome(status, answer, (time.perf_counter() - started) * 1000.0)
 
+    def _work_batch(self, loop: asyncio.AbstractEventLoop,
+                    batch: list[Pending[BatchItem]]) -> None:
+        live = [pending for pending in batch if not pending.future.done()]
+        answers = self._call_batch([pending.item for pending in live]) if live else []
+        try:
+            loop.call_soon_threadsafe(resolve_all, live, answers)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
+    def _call_batch(self, items: list[BatchItem]) -> list[Outcome]:
+        assert self._score_batch is not None  # only batched with a score_batch
+        token = threading.get_ident()
+        self._inside.add(token)
+        started = time.perf_counter()
+        try:
+            answers = self._score_batch([body for body, _ in items])
+        except Exception:  # a bug of ours (score_batch answers per request): 500 for all
+            logger.exception("scoring a batch of %d failed (first request %s)", len(items),
+                             items[0][1])
+            failed = Outcome(500, error_body(SERVER_FAILED_MESSAGE),
+                             (time.perf_counter() - started) * 1000.0)
+            return [failed] * len(items)
+        finally:
+            self._inside.discard(token)
+        exec_ms = (time.perf_counter() - started) * 1000.0
+        return [_outcome(answer, exec_ms, request_id)
+                for answer, (_, request_id) in zip(answers, items)]
+
     def close(self) -> None:
         """Stop taking calls; does not wait for a call that never returns."""
         for _ in self._threads:
             self._jobs.put(None)
 
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Outcome]", bytes, str]
+_Job = (tuple[asyncio.AbstractEventLoop, "asyncio.Future[Outcome]", bytes, str]
+        | tuple[asyncio.AbstractEventLoop, list[Pending[BatchItem]]])
+
+
+def _outcome(answer: bytes | Exception, exec_ms: float, request_id: str) -> Outcome:
+    """One request's answer within a batch, as `_call` would have given it alone."""
+    if isinstance(answer, bytes):
+        return Outcome(200, answer, exec_ms)
+    if isinstance(answer, ClientError):
+        return Outcome(answer.status, error_body(answer.message), exec_ms)
+    logger.error("scoring failed (request %s)", request_id, exc_info=answer)
+    return Outcome(500, error_body(SERVER_FAILED_MESSAGE), exec_ms)
 
 
 def _resolve(future: asyncio.Future[Outcome], outcome: Outcome) -> None:

@@ -13,19 +13,22 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
 import uvicorn
 
+from scoring_servers.batching import Batcher
 from scoring_servers.mlflow.app import MlflowModelApp
 from scoring_servers.mlflow.errors import UsageError
 from scoring_servers.mlflow.loading import ServedModel, load_served_model
 from scoring_servers.mlflow.numeric_frames import double_columns
-from scoring_servers.mlflow.payload import parse_request
+from scoring_servers.mlflow.payload import ScoringRequest, parse_request
 from scoring_servers.mlflow.prediction import encode_predictions, predict
-from scoring_servers.mlflow.runner import Runner, Score
+from scoring_servers.mlflow.runner import BatchItem, Runner, Score, ScoreBatch
 from scoring_servers.mlflow.settings import ServerSettings
+from scoring_servers.mlflow.stacking import score_batch
 from scoring_servers.mlflow.swagger import build_swagger
 
 try:
@@ -73,17 +76,24 @@ def listening_url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def scorer(model: ServedModel) -> Score:
-    """Request body → answer body: parse (MLflow's parsers), predict, encode."""
+def scorer(model: ServedModel) -> tuple[Score, ScoreBatch]:
+    """Request body → answer body: parse (MLflow's parsers), predict, encode; and the same for
+    a batch of bodies (stacking.py)."""
     schema = model.signature.inputs if model.signature is not None else None
     doubles = double_columns(schema)
 
+    def parse(body: bytes) -> ScoringRequest:
+        return parse_request(body, schema, model.hinted, doubles)
+
     def score(body: bytes) -> bytes:
-        request = parse_request(body, schema, model.hinted, doubles)
+        request = parse(body)
         return encode_predictions(predict(model, request.data, request.params),
                                   request.mlflow_format)
 
-    return score
+    def batch(bodies: Sequence[bytes]) -> list[bytes | Exception]:
+        return score_batch(model, parse, bodies)
+
+    return score, batch
 
 
 def serve(settings: ServerSettings) -> int:
@@ -98,9 +108,15 @@ def serve(settings: ServerSettings) -> int:
                                 model.input_example)
         logger.info("model loaded (loader %s); %d worker thread(s) for predict",
                     model.loader_module, settings.worker_count)
-        runner = Runner(scorer(model), settings.worker_count, settings.scoring_timeout_s)
+        score, batch = scorer(model)
+        runner = Runner(score, settings.worker_count, settings.scoring_timeout_s, batch)
+        batcher = None
+        if settings.batching is not None:
+            logger.info("batching: up to %d requests per predict, closed %g ms after the first",
+                        settings.batching.max_batch_size, settings.batching.max_latency_s * 1000)
+            batcher = Batcher[BatchItem](settings.batching, runner.submit_batch)
         config = uvicorn.Config(
-            MlflowModelApp(runner, swagger), loop="uvloop", http=HTTP_PROTOCOL, ws="none",
+            MlflowModelApp(runner, swagger, batcher), loop="uvloop", http=HTTP_PROTOCOL, ws="none",
             lifespan="on", access_log=settings.access_log, log_config=None,
             log_level=settings.log_level, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             proxy_headers=False, server_header=False, date_header=False)

@@ -16,6 +16,8 @@ Environment variables (as azureml-inference-server-http reads them):
 - `WORKER_COUNT` (default 1): threads that call `predict`; more than 1 means concurrent calls.
 - `AZUREML_LOG_LEVEL` (default INFO): the root logging level.
 - `SCORING_TIMEOUT_MS` (optional): the longest a request waits for its prediction.
+- `SCOREGATE_BATCHING` (optional, scoregate's): `<max_batch_size>,<max_latency_ms>` turns on
+  native batching (scoring_servers/batching.py, stacking.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from scoring_servers.batching import BatchSettings, parse_batching
 from scoring_servers.mlflow.errors import UsageError
 
 MLMODEL = "MLmodel"
@@ -41,6 +44,7 @@ class ServerSettings:
     log_level: int = logging.INFO
     scoring_timeout_s: float | None = None
     access_log: bool = False
+    batching: BatchSettings | None = None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,7 +80,15 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ServerSet
         log_level=log_level,
         scoring_timeout_s=scoring_timeout_s,
         access_log=args.access_log,
+        batching=_batching(environ),
     )
+
+
+def _batching(environ: Mapping[str, str]) -> BatchSettings | None:
+    try:
+        return parse_batching(environ)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def resolve_model_dir(model_dir: str | None, environ: Mapping[str, str]) -> Path:

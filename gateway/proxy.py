@@ -39,7 +39,7 @@ from gateway.roles import ROLE_DIRECT, ROLE_LIVE
 from gateway.shadow.mirror import Mirror
 from gateway.snapshot import DeploymentRoute, EndpointRoute, RoutingSnapshot
 from gateway.telemetry.access_log import AccessLog, AccessRecord
-from gateway.telemetry.metrics import NONE, Recorders
+from gateway.telemetry.metrics import BATCH_SIZE_HEADER, BATCH_WAIT_HEADER, NONE, Recorders
 
 DEPLOYMENT_HEADER = b"azureml-model-deployment"
 CLIENT_ID_HEADER = b"x-ms-client-request-id"
@@ -53,8 +53,10 @@ _DROP_REQUEST = _HOP_BY_HOP | {b"authorization", b"content-length", b"expect", b
                                b"x-request-id", b"x-scoregate-mirror", b"x-forwarded-for",
                                b"x-forwarded-proto"}
 # Not passed back to the client: hop-by-hop headers, and what we set ourselves.
+# (The batch headers are recorded as metrics, not shown: docs/batching.md.)
 _DROP_RESPONSE = _HOP_BY_HOP | {b"content-length", b"date", b"server", b"x-request-id",
-                                DEPLOYMENT_HEADER, CLIENT_ID_HEADER}
+                                DEPLOYMENT_HEADER, CLIENT_ID_HEADER, BATCH_SIZE_HEADER,
+                                BATCH_WAIT_HEADER}
 _CLOSE = (b"connection", b"close")
 _HTTP, _HTTPS = (b"x-forwarded-proto", b"http"), (b"x-forwarded-proto", b"https")
 
@@ -268,13 +270,16 @@ class ScoreHandler:
             answer = await self._send(deployment, body, forward)
         finally:
             admission.release(key)
+        if self._recorders.enabled:
+            recorder = self._recorders.recorder(key[0], key[1], role)
+            if answer.headers and answer.headers[0][0] == BATCH_SIZE_HEADER:
+                recorder.batched(answer.headers)
+            if 200 <= answer.status < 300:
+                recorder.upstream_seconds.observe(answer.seconds)
         if not 200 <= answer.status < 300:
             if answer.rest is not None:  # too large to quote: drop it unread
                 answer.rest.close()
             raise model_error(deployment, answer)
-        if self._recorders.enabled:
-            self._recorders.recorder(key[0], key[1], role).upstream_seconds.observe(
-                answer.seconds)
         return answer
 
     async def _send(self, deployment: DeploymentRoute, body: bytes,

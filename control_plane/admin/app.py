@@ -50,7 +50,7 @@ TOKEN_TTL_S = 3600.0  # aml_token lifetime given by get-credentials; refresh aft
 MAX_LOG_LINES = 100_000
 MAX_ADMIN_BODY_BYTES = 1024 * 1024  # the largest admin body (a deployment spec is a few KB)
 _MERGED_FIELDS = frozenset({"tags", "environment_variables", "request_settings",
-                            "liveness_probe", "readiness_probe"})
+                            "liveness_probe", "readiness_probe", "batching"})
 _MODEL_FIELDS = frozenset({"model_path", "model_ref", "model_type"})
 _log = logging.getLogger("scoregate.admin")
 T = TypeVar("T")

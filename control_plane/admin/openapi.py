@@ -22,7 +22,7 @@ from control_plane.admin.rollout_doc import PATHS as ROLLOUT_PATHS
 from control_plane.admin.rollout_doc import SCHEMAS as ROLLOUT_SCHEMAS
 from control_plane.errors import ScoregateError
 from control_plane.specs.resources import AUTH_MODES
-from control_plane.specs.validation import MAX_REQUEST_TIMEOUT_MS, PROBE_LOWEST
+from control_plane.specs.validation import BATCHING_BOUNDS, MAX_REQUEST_TIMEOUT_MS, PROBE_LOWEST
 
 Schema = dict[str, Any]
 
@@ -51,6 +51,10 @@ def _ints(names: Mapping[str, int]) -> Schema:
 _REQUEST_SETTINGS = _ints({"request_timeout_ms": 1, "max_concurrent_requests_per_instance": 1})
 _REQUEST_SETTINGS["properties"]["request_timeout_ms"]["maximum"] = MAX_REQUEST_TIMEOUT_MS
 _PROBE = _ints(PROBE_LOWEST)
+_BATCHING: Schema = {**_ints({name: low for name, (low, _) in BATCHING_BOUNDS.items()}),
+                     "nullable": True, "description": "null: batching off (docs/batching.md)"}
+for _name, (_, _highest) in BATCHING_BOUNDS.items():
+    _BATCHING["properties"][_name]["maximum"] = _highest
 
 _ENDPOINT_FIELDS: Schema = {
     "auth_mode": {"type": "string", "enum": list(AUTH_MODES)},
@@ -78,6 +82,7 @@ _DEPLOYMENT_FIELDS: Schema = {
     "description": {"type": "string"},
     "tags": _STRINGS,
     "environment": {"nullable": True},
+    "batching": _BATCHING,
 }
 _STATUS_FIELDS: Schema = {
     "etag": {"type": "string"},

@@ -57,6 +57,8 @@ def instance_env(spec: DeploymentSpec, model_dir: Path,
     if spec.scoring_script:
         env["AZUREML_ENTRY_SCRIPT"] = spec.scoring_script
     env.setdefault("WORKER_COUNT", str(spec.request_settings.max_concurrent_requests_per_instance))
+    if spec.batching is not None:  # read by scoring_servers/batching.py
+        env["SCOREGATE_BATCHING"] = f"{spec.batching.max_batch_size},{spec.batching.max_latency_ms}"
     env.setdefault("PYTHONUNBUFFERED", "1")
     paths = [str(_PACKAGE_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))

@@ -30,6 +30,15 @@ class RequestSettings:
 
 
 @dataclass(frozen=True)
+class BatchingSettings:
+    """Dynamic batching in the instances' scoring server (docs/batching.md): a batch closes at
+    `max_batch_size` requests or `max_latency_ms` after its first one, whichever comes first."""
+
+    max_batch_size: int = 32
+    max_latency_ms: int = 10
+
+
+@dataclass(frozen=True)
 class EndpointSpec:
     name: str
     auth_mode: str = "key"
@@ -80,6 +89,7 @@ class DeploymentSpec:
     # `model_path`, the name (and version) an inline model is registered as.
     model_ref: str | None = None
     model_type: str | None = None  # custom_model | mlflow_model | triton_model; None: not said
+    batching: BatchingSettings | None = None  # None: every request scored alone
 
     @property
     def is_external(self) -> bool:
@@ -97,6 +107,8 @@ class DeploymentSpec:
         data["liveness_probe"] = ProbeSettings(**data.get("liveness_probe") or {})
         data["readiness_probe"] = ProbeSettings(**data.get("readiness_probe") or {})
         data["urls"] = tuple(data.get("urls") or ())
+        batching = data.get("batching")
+        data["batching"] = None if batching is None else BatchingSettings(**batching)
         return cls(**data)
 
     def with_changes(self, **changes: Any) -> DeploymentSpec:

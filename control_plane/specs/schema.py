@@ -33,6 +33,7 @@ from control_plane.specs.fields import (
 )
 from control_plane.specs.resources import (
     AUTH_MODES,
+    BatchingSettings,
     DeploymentSpec,
     EndpointSpec,
     ProbeSettings,
@@ -47,7 +48,7 @@ ENDPOINT_CLOUD_KEYS = frozenset({
 DEPLOYMENT_KEYS = frozenset({
     "name", "endpoint_name", "model", "code_configuration", "environment",
     "environment_variables", "instance_count", "request_settings", "liveness_probe",
-    "readiness_probe", "description", "tags", "url", "urls",
+    "readiness_probe", "description", "tags", "url", "urls", "batching",
 })
 DEPLOYMENT_CLOUD_KEYS = frozenset({
     "$schema", "instance_type", "app_insights_enabled", "egress_public_network_access",
@@ -107,6 +108,7 @@ def deployment_from_mapping(data: Any, source: str, base_dir: Path, *, name: str
     code_dir, script = _code(src, data, urls, not_applied, model_type)
     if urls and "instance_count" in data:
         not_applied["instance_count"] = plain(src, data["instance_count"], "instance_count")
+    request_settings = _request_settings(src, data, not_applied)
     return DeploymentSpec(
         name=name,
         endpoint_name=endpoint_name,
@@ -115,7 +117,7 @@ def deployment_from_mapping(data: Any, source: str, base_dir: Path, *, name: str
         scoring_script=script,
         environment_variables=text_map(src, data, "environment_variables"),
         instance_count=integer(src, data, "instance_count", "", 1, 1),
-        request_settings=_request_settings(src, data, not_applied),
+        request_settings=request_settings,
         liveness_probe=_probe(src, data, "liveness_probe"),
         readiness_probe=_probe(src, data, "readiness_probe"),
         urls=urls,
@@ -125,6 +127,7 @@ def deployment_from_mapping(data: Any, source: str, base_dir: Path, *, name: str
         not_applied=not_applied,
         model_ref=model_ref,
         model_type=model_type,
+        batching=_batching(src, data, request_settings, bool(urls)),
     )
 
 
@@ -328,3 +331,25 @@ def _probe(src: Source, data: Mapping[str, Any], key: str) -> ProbeSettings:
               for name, lowest in validation.PROBE_LOWEST.items()}
     return ProbeSettings(**values)
 
+
+
+def _batching(src: Source, data: Mapping[str, Any], settings: RequestSettings,
+              external: bool) -> BatchingSettings | None:
+    """scoregate's own key (no Azure equivalent): `batching: {max_batch_size, max_latency_ms}`;
+    absent or null: off."""
+    value = data.get("batching")
+    if value is None:
+        return None
+    block = mapping(src, value, "batching")
+    check_keys(src, block, "batching", validation.BATCHING_BOUNDS, (), {}, "batching")
+    defaults = BatchingSettings()
+    batching = BatchingSettings(**{
+        name: integer(src, block, name, "batching", getattr(defaults, name), lowest, highest)
+        for name, (lowest, highest) in validation.BATCHING_BOUNDS.items()})
+    try:
+        validation.check_batching(batching, settings, external, "this deployment")
+    except ValidationError as error:
+        key = {"batching-latency": "batching.max_latency_ms",
+               "batching-concurrency": "batching.max_batch_size"}.get(error.rule, "batching")
+        raise src.invalid(key, error) from None
+    return batching

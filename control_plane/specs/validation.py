@@ -13,6 +13,11 @@ Choices where Azure is silent or where scoregate differs:
   percent-encoded, because guessing which `%` the operator meant literally is worse than asking
   (a space used to reach the upstream as `POST /a b HTTP/1.1`, a non-Latin-1 character broke
   every request). Percent-encode such characters in the YAML.
+- `batching` (scoregate's own, docs/batching.md): `max_batch_size` 1–1024, `max_latency_ms`
+  1–1000 (a longer wait is no longer online scoring) and below `request_timeout_ms` (a lone
+  request must be able to finish after waiting); the gateway must be able to send an instance a
+  full batch: it admits 2 × `max_concurrent_requests_per_instance` requests per instance, so that
+  must reach `max_batch_size`. External deployments (`urls`) cannot batch: nothing is launched.
 """
 
 from __future__ import annotations
@@ -23,11 +28,21 @@ from types import MappingProxyType
 from typing import Any
 
 from control_plane.errors import ValidationError, clip, echo
-from control_plane.specs.resources import AUTH_MODES, DeploymentSpec, EndpointSpec, ProbeSettings
+from control_plane.specs.resources import (
+    AUTH_MODES,
+    BatchingSettings,
+    DeploymentSpec,
+    EndpointSpec,
+    ProbeSettings,
+    RequestSettings,
+)
 
 MAX_DEPLOYMENTS = 20
 MAX_MIRROR_PERCENT = 50
 MAX_REQUEST_TIMEOUT_MS = 180_000
+# Bounds of `batching` (the scoring servers' SCOREGATE_BATCHING refuses anything outside them).
+BATCHING_BOUNDS: Mapping[str, tuple[int, int]] = MappingProxyType({
+    "max_batch_size": (1, 1024), "max_latency_ms": (1, 1000)})
 # The lowest value of each probe setting (the YAML loader and the OpenAPI document use it too).
 PROBE_LOWEST: Mapping[str, int] = MappingProxyType({
     "initial_delay": 0, "period": 1, "timeout": 1, "success_threshold": 1, "failure_threshold": 1,
@@ -155,6 +170,36 @@ def validate_deployment(spec: DeploymentSpec) -> None:
         _require_int("instance-count", f"instance_count of {where}", spec.instance_count, 1)
     _check_probe(where, "liveness_probe", spec.liveness_probe)
     _check_probe(where, "readiness_probe", spec.readiness_probe)
+    if spec.batching is not None:
+        for field_name, (lowest, highest) in BATCHING_BOUNDS.items():
+            _require_int("batching", f"batching.{field_name} of {where}",
+                         getattr(spec.batching, field_name), lowest, highest)
+        check_batching(spec.batching, spec.request_settings, spec.is_external, where)
+
+
+def check_batching(batching: BatchingSettings, settings: RequestSettings, external: bool,
+                   where: str) -> None:
+    """The rules between `batching` and the rest of a deployment (bounds checked before)."""
+    if external:
+        raise ValidationError("batching-external", f"batching of {where}: an external scoring "
+                              "server (url/urls) is not launched by scoregate and batches on "
+                              "its own; remove batching")
+    if batching.max_latency_ms >= settings.request_timeout_ms:
+        raise ValidationError(
+            "batching-latency",
+            f"batching.max_latency_ms of {where} ({batching.max_latency_ms}) must be below "
+            f"request_settings.request_timeout_ms ({settings.request_timeout_ms}): a request "
+            "waits for its batch before it is scored")
+    admitted = 2 * settings.max_concurrent_requests_per_instance
+    if batching.max_batch_size > admitted:
+        needed = (batching.max_batch_size + 1) // 2
+        raise ValidationError(
+            "batching-concurrency",
+            f"batching.max_batch_size of {where} ({batching.max_batch_size}) can never fill: "
+            "the gateway sends an instance at most 2 x "
+            "request_settings.max_concurrent_requests_per_instance requests at once "
+            f"({admitted}); set max_concurrent_requests_per_instance to at least {needed}, or "
+            f"max_batch_size to at most {admitted}")
 
 
 def validate_url(url: object) -> None:

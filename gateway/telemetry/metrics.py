@@ -54,6 +54,20 @@ TRAFFIC_PERCENT = Gauge("scoregate_traffic_percent", "Live traffic percent.", _E
 MIRROR_PERCENT = Gauge("scoregate_mirror_percent", "Mirror traffic percent.", _ED)
 SNAPSHOT_VERSION = Gauge("scoregate_snapshot_version", "Version of the routing snapshot in use.")
 
+# --- dynamic batching (docs/batching.md) --------------------------------------------------------
+# A batching scoring server starts its answer with these two headers; the proxy records and
+# strips them. Only the first header is looked at, so deployments without batching pay one
+# comparison per answer.
+BATCH_SIZE_HEADER = b"x-scoregate-batch-size"
+BATCH_WAIT_HEADER = b"x-scoregate-batch-wait-ms"
+BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512, 1024)
+BATCH_WAIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015,
+                      0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0)
+BATCH_SIZE = Histogram("scoregate_batch_size", "Requests in the batch each request was scored "
+                       "in (one observation per request).", _ED, buckets=BATCH_SIZE_BUCKETS)
+BATCH_WAIT_SECONDS = Histogram("scoregate_batch_wait_seconds", "Time a request waited for its "
+                               "batch to close.", _ED, buckets=BATCH_WAIT_BUCKETS)
+
 # --- shadow comparison (gateway/shadow/pairing.py) ---------------------------------------------
 # Relative differences |a - b| / max(|a|, |b|) lie in [0, 2]; dense around typical tolerances.
 DIFFERENCE_BUCKETS = (1e-12, 1e-9, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.002, 0.005, 0.01, 0.02, 0.05,
@@ -77,7 +91,7 @@ class Recorder:
     """Bound children for one (endpoint, deployment, role): the hot path's metric handles."""
 
     __slots__ = ("endpoint", "deployment", "role", "_requests", "request_seconds",
-                 "upstream_seconds", "request_bytes", "response_bytes")
+                 "upstream_seconds", "request_bytes", "response_bytes", "_batch")
 
     def __init__(self, endpoint: str, deployment: str, role: str) -> None:
         self.endpoint, self.deployment, self.role = endpoint, deployment, role
@@ -87,6 +101,25 @@ class Recorder:
         self.upstream_seconds = UPSTREAM_SECONDS.labels(*labels)
         self.request_bytes = REQUEST_BYTES.labels(*labels)
         self.response_bytes = RESPONSE_BYTES.labels(*labels)
+        self._batch: tuple[Histogram, Histogram] | None = None  # bound at the first batch
+
+    def batched(self, headers: tuple[tuple[bytes, bytes], ...]) -> None:
+        """Record a batching server's headers (the caller saw BATCH_SIZE_HEADER first); values
+        that are not numbers are ignored, never an error for the client."""
+        try:
+            size = int(headers[0][1])
+            wait_s = (float(headers[1][1]) / 1000.0
+                      if len(headers) > 1 and headers[1][0] == BATCH_WAIT_HEADER else None)
+        except ValueError:
+            return
+        children = self._batch
+        if children is None:
+            children = self._batch = (BATCH_SIZE.labels(self.endpoint, self.deployment),
+                                      BATCH_WAIT_SECONDS.labels(self.endpoint, self.deployment))
+        if size > 0:
+            children[0].observe(size)
+        if wait_s is not None and wait_s >= 0.0:
+            children[1].observe(wait_s)
 
     def answered(self, status: int, model_status: int | None, seconds: float,
                  bytes_in: int, bytes_out: int) -> None:

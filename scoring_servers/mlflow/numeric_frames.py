@@ -16,6 +16,7 @@ behave exactly as in MLflow.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,8 +38,31 @@ def double_columns(schema: Schema | None) -> list[str] | None:
     return names or None
 
 
+@dataclass(frozen=True, slots=True)
+class NumericRows:
+    """A numeric split request before it becomes a DataFrame: batching (stacking.py) joins the
+    rows of several requests into one frame instead of building one frame per request."""
+
+    values: np.ndarray[Any, np.dtype[np.float64]]  # 2-D, one row per request row
+    index: list[int] | None  # the request's index, when it gave one
+    columns: list[str]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def frame(self) -> pd.DataFrame:
+        """Exactly the frame `numeric_split_frame` gives for the same request."""
+        return pd.DataFrame(self.values, columns=self.columns, index=self.index)
+
+
 def numeric_split_frame(value: Any, columns: list[str]) -> pd.DataFrame | None:
     """The frame for a split-oriented `value` with exactly `columns`, or None (see above)."""
+    rows = numeric_split_rows(value, columns)
+    return None if rows is None else rows.frame()
+
+
+def numeric_split_rows(value: Any, columns: list[str]) -> NumericRows | None:
+    """The rows of a split-oriented `value` with exactly `columns`, or None (see above)."""
     if not isinstance(value, dict) or value.keys() - SPLIT_KEYS or value.get("columns") != columns:
         return None
     rows = value.get("data")
@@ -54,4 +78,4 @@ def numeric_split_frame(value: Any, columns: list[str]) -> pd.DataFrame | None:
         return None
     if array.ndim != 2 or array.shape[1] != len(columns) or array.dtype.kind not in "iuf":
         return None  # strings, booleans alone, nulls (object) take MLflow's parser
-    return pd.DataFrame(array.astype(np.float64, copy=False), columns=columns, index=index)
+    return NumericRows(array.astype(np.float64, copy=False), index, columns)

@@ -24,7 +24,7 @@ from mlflow.pyfunc.scoring_server import infer_and_parse_data
 from mlflow.types import Schema
 
 from scoring_servers.mlflow.errors import ClientError
-from scoring_servers.mlflow.numeric_frames import SPLIT_KEYS, numeric_split_frame
+from scoring_servers.mlflow.numeric_frames import SPLIT_KEYS, numeric_split_rows
 
 AZURE_KEY = "input_data"
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -37,14 +37,17 @@ _EXPECTED = (f"a JSON object with exactly one of the keys {', '.join(FORMAT_KEYS
 @dataclass(frozen=True, slots=True)
 class ScoringRequest:
     data: Any  # what `predict` takes: a DataFrame, an ndarray, a dict of ndarrays, ...
+    # (or NumericRows, when parsed for batching)
     params: dict[str, Any] | None
     mlflow_format: bool  # answered `{"predictions": ...}` as MLflow's server does
 
 
 def parse_request(body: bytes, schema: Schema | None, hinted: bool = False,
-                  double_columns: list[str] | None = None) -> ScoringRequest:
+                  double_columns: list[str] | None = None,
+                  rows: bool = False) -> ScoringRequest:
     """`hinted`: a signature from type hints, where MLflow hands `inputs` over unparsed.
-    `double_columns`: the signature's columns when all are doubles (`numeric_frames`)."""
+    `double_columns`: the signature's columns when all are doubles (`numeric_frames`).
+    `rows`: leave a numeric split request as `NumericRows` (batching builds the frame)."""
     document = _decode(body)
     key = _format_key(document)
     params = document.get(PARAMS_KEY)
@@ -53,7 +56,7 @@ def parse_request(body: bytes, schema: Schema | None, hinted: bool = False,
     value = document[key]
     if value is None:
         raise ClientError(f"{key} is null: it must hold the model's input")
-    data = value if hinted else _parse_data(key, value, schema, double_columns)
+    data = value if hinted else _parse_data(key, value, schema, double_columns, rows)
     return ScoringRequest(data, params, mlflow_format=key != AZURE_KEY)
 
 
@@ -82,14 +85,14 @@ def _format_key(document: dict[str, Any]) -> str:
 
 
 def _parse_data(key: str, value: Any, schema: Schema | None,
-                double_columns: list[str] | None) -> Any:
+                double_columns: list[str] | None, rows: bool) -> Any:
     mlflow_key = key
     if key == AZURE_KEY:
         mlflow_key = "dataframe_split" if is_split(value) else "inputs"
     if mlflow_key == "dataframe_split" and double_columns is not None:
-        frame = numeric_split_frame(value, double_columns)
-        if frame is not None:
-            return frame
+        numeric = numeric_split_rows(value, double_columns)
+        if numeric is not None:
+            return numeric if rows else numeric.frame()
     try:
         return infer_and_parse_data({mlflow_key: value}, schema)  # type: ignore[arg-type]
     except MlflowException as exc:

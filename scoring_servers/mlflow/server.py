@@ -82,16 +82,16 @@ def scorer(model: ServedModel) -> tuple[Score, ScoreBatch]:
     schema = model.signature.inputs if model.signature is not None else None
     doubles = double_columns(schema)
 
-    def parse(body: bytes) -> ScoringRequest:
-        return parse_request(body, schema, model.hinted, doubles)
+    def parse_rows(body: bytes) -> ScoringRequest:
+        return parse_request(body, schema, model.hinted, doubles, rows=True)
 
     def score(body: bytes) -> bytes:
-        request = parse(body)
+        request = parse_request(body, schema, model.hinted, doubles)
         return encode_predictions(predict(model, request.data, request.params),
                                   request.mlflow_format)
 
     def batch(bodies: Sequence[bytes]) -> list[bytes | Exception]:
-        return score_batch(model, parse, bodies)
+        return score_batch(model, parse_rows, bodies)
 
     return score, batch
 

@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
 from scoring_servers.mlflow.loading import ServedModel
+from scoring_servers.mlflow.numeric_frames import NumericRows
 from scoring_servers.mlflow.payload import ScoringRequest
 from scoring_servers.mlflow.prediction import encode_predictions, predict
 
 logger = logging.getLogger("scoring_servers.mlflow")
 
-Parse = Callable[[bytes], ScoringRequest]  # raises ClientError
+Parse = Callable[[bytes], ScoringRequest]  # raises ClientError; data may be NumericRows
 Answer = bytes | Exception  # the answer body (200), or what scoring this request raised
 
 
@@ -69,6 +70,8 @@ def stack_key(request: ScoringRequest) -> tuple[Any, ...] | None:
     except (TypeError, ValueError):
         return None
     data = request.data
+    if isinstance(data, NumericRows):  # the common case, checked without building a frame
+        return ("rows", tuple(data.columns), params)
     if isinstance(data, pd.DataFrame) and len(data) > 0 and data.columns.is_unique:
         return ("frame", tuple(data.columns), tuple(map(str, data.dtypes)), params)
     if isinstance(data, np.ndarray) and data.ndim >= 1 and len(data) > 0 \
@@ -82,6 +85,11 @@ def stack(parts: Sequence[Any]) -> Any:
     first = parts[0]
     if isinstance(first, np.ndarray):
         return np.concatenate(parts)
+    if isinstance(first, NumericRows):
+        index = np.concatenate([part.index if part.index is not None
+                                else np.arange(len(part)) for part in parts])
+        return pd.DataFrame(np.concatenate([part.values for part in parts]),
+                            columns=first.columns, index=index)
     dtypes = set(first.dtypes)
     if len(dtypes) == 1 and getattr(next(iter(dtypes)), "kind", "") in "biuf":
         # one numeric block: join the values, not the frames (~3× cheaper than pd.concat)
@@ -133,9 +141,9 @@ def _predict_stacked(model: ServedModel, members: list[int],
 
 
 def _predict_alone(model: ServedModel, request: ScoringRequest) -> Answer:
+    data = request.data.frame() if isinstance(request.data, NumericRows) else request.data
     try:
-        return encode_predictions(predict(model, request.data, request.params),
-                                  request.mlflow_format)
+        return encode_predictions(predict(model, data, request.params), request.mlflow_format)
     except Exception as exc:  # ClientError: 4xx; anything else: the runner's 500
         return exc
 

@@ -134,6 +134,33 @@ def test_a_lone_request_waits_no_longer_than_the_latency_bound(
     assert statistics.median(waits) <= bound_ms + 20.0, waits
 
 
+SLOW_BATCH_SCRIPT = """
+    import time
+
+    def init():
+        pass
+
+    def run(raw_data):
+        return raw_data
+
+    def run_batch(inputs):
+        time.sleep(float(inputs[0]))
+        return inputs
+"""
+
+
+def test_scoring_timeout_counts_the_batch_and_the_server_keeps_answering(
+        processes: ProcessGroup, tmp_path: Path) -> None:
+    server = start_server(processes, write_script(tmp_path, SLOW_BATCH_SCRIPT),
+                          {**_batching(2, "10"), "SCORING_TIMEOUT_MS": "300"})
+    slow = server.score("5")
+    assert slow.status == 500
+    assert slow.json() == {"message": "Scoring timeout after 300 ms"}
+    assert slow.headers["x-scoregate-batch-size"] == "1"
+    quick = server.score("0")  # the second worker is free
+    assert (quick.status, quick.json()) == (200, "0")
+
+
 def test_scripts_without_run_batch_are_never_batched(
         processes: ProcessGroup, tmp_path: Path) -> None:
     server = start_server(processes, write_script(tmp_path, PLAIN_SCRIPT), _batching(4, "50"))

@@ -269,7 +269,7 @@ class _AdminApi:
     async def _bound(self, spec: DeploymentSpec) -> DeploymentSpec:
         """The spec with its model resolved by the registry (in a thread: an inline model is
         copied); the store's commit checks the version still exists."""
-        if spec.model_ref is None:
+        if spec.model_ref is None and spec.model_path is None:  # external `urls:`
             return spec
         registry = self.runtime.models
         if registry is None:

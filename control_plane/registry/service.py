@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -182,12 +183,16 @@ class ModelRegistry:
         or updated: `model_ref` becomes `azureml:name:version`, `model_path` that version's
         stored artifact and `model_type` its type. A reference (no `model_path`) resolves
         now (`@latest` to the highest active version) and never moves afterwards; an inline
-        model with a name (`model_path` outside the registry) is registered on the fly; a
-        deployment already bound keeps its version (archived or not). A deployment without
-        `model_ref` serves its path unregistered, as before the registry."""
-        if spec.model_ref is None:
+        model with a name (`model_path` outside the registry) is registered on the fly, one
+        without a name (or `model: ./path`) anonymously (`register_anonymous`); a deployment
+        already bound keeps its version (archived or not). A deployment without a model
+        (external `urls:`) is left alone."""
+        if spec.model_ref is None and spec.model_path is None:
             return spec
-        if spec.model_path is None:
+        if spec.model_ref is None:
+            assert spec.model_path is not None
+            model = self.register_anonymous(Path(spec.model_path), spec.model_type)
+        elif spec.model_path is None:
             model = self.resolve(spec.model_ref)
         elif self._is_stored(spec.model_path):
             ref = parse_reference(spec.model_ref)
@@ -207,6 +212,40 @@ class ModelRegistry:
                 f"is registered as {model.type}; leave the type out or register a new version")
         return spec.with_changes(model_ref=model.id, model_path=model.path,
                                  model_type=model.type)
+
+    def register_anonymous(self, path: Path, model_type: str | None) -> ModelVersion:
+        """An inline model without a name, registered as Azure ML does: a GUID name and
+        version 1, reused whenever the same content is registered again (Azure reuses the
+        asset its earlier upload of equal content made). Here the GUID is derived from the
+        content digest and type (`anonymous_name`), so re-applying the same folder (`serve
+        FOLDER` at each start) finds its version by one hashing pass, without copying, and
+        two concurrent applies of equal content meet on one row."""
+        wanted_type = validate_type(model_type or DEFAULT_TYPE)
+        if not path.exists():
+            raise ValidationError("model-path", f"model path {str(path)!r} does not exist")
+        known = self._find_anonymous(anonymous_name(tree_digest(path).digest, wanted_type))
+        if known is not None:
+            return known
+        staged = self._artifacts.stage(path)  # the digest of the copy names it, even if
+        name = anonymous_name(staged.tree.digest, wanted_type)  # the source changed meanwhile
+        draft = ModelVersion(name=name, version=0, type=wanted_type, path="", digest="",
+                             size=0, description=ANONYMOUS_DESCRIPTION, tags={},
+                             properties={}, stage=DEFAULT_STAGE)
+
+        def write(conn: sqlite3.Connection) -> ModelVersion:
+            existing = rows.versions(conn, self._root, name)
+            if existing:  # registered meanwhile by an equal apply
+                return existing[-1].spec
+            return self._commit_new(conn, draft, 1, staged).spec
+
+        try:
+            return self._store.feature_write(write)
+        finally:
+            self._artifacts.discard(staged)  # gone already if it was placed
+
+    def _find_anonymous(self, name: str) -> ModelVersion | None:
+        found = self._store.feature_read(lambda conn: rows.versions(conn, self._root, name))
+        return found[-1].spec if found else None
 
     def _is_stored(self, path: str) -> bool:
         return Path(path).is_relative_to(self._artifacts.objects)
@@ -381,6 +420,17 @@ def _emit(conn: sqlite3.Connection, type: str, model: ModelVersion) -> None:
     outbox.emit(conn, type, f"models/{model.name}:{model.version}", {
         "modelName": model.name, "modelVersion": str(model.version),
         "modelTags": dict(model.tags), "modelProperties": dict(model.properties)})
+
+
+ANONYMOUS_DESCRIPTION = "anonymous: registered from a deployment's inline model without a name"
+_ANONYMOUS_NAMESPACE = uuid.UUID("5c0e6a7e-2f4b-4c1a-9d3e-7a1b0c9d8e21")
+
+
+def anonymous_name(digest: str, model_type: str) -> str:
+    """The GUID an anonymous model is registered under: a name-based UUID (RFC 4122 v5) of
+    its content digest and type, so equal content of equal type always gets the same name
+    (a valid model name: hex digits and dashes)."""
+    return str(uuid.uuid5(_ANONYMOUS_NAMESPACE, f"{model_type}:{digest}"))
 
 
 def _pick(name: str, found: Records, version: int) -> ModelRecord:

@@ -4,11 +4,13 @@ deployment create and update routes."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from control_plane.registry.artifacts import tree_digest
 from tests.control_plane.admin.test_admin_api import AdminServer, etag, make_endpoint
 from tests.control_plane.registry.conftest import make_model
 
@@ -139,3 +141,18 @@ def test_an_inline_model_with_a_name_registers_at_create(admin: AdminServer,
     assert answer.status_code == 201, answer.text
     shown = admin.call("GET", "/v1/models/routes-ncd/versions/2").json()
     assert (shown["type"], answer.json()["model_path"]) == ("mlflow_model", shown["path"])
+
+
+def test_an_inline_model_without_a_name_registers_anonymously_at_create(
+        admin: AdminServer, source: Path) -> None:
+    make_endpoint(admin, "routes-anon")
+    path = "/v1/endpoints/routes-anon/deployments"
+    answer = admin.call("POST", path, deployment(admin, "blue", model_path=str(source)))
+    assert answer.status_code == 201, answer.text
+    shown = admin.call("GET", f"{path}/blue").json()
+    name, version = shown["model_ref"].removeprefix("azureml:").split(":")
+    assert version == "1" and str(uuid.UUID(name)) == name
+    model = admin.call("GET", f"/v1/models/{name}/versions/1").json()
+    assert (model["path"], model["digest"]) == (shown["model_path"], tree_digest(source).digest)
+    again = admin.call("POST", path, deployment(admin, "green", model_path=str(source)))
+    assert again.json()["model_ref"] == shown["model_ref"]  # same content: same version

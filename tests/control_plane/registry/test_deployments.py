@@ -1,9 +1,10 @@
 """Deployments meet the registry: references resolve once, at create or update, to one version;
-inline models with a name register on the fly; a version in use cannot be deleted; a
-deployment whose version was deleted meanwhile cannot commit. Real store, real files."""
+inline models register on the fly (anonymously without a name); a version in use cannot be
+deleted; a deployment whose version was deleted meanwhile cannot commit. Real store, real files."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,9 @@ import pytest
 
 from control_plane.errors import Conflict, NotFound, ValidationError
 from control_plane.registry import STORE_EXTENSION, ModelRegistry
+from control_plane.registry.artifacts import tree_digest
+from control_plane.registry.reference import parse_reference
+from control_plane.registry.service import anonymous_name
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.store.sqlite_store import Store
 from tests.control_plane.registry.conftest import make_model
@@ -111,9 +115,48 @@ def test_a_type_that_contradicts_the_registered_one_is_refused(
         registry.bind(deployment(model_ref="m:1", model_type="custom_model"))
 
 
-def test_unregistered_paths_are_left_alone(registry: ModelRegistry) -> None:
-    plain = deployment(model_path="/somewhere/model")
-    assert registry.bind(plain) is plain
+def test_an_inline_model_without_a_name_registers_anonymously_once(
+        registry: ModelRegistry, store: Store, tmp_path: Path) -> None:
+    path = source(tmp_path, b"anon")
+    bound = registry.bind(deployment(model_path=str(path)))  # `model: ./path` or {path}
+    name = anonymous_name(tree_digest(path).digest, "custom_model")
+    shown = registry.show(name, version=1).spec
+    assert (bound.model_ref, bound.model_path, bound.model_type) == (
+        f"azureml:{name}:1", shown.path, "custom_model")
+    assert str(uuid.UUID(name)) == name and shown.description.startswith("anonymous")
+    assert Path(shown.path, "model.pkl").read_bytes() == b"anon"
+    store.create_deployment(bound)
+    assert registry.bind(deployment(model_path=str(path))) == bound  # re-applied: reused
+    typed = registry.bind(deployment(model_path=str(path), model_type="mlflow_model"))
+    assert typed.model_ref not in (None, bound.model_ref)  # another type, another asset
+    assert sorted(c.name for c in registry.containers()) == sorted(
+        [name, parse_reference(typed.model_ref or "").name])
+
+    (path / "model.pkl").chmod(0o644)
+    (path / "model.pkl").write_bytes(b"anon, retrained")
+    changed = registry.bind(deployment(model_path=str(path)))
+    assert changed.model_ref not in (None, bound.model_ref)
+    assert Path(changed.model_path or "", "model.pkl").read_bytes() == b"anon, retrained"
+    assert store.deployment("web", "blue").spec == bound  # keeps its own until updated
+    with pytest.raises(Conflict, match="used by deployment"):
+        registry.delete(name, 1)
+
+
+def test_a_deployment_stored_before_anonymous_models_registers_when_bound_again(
+        registry: ModelRegistry, store: Store, tmp_path: Path) -> None:
+    path = source(tmp_path, b"old")
+    store.create_deployment(deployment(model_path=str(path)))  # as stored before: no ref
+    assert store.deployment("web", "blue").spec.model_ref is None
+    again = registry.bind(store.deployment("web", "blue").spec)  # its update, or serve FOLDER
+    store.update_deployment(again)
+    assert parse_reference(store.deployment("web", "blue").spec.model_ref or "").version == 1
+
+
+def test_deployments_without_a_model_are_left_alone(registry: ModelRegistry) -> None:
+    external = DeploymentSpec(name="ext", endpoint_name="web", urls=("http://127.0.0.1:9/",))
+    assert registry.bind(external) is external
+    with pytest.raises(ValidationError, match="does not exist"):
+        registry.bind(deployment(model_path="/somewhere/model"))
 
 
 def test_a_version_in_use_cannot_be_deleted_but_can_be_archived(

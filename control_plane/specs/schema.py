@@ -212,7 +212,8 @@ def _url(src: Source, value: Any, key: str) -> str:
 def _model(src: Source, data: Mapping[str, Any],
            not_applied: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
     """(model_path, model_ref, model_type) as the file gives them; the registry resolves a
-    reference, or registers an inline model that has a name, when the deployment is created.
+    reference, or registers an inline model (anonymously without a name) or a path, when the
+    deployment is created.
 
     `model: azureml:<name>:<version>` (or `@latest`, with or without `azureml:`) is a
     reference; any other text is a local path; a mapping is an inline model (`path`, and
@@ -242,7 +243,7 @@ def _model(src: Source, data: Mapping[str, Any],
 
 def _inline_name(src: Source, model: Mapping[str, Any]) -> str | None:
     """`azureml:<name>:<version>` (or `azureml:<name>`: the next version) that an inline
-    model is registered as; None when it has no name (served from its path, unregistered)."""
+    model is registered as; None when it has no name (the registry registers it anonymously)."""
     name = text(src, model, "name", "model")
     version = model.get("version")
     if isinstance(version, bool) or not isinstance(version, (int, str, type(None))):

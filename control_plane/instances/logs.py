@@ -56,6 +56,8 @@ class RotatingLog:
     """
 
     def __init__(self, path: Path, limit: int = ROTATE_BYTES) -> None:
+        if limit < 1:
+            raise ValueError(f"a log size limit must be at least 1 byte, got {limit}")
         self.path = path
         self.limit = limit
         self._lock = threading.Lock()
@@ -64,15 +66,24 @@ class RotatingLog:
         self._size = self._file.tell()
 
     def write(self, data: bytes) -> None:
+        """Append `data`; a file that would pass the limit is rotated after its last whole
+        line that fits (a line longer than the limit is cut)."""
         with self._lock:
-            while data:
-                if self._size >= self.limit:
-                    self._rotate()
+            while len(data) > self.limit - self._size:
                 room = self.limit - self._size
-                piece, data = data[:room], data[room:]
-                self._file.write(piece)
-                self._file.flush()
-                self._size += len(piece)
+                cut = data.rfind(b"\n", 0, room) + 1
+                if cut == 0 and self._size == 0:
+                    cut = room
+                self._append(data[:cut])
+                data = data[cut:]
+                self._rotate()
+            self._append(data)
+
+    def _append(self, data: bytes) -> None:
+        if data:
+            self._file.write(data)
+            self._file.flush()
+            self._size += len(data)
 
     def close(self) -> None:
         with self._lock:

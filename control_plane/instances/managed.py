@@ -28,6 +28,9 @@ log = logging.getLogger("scoregate.instances")
 
 STARTING, READY, UNREADY, FAILED, DRAINING, STOPPED = (
     "starting", "ready", "unready", "failed", "draining", "stopped")
+# A ready process exited and its successor is starting on the same socket: it stays in
+# rotation (requests wait in the socket's backlog, served by the successor) for a short grace.
+RESTARTING = "restarting"
 INIT_FAILED_EXIT_CODE = 3  # the scoring server's exit code when the script's init() raised
 # Why the last process ended (InstanceStatus.last_exit_reason), as Kubernetes names them.
 OOM_KILLED, INIT_FAILED, LIVENESS_FAILED, ERROR = (
@@ -44,6 +47,9 @@ class SupervisorTimings:
     # exits after it was ready is started again at once (docs/reliability.md, "Crash loops").
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    # A ready instance whose process exited stays in rotation while its successor starts, at
+    # most this long (and never longer than the deployment's request timeout).
+    restart_grace_s: float = 5.0
     stop_grace_s: float = 10.0  # SIGTERM → SIGKILL
     drain_margin_s: float = 2.0  # added to the request timeout while waiting for in-flight
     start_wait_s: float = 120.0  # reconcile returns once new instances are ready, or after this
@@ -101,7 +107,7 @@ class ManagedInstance:
         self._log = instance_logs.RotatingLog(launch_plan.log_path, launch_plan.log_max_bytes)
         self._timings = timings
         self._events = events
-        self._on_state = on_state  # (instance, was_ready) after every state change
+        self._on_state = on_state  # (instance, was_routable) after every state change
         self._proc: subprocess.Popen[bytes] | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready_since: float | None = None
@@ -110,6 +116,11 @@ class ManagedInstance:
     @property
     def ready(self) -> bool:
         return self.state == READY
+
+    @property
+    def routable(self) -> bool:
+        """In the routing snapshot: ready, or restarting after it was (see RESTARTING)."""
+        return self.state in (READY, RESTARTING)
 
     @property
     def pid(self) -> int | None:
@@ -143,17 +154,23 @@ class ManagedInstance:
 
     async def _run(self) -> None:
         backoff = self._timings.backoff_initial_s
+        state = STARTING
         while True:
             self._ready_since = None
-            self._set_state(STARTING)
+            self._set_state(state)
             failed = await self._run_once()
             was_ready = self._ready_since is not None
-            if was_ready:  # it served: a crash, not a crash loop; start again at once
+            # It served: a crash, not a crash loop. Start again at once, and keep its place in
+            # rotation meanwhile, unless liveness had given up on it.
+            state = RESTARTING if was_ready and self.last_exit_reason != LIVENESS_FAILED \
+                else STARTING
+            if was_ready:
                 backoff = self._timings.backoff_initial_s
             delay = 0.0 if was_ready else backoff
             self.restarts += 1
             self._events.restarted(self.spec.endpoint_name, self.spec.name)
-            self._set_state(FAILED if failed or not was_ready else STARTING)
+            if state != RESTARTING:
+                self._set_state(FAILED if failed or not was_ready else STARTING)
             self._note(f"{self.last_error}; starting again in {delay:g}s")
             log.warning("instance %s: %s; starting again in %gs", self.id, self.last_error, delay)
             await asyncio.sleep(delay)
@@ -234,8 +251,12 @@ class ManagedInstance:
         streaks = Streaks(settings)
         loop = asyncio.get_running_loop()
         started = loop.time()
+        grace = min(self._timings.restart_grace_s,
+                    self.spec.request_settings.request_timeout_ms / 1000)
         ever_ready = False
         while True:
+            if self.state == RESTARTING and loop.time() - started >= grace:
+                self._set_state(STARTING)  # the successor is slow: out of rotation
             error = await probe(self.socket_path, _timeout(settings.timeout))
             streaks.record(error is None)
             counts = ever_ready or loop.time() - started >= settings.initial_delay
@@ -267,9 +288,9 @@ class ManagedInstance:
     def _set_state(self, state: str) -> None:
         if self.state in (DRAINING, STOPPED) and state not in (STOPPED,):
             return  # once out of rotation, only stopping changes it
-        was_ready = self.ready
+        was_routable = self.routable
         self.state = state
-        self._on_state(self, was_ready)
+        self._on_state(self, was_routable)
 
 
 def _timeout(seconds: float) -> float:

@@ -138,7 +138,7 @@ class Supervisor:
         for key, deployment in self._deployments.items():
             if deployment.spec is None:
                 continue
-            managed = sorted((i for i in deployment.instances.values() if i.ready),
+            managed = sorted((i for i in deployment.instances.values() if i.routable),
                              key=lambda i: _index(i.id))
             ready[key] = deployment.external + tuple(i.route for i in managed)
         return ready
@@ -265,14 +265,14 @@ class Supervisor:
 
     # --- reporting ----------------------------------------------------------------------------
 
-    def _instance_changed(self, instance: ManagedInstance, was_ready: bool) -> None:
-        if instance.ready == was_ready:
+    def _instance_changed(self, instance: ManagedInstance, was_routable: bool) -> None:
+        if instance.routable == was_routable and not instance.ready:
             return
         key = f"{instance.spec.endpoint_name}/{instance.spec.name}"
         deployment = self._deployments.get(key)
         if deployment is None:
             return
-        count = sum(1 for i in deployment.instances.values() if i.ready)
+        count = sum(1 for i in deployment.instances.values() if i.routable)
         self._events.ready_instances(deployment.endpoint, deployment.name, count)
         if instance.ready and not self._closed:
             self._converge(key)  # a new instance is ready: an old one may go now

@@ -34,8 +34,8 @@ def init():
 def run(raw_data):
     return {"model_dir": os.environ["AZUREML_MODEL_DIR"],
             "ours": sorted(k for k in os.environ if k.startswith("SCOREGATE")),
-            "token_in_env": any("%s" in v for v in os.environ.values())}
-""" % ADMIN_TOKEN
+            "token_in_env": any("TOKEN_VALUE" in v for v in os.environ.values())}
+""".replace("TOKEN_VALUE", ADMIN_TOKEN)
 
 
 @pytest.fixture(scope="module")

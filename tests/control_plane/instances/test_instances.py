@@ -209,6 +209,7 @@ def test_sigkilled_instance_restarts_on_its_port_while_the_other_stays_ready(
     async def body(h: Harness) -> None:
         await h.start(h.spec(count=2))
         before = {s.id: s for s in h.supervisor.status(KEY)}
+        changes_before = len(h.changes)
         os.kill(before["blue-0"].pid or 0, signal.SIGKILL)
         other_states: set[str] = set()
 
@@ -224,8 +225,11 @@ def test_sigkilled_instance_restarts_on_its_port_while_the_other_stays_ready(
         assert after["blue-0"].pid != before["blue-0"].pid
         assert after["blue-0"].url == before["blue-0"].url  # the socket outlives the process
         assert after["blue-0"].last_exit_code == -signal.SIGKILL
+        assert after["blue-0"].last_exit_reason == "Error"
         assert h.events.restarts[KEY] == 1
-        assert any(change.get(KEY) == ("blue-1",) for change in h.changes)  # out, then back in
+        # it was ready: it kept its place in rotation while its successor started on its socket
+        assert all(change.get(KEY) == ("blue-0", "blue-1")
+                   for change in h.changes[changes_before:])
         assert h.ready_ids() == ["blue-0", "blue-1"]
 
     run_with_supervisor(body)

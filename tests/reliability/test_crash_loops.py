@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.gateway_process import RunningGateway, start_gateway
 from tests.reliability.load import fire, numbered
+from tests.support.gateway import RunningGateway, start_serve
 from tests.support.processes import ProcessGroup, wait_until
 
 E = "crashy"
@@ -60,7 +60,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
             "readiness_probe: {initial_delay: 0, period: 1, timeout: 1, failure_threshold: 1}\n")
     (folder / "endpoint.yml").write_text(f"name: {E}\nauth_mode: key\ntraffic: {{flaky: 100}}\n")
     with ProcessGroup(tmp / "process-logs") as group:
-        yield start_gateway(group, tmp / "home", str(folder))
+        yield start_serve(group, tmp / "home", str(folder))
 
 
 def instances(gateway: RunningGateway, name: str) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.gateway_process import RunningGateway, start_gateway
+from tests.support.gateway import RunningGateway, start_serve
 from tests.support.processes import ProcessGroup, wait_until
 
 E = "iso"
@@ -55,7 +55,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
     with pytest.MonkeyPatch.context() as patch, ProcessGroup(tmp / "process-logs") as group:
         patch.setenv("SCOREGATE_ADMIN_TOKEN", ADMIN_TOKEN)  # serve and the CLI both read it
         patch.setenv("TMPDIR", str(temp))  # where serve makes the instances' folders
-        running = start_gateway(group, tmp / "home", str(folder))
+        running = start_serve(group, tmp / "home", str(folder))
         for name in DEPLOYMENTS:
             _wait_ready(running, name)
         yield running

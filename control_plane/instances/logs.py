@@ -91,8 +91,12 @@ class RotatingLog:
 
     def _rotate(self) -> None:
         self._file.close()
-        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-        self._file = open(self.path, "ab")
+        try:
+            os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        except OSError:  # cannot keep the old part: start over rather than pass the cap
+            self._file = open(self.path, "wb")
+        else:
+            self._file = open(self.path, "ab")
         self._size = 0
 
 

@@ -29,7 +29,7 @@ from control_plane.instances.model_dir import InstanceFolders
 from control_plane.instances.supervisor import Supervisor, SupervisorTimings
 from control_plane.specs import loader as yaml_loader
 from control_plane.specs.resources import DeploymentSpec, ProbeSettings, RequestSettings
-from tests.control_plane.instances.instance_support import unix_http
+from tests.support import unix_http
 from tests.support.gateway import trained_example
 from tests.support.loops import run_bounded
 from tests.support.processes import REPO_ROOT, ProcessGroup, wait_until

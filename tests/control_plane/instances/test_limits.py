@@ -14,7 +14,7 @@ from control_plane.errors import ValidationError
 from control_plane.instances.limits import memory_limit_mb, parse_memory_mb
 from control_plane.instances.supervisor import Supervisor, SupervisorTimings
 from control_plane.specs.resources import DeploymentSpec
-from tests.control_plane.instances.instance_support import unix_http
+from tests.support import unix_http
 from tests.support.loops import run_bounded
 
 KEY = "shop/blue"

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import http.client
 import socket
+from collections.abc import Sequence
+from pathlib import Path
+
+from tests.support.processes import ProcessGroup, wait_until
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -38,3 +42,19 @@ def ok(url: str, path: str = "/") -> bool:
         return 200 <= request(url, "GET", path, timeout=2.0)[0] < 300
     except OSError:
         return False
+
+
+def serve_on_unix_socket(processes: ProcessGroup, path: Path, args: Sequence[str]) -> str:
+    """Start a scoring server as the supervisor does, on a Unix socket: bind and listen here,
+    pass the fd down (`--fd N`), wait for `GET /`; returns its route URL (`unix:<path>`)."""
+    url = f"unix:{path}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(path))
+        sock.listen(64)
+        started = processes.python(*args, "--fd", str(sock.fileno()),
+                                   pass_fds=[sock.fileno()], name="unix")
+        wait_until(lambda: ok(url) or started.proc.poll() is not None, 60,
+                   what="GET / on the Unix socket")
+    if started.proc.poll() is not None:
+        raise AssertionError(f"the server exited:\n{started.log()}")
+    return url

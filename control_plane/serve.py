@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import sys
@@ -38,6 +39,7 @@ from control_plane.events import (
     parse_age,
 )
 from control_plane.home import StateDir, default_home
+from control_plane.instances import limits
 from control_plane.instances.supervisor import Supervisor
 from control_plane.registry import STORE_EXTENSION as REGISTRY_EXTENSION
 from control_plane.registry import ModelRegistry
@@ -315,6 +317,7 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
         log_root=runtime.state_dir.logs,
         on_change=runtime.publish,
         in_flight=scoring_app.in_flight,
+        memory_mb=limits.parse_memory_mb(os.environ.get(limits.ENV_VAR)),
     )
     runtime.attach(holder=holder, supervisor=supervisor, scoring_url=scoring_url,
                    scoring_app=scoring_app, scoring_on_loopback=_is_loopback(scoring_socket))

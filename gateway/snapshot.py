@@ -22,7 +22,8 @@ AUTH_NONE = "none"  # only for tests and trusted loopback setups; never the defa
 
 @dataclass(frozen=True, slots=True)
 class InstanceRoute:
-    """One instance that may receive traffic. `url` is its base URL, e.g. http://127.0.0.1:8101."""
+    """One instance that may receive traffic. `url` is its base URL: http(s)://host:port[/path]
+    for an external one, `unix:/path/to.sock` for a managed one (its Unix socket)."""
 
     id: str  # stable across snapshots ("blue-0", or the URL for external instances)
     url: str

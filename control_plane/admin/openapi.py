@@ -131,6 +131,10 @@ SCHEMAS: dict[str, Schema] = {
         "state": {"type": "string"}, "restarts": {"type": "integer"},
         "pid": {"type": "integer", "nullable": True},
         "last_error": {"type": "string", "nullable": True},
+        "last_exit_reason": {"type": "string", "nullable": True,
+                             "description": "why the last process ended: OOMKilled, "
+                                            "InitFailed, LivenessProbeFailed or Error"},
+        "memory_limit_mb": {"type": "integer", "nullable": True},
     }, ("id", "state"), extra=True),
     "Deployment": _object({
         "name": {"type": "string"}, "endpoint_name": {"type": "string"}, **_DEPLOYMENT_FIELDS,

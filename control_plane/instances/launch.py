@@ -2,8 +2,11 @@
 
 Each child runs in its own session (so its whole process group can be signalled), and asks
 the kernel for SIGKILL when its parent dies (`PR_SET_PDEATHSIG`), so even `kill -9` of the
-gateway takes its instances along. The listening socket is bound here and handed down by
-file descriptor, so an instance keeps its port across restarts.
+gateway takes its instances along. The listening socket (a Unix socket in an owner-only
+folder: no other local user can reach it) is bound here and handed down by file descriptor,
+so an instance keeps its address across restarts. Its stdout and stderr come back through a
+pipe, so the supervisor can rotate its log by size while it runs (`logs.RotatingLog`), and an
+optional memory limit is set as RLIMIT_AS before the program starts.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -27,6 +31,7 @@ CommandBuilder = Callable[[DeploymentSpec, int], list[str]]
 _PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: no dlopen after fork
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # where scoring_servers/ is importable
+_OURS = "SCOREGATE_"  # the server's settings and secrets: never passed on to an instance
 
 
 def default_command(spec: DeploymentSpec, fd: int) -> list[str]:
@@ -39,19 +44,25 @@ def default_command(spec: DeploymentSpec, fd: int) -> list[str]:
     return argv
 
 
-def bind_listener(backlog: int = 1024) -> socket.socket:
-    """A loopback listening socket on a free port, kept for the instance's whole life."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(backlog)
+def bind_listener(path: Path, backlog: int = 1024) -> socket.socket:
+    """A listening Unix socket at `path` (mode 0600), kept for the instance's whole life."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, 0o600)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 
 def instance_env(spec: DeploymentSpec, model_dir: Path,
                  base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """os.environ + the deployment's variables + what Azure's inference server is given."""
-    env = dict(os.environ if base is None else base)
+    """os.environ without scoregate's own variables (the admin token, the state folder...) +
+    the deployment's variables + what Azure's inference server is given."""
+    inherited = os.environ if base is None else base
+    env = {name: value for name, value in inherited.items() if not name.startswith(_OURS)}
     env.update(spec.environment_variables)
     env["AZUREML_MODEL_DIR"] = str(model_dir)
     if spec.scoring_script:
@@ -66,18 +77,29 @@ def instance_env(spec: DeploymentSpec, model_dir: Path,
 
 
 def spawn(argv: list[str], env: Mapping[str, str], fd: int,
-          log_path: Path) -> subprocess.Popen[bytes]:
-    """Start the instance with stdout+stderr appended to its log file.
+          memory_limit_bytes: int | None = None) -> subprocess.Popen[bytes]:
+    """Start the instance with stdout+stderr on one pipe (`proc.stdout`), for the caller to
+    write to its log.
 
     Must run on the thread that lives as long as the gateway (the event loop's): Linux sends
     PDEATHSIG when the *thread* that forked the child exits, not only the process.
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, pass_fds=(fd,),
-                                start_new_session=True,
-                                preexec_fn=die_with_parent(signal.SIGKILL))
+    return subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(fd,),
+                            start_new_session=True,
+                            preexec_fn=_preexec(signal.SIGKILL, memory_limit_bytes))
+
+
+def _preexec(sig: int, memory_limit_bytes: int | None) -> Callable[[], None]:
+    """die_with_parent, then RLIMIT_AS (soft and hard: the instance cannot raise it again)."""
+    set_pdeathsig = die_with_parent(sig)
+
+    def preexec() -> None:
+        set_pdeathsig()
+        if memory_limit_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
+
+    return preexec
 
 
 def die_with_parent(sig: int) -> Callable[[], None]:

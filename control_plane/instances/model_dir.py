@@ -1,40 +1,81 @@
-"""AZUREML_MODEL_DIR for a managed deployment, laid out as Azure ML lays it out.
+"""Each instance's private files: its Unix socket and its AZUREML_MODEL_DIR, and nothing else.
 
 Azure mounts a model registered from `.../model/` so that the model folder keeps its name under
 AZUREML_MODEL_DIR; scoring scripts open `os.path.join(AZUREML_MODEL_DIR, "model/<file>")`.
 We get the same layout without copying: a folder holding one symlink named like the last
-component of `model_path`. The folder is keyed by a hash of `model_path`, so a rolling
-replace to a new model never changes the link that running instances use.
+component of `model_path`.
+
+Where these live is a security decision (docs/security.md, "Managed instances"). Each
+instance gets its own folder, `sg-XXXXXXXX` made by `mkdtemp` (random name, mode 0700) in the
+temp folder, *outside* the state folder:
+
+    $TMPDIR/sg-XXXXXXXX/sock       its listening Unix socket (0600): no TCP port any local
+                                   user could connect to; the gateway and probes connect here
+    $TMPDIR/sg-XXXXXXXX/m/         AZUREML_MODEL_DIR: one symlink, named like the model folder
+
+So `AZUREML_MODEL_DIR/..` holds only the instance's own socket and `../..` is the system's
+temp folder: the state folder (`state.db`, the keys, the admin token, the logs) is not above
+it, and no folder of scoregate's above it holds another deployment's files. The instance runs
+as the server's user, so this keeps secrets out of its way, not out of its reach: it is no
+sandbox against a hostile script (docs/security.md).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+from control_plane.errors import ValidationError
 
-def prepare_model_dir(work_root: Path, endpoint: str, deployment: str,
-                      model_path: str | None) -> Path:
-    """Create (idempotently) and return the folder to pass as AZUREML_MODEL_DIR."""
-    normalized = str(Path(model_path)) if model_path else ""
-    digest = hashlib.sha256(normalized.encode()).hexdigest()[:12]
-    folder = work_root / endpoint / deployment / digest
-    folder.mkdir(parents=True, exist_ok=True)
-    if model_path:
-        target = Path(model_path)
-        if not target.name:
-            raise ValueError(f"model path {model_path!r} has no folder or file name to link")
-        _replace_symlink(folder / target.name, target)
-    return folder
+_MAX_SOCKET_PATH = 107  # sun_path is 108 bytes with its terminating NUL
 
 
-def _replace_symlink(link: Path, target: Path) -> None:
-    """Point `link` at `target`, atomically (a rename), whatever was there before."""
-    if link.is_symlink() and os.readlink(link) == str(target):
-        return
-    temporary = link.with_name(f".{link.name}.{os.getpid()}.tmp")
-    if temporary.is_symlink() or temporary.exists():
-        temporary.unlink()
-    temporary.symlink_to(target, target_is_directory=target.is_dir())
-    os.replace(temporary, link)
+@dataclass(frozen=True)
+class InstancePaths:
+    """One instance's folder, socket and model folder; fixed for its whole life (restarts
+    included), so a rolling replace to a new model never changes what a running one uses."""
+
+    root: Path
+    socket: Path
+    model_dir: Path
+
+
+class InstanceFolders:
+    """Makes and removes the instances' private folders under `parent` (the temp folder when
+    None)."""
+
+    def __init__(self, parent: Path | None = None) -> None:
+        self.parent = parent
+
+    def allocate(self, model_path: str | None) -> InstancePaths:
+        """A fresh folder with a socket path and a model folder in it."""
+        if self.parent is not None:
+            self.parent.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix="sg-", dir=self.parent))
+        paths = InstancePaths(root, root / "sock", root / "m")
+        try:
+            if len(os.fsencode(paths.socket)) > _MAX_SOCKET_PATH:
+                raise ValidationError("instance-socket", f"the instance socket path "
+                                                         f"{paths.socket} is longer than Unix "
+                                                         "sockets allow; set TMPDIR to a shorter "
+                                                         "folder")
+            paths.model_dir.mkdir(mode=0o700)
+            if model_path:
+                target = Path(model_path)
+                if not target.name:
+                    raise ValueError(f"model path {model_path!r} has no folder or file name "
+                                     "to link")
+                (paths.model_dir / target.name).symlink_to(target,
+                                                           target_is_directory=target.is_dir())
+        except BaseException:
+            self.release(paths)
+            raise
+        return paths
+
+    def release(self, paths: InstancePaths) -> None:
+        """Remove what `allocate` made (the instance's process has stopped); the model itself
+        is only linked, never removed."""
+        shutil.rmtree(paths.root, ignore_errors=True)

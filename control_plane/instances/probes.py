@@ -1,4 +1,5 @@
-"""HTTP probes of a managed instance (`GET /` over loopback), and Azure's threshold counting.
+"""HTTP probes of a managed instance (`GET /` over its Unix socket), and Azure's threshold
+counting.
 
 Raw asyncio streams rather than an HTTP client: a probe needs one status line, runs a few
 times a second at most, and must not share a connection pool with the hot path.
@@ -13,13 +14,13 @@ from dataclasses import dataclass
 from control_plane.specs.resources import ProbeSettings
 
 
-async def probe(port: int, timeout_s: float, path: str = "/") -> str | None:
+async def probe(socket_path: str, timeout_s: float, path: str = "/") -> str | None:
     """None when `GET path` answers 2xx within the timeout, else why not (for last_error)."""
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout_s):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            reader, writer = await asyncio.open_unix_connection(socket_path)
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n"
                          "Connection: close\r\n\r\n".encode())
             await writer.drain()
             status_line = await reader.readline()

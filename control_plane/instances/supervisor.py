@@ -23,6 +23,7 @@ from control_plane.errors import ValidationError
 from control_plane.instances import launch
 from control_plane.instances import logs as instance_logs
 from control_plane.instances.launch import CommandBuilder
+from control_plane.instances.limits import memory_limit_mb
 from control_plane.instances.managed import (
     DRAINING,
     FAILED,
@@ -34,7 +35,7 @@ from control_plane.instances.managed import (
     ManagedInstance,
     SupervisorTimings,
 )
-from control_plane.instances.model_dir import prepare_model_dir
+from control_plane.instances.model_dir import InstanceFolders, InstancePaths
 from control_plane.specs.resources import DeploymentSpec
 from control_plane.tasks import cancel_and_wait
 from gateway import InstanceRoute, count_probe_failure, count_restart, set_ready_instances
@@ -75,9 +76,16 @@ class Supervisor:
     def __init__(self, log_root: Path, on_change: Callable[[], object],
                  in_flight: Callable[[str], int], command: CommandBuilder | None = None, *,
                  work_root: Path | None = None, timings: SupervisorTimings = SupervisorTimings(),
-                 events: InstanceEvents | None = None) -> None:
+                 events: InstanceEvents | None = None, memory_mb: int | None = None,
+                 log_max_bytes: int = instance_logs.ROTATE_BYTES) -> None:
+        """`work_root`: where each instance's private folder (its socket and model folder) is
+        made (default: the temp folder, never the state folder: see model_dir.py);
+        `memory_mb`: the memory limit of instances whose instance_type names no known size."""
         self._log_root = Path(log_root)
-        self._work_root = Path(work_root) if work_root else self._log_root.parent / "model-dirs"
+        self._folders = InstanceFolders(Path(work_root) if work_root else None)
+        self._paths: dict[ManagedInstance, InstancePaths] = {}
+        self._memory_mb = memory_mb
+        self._log_max_bytes = log_max_bytes
         self._on_change = on_change
         self._in_flight = in_flight
         self._command = command or launch.default_command
@@ -130,7 +138,7 @@ class Supervisor:
         for key, deployment in self._deployments.items():
             if deployment.spec is None:
                 continue
-            managed = sorted((i for i in deployment.instances.values() if i.ready),
+            managed = sorted((i for i in deployment.instances.values() if i.routable),
                              key=lambda i: _index(i.id))
             ready[key] = deployment.external + tuple(i.route for i in managed)
         return ready
@@ -167,7 +175,7 @@ class Supervisor:
                 instance.begin_drain()
             self._notify_change()
             await cancel_and_wait(*self._retiring)
-            await asyncio.gather(*(i.stop() for i in instances), return_exceptions=True)
+            await asyncio.gather(*(self._stop(i) for i in instances), return_exceptions=True)
             self._deployments.clear()
 
     # --- convergence ----------------------------------------------------------------------
@@ -202,18 +210,22 @@ class Supervisor:
         instance_id = f"{deployment.name}-{index}"
         log_path = instance_logs.instance_log_path(self._log_root, deployment.endpoint,
                                                    deployment.name, instance_id)
-        instance_logs.rotate_if_large(log_path)
-        model_dir = prepare_model_dir(self._work_root, deployment.endpoint, deployment.name,
-                                      spec.model_path)
-        sock = launch.bind_listener()
+        paths = self._folders.allocate(spec.model_path)
         try:
-            plan = Launch(self._command(spec, sock.fileno()), launch.instance_env(spec, model_dir),
-                          log_path)
+            sock = launch.bind_listener(paths.socket)
+            try:
+                plan = Launch(self._command(spec, sock.fileno()),
+                              launch.instance_env(spec, paths.model_dir), log_path,
+                              self._log_max_bytes, memory_limit_mb(spec, self._memory_mb))
+                instance = ManagedInstance(instance_id, spec, sock, plan, self._timings,
+                                           self._events, self._instance_changed)
+            except BaseException:
+                sock.close()
+                raise
         except BaseException:
-            sock.close()
+            self._folders.release(paths)
             raise
-        instance = ManagedInstance(instance_id, spec, sock, plan, self._timings, self._events,
-                                   self._instance_changed)
+        self._paths[instance] = paths
         deployment.instances[instance_id] = instance
         instance.start()
         return instance
@@ -236,23 +248,31 @@ class Supervisor:
         if self._in_flight(instance.id) > 0:
             log.warning("instance %s still had requests in flight after %.1fs; stopping it",
                         instance.id, timeout_s + self._timings.drain_margin_s)
-        await instance.stop()
+        await self._stop(instance)
         deployment.instances.pop(instance.id, None)
         key = f"{deployment.endpoint}/{deployment.name}"
         if deployment.spec is None and not deployment.instances:
             if self._deployments.get(key) is deployment:
                 del self._deployments[key]
 
+    async def _stop(self, instance: ManagedInstance) -> None:
+        try:
+            await instance.stop()
+        finally:
+            paths = self._paths.pop(instance, None)
+            if paths is not None:
+                self._folders.release(paths)
+
     # --- reporting ----------------------------------------------------------------------------
 
-    def _instance_changed(self, instance: ManagedInstance, was_ready: bool) -> None:
-        if instance.ready == was_ready:
+    def _instance_changed(self, instance: ManagedInstance, was_routable: bool) -> None:
+        if instance.routable == was_routable and not instance.ready:
             return
         key = f"{instance.spec.endpoint_name}/{instance.spec.name}"
         deployment = self._deployments.get(key)
         if deployment is None:
             return
-        count = sum(1 for i in deployment.instances.values() if i.ready)
+        count = sum(1 for i in deployment.instances.values() if i.routable)
         self._events.ready_instances(deployment.endpoint, deployment.name, count)
         if instance.ready and not self._closed:
             self._converge(key)  # a new instance is ready: an old one may go now

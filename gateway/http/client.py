@@ -169,9 +169,12 @@ class Origin:
     port: int
     host_header: bytes
     base_path: str  # a path prefix in the URL (usually empty)
+    unix_path: str = ""  # set for `unix:/path/to.sock`: a managed instance's Unix socket
 
     @classmethod
     def parse(cls, url: str) -> Origin:
+        if url.startswith("unix:"):  # the whole rest is the socket path; no prefix, no TLS
+            return cls("http", "localhost", 0, b"localhost", "", url[len("unix:"):])
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"upstream URL must be http(s)://host[:port][/path], got {url!r}")
@@ -415,8 +418,12 @@ class Pool:
         loop = asyncio.get_running_loop()
         origin = self.origin
         try:
-            _, connection = await asyncio.wait_for(loop.create_connection(
-                lambda: Connection(self), origin.host, origin.port, ssl=self._ssl), timeout_s)
+            if origin.unix_path:
+                _, connection = await asyncio.wait_for(loop.create_unix_connection(
+                    lambda: Connection(self), origin.unix_path), timeout_s)
+            else:
+                _, connection = await asyncio.wait_for(loop.create_connection(
+                    lambda: Connection(self), origin.host, origin.port, ssl=self._ssl), timeout_s)
         except TimeoutError:
             raise ResponseTimeout(f"no connection within {timeout_s:g} s") from None
         except ConnectionRefusedError:

@@ -58,20 +58,26 @@ def open_socket(settings: ServerSettings) -> socket.socket:
     return sock
 
 
+_AF_UNIX = getattr(socket, "AF_UNIX", -1)  # a managed instance's socket (not on Windows)
+_STREAM_FAMILIES = (socket.AF_INET, socket.AF_INET6, _AF_UNIX)
+
+
 def _adopt_socket(fd: int) -> socket.socket:
     """The supervisor's socket: it keeps the port across restarts of this process."""
     try:
         sock = socket.socket(fileno=fd)
     except OSError as exc:
         raise UsageError(f"--fd {fd} is not an open socket: {exc}") from exc
-    if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        raise UsageError(f"--fd {fd} is not a TCP socket")
+    if sock.type != socket.SOCK_STREAM or sock.family not in _STREAM_FAMILIES:
+        raise UsageError(f"--fd {fd} is not a TCP or Unix stream socket")
     if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
         sock.listen(BACKLOG)
     return sock
 
 
 def listening_url(sock: socket.socket) -> str:
+    if sock.family == _AF_UNIX:
+        return f"unix:{sock.getsockname()}"
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 

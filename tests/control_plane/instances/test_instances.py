@@ -11,10 +11,10 @@ import asyncio
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,19 +25,20 @@ import joblib  # type: ignore[import-untyped]
 import pytest
 
 from control_plane.errors import ValidationError
-from control_plane.instances.model_dir import prepare_model_dir
+from control_plane.instances.model_dir import InstanceFolders
 from control_plane.instances.supervisor import Supervisor, SupervisorTimings
 from control_plane.specs import loader as yaml_loader
 from control_plane.specs.resources import DeploymentSpec, ProbeSettings, RequestSettings
+from tests.support import unix_http
 from tests.support.gateway import trained_example
 from tests.support.loops import run_bounded
-from tests.support.processes import REPO_ROOT, ProcessGroup, http_ok, wait_until
+from tests.support.processes import REPO_ROOT, ProcessGroup, wait_until
 
 SUPPORT = Path(__file__).with_name("instance_support")
 STANDIN = SUPPORT / "standin_server.py"
 KEY = "shop/blue"
 FAST = SupervisorTimings(startup_poll_s=0.05, backoff_initial_s=0.3, backoff_max_s=2.0,
-                         stable_after_s=30.0, stop_grace_s=3.0, drain_margin_s=0.5)
+                         stop_grace_s=3.0, drain_margin_s=0.5)
 QUICK_PROBE = ProbeSettings(initial_delay=0, period=1, timeout=1, success_threshold=1,
                             failure_threshold=2)
 PATIENT_PROBE = ProbeSettings(initial_delay=0, period=1, timeout=1, success_threshold=1,
@@ -134,7 +135,7 @@ def run_with_supervisor(tmp_path: Path) -> Iterator[Runner]:
 
             supervisor = Supervisor(tmp_path / "logs", on_change,
                                     lambda instance_id: in_flight.get(instance_id, 0), command,
-                                    timings=FAST, events=events)
+                                    work_root=tmp_path / "run", timings=FAST, events=events)
             harness = Harness(tmp_path, supervisor, events, in_flight, changes)
             try:
                 await body(harness)
@@ -186,10 +187,10 @@ def test_two_instances_start_ready_with_azure_env_and_logs(
         assert h.changes and h.changes[-1][KEY] == ("blue-0", "blue-1")
         statuses = h.supervisor.status(KEY)
         urls = {s.url for s in statuses}
-        assert len(urls) == 2 and all(u.startswith("http://127.0.0.1:") for u in urls)
+        assert len(urls) == 2 and all(u.startswith("unix:") for u in urls)
         for status in statuses:
             assert status.pid and alive(status.pid) and status.restarts == 0
-            assert await asyncio.to_thread(http_ok, status.url + "/")
+            assert await asyncio.to_thread(unix_http.ok, status.url)
         await h.until(lambda: h.supervisor.logs(KEY).count("standin start") == 2, "both logs")
         logs = h.supervisor.logs(KEY)
         for instance_id in ("blue-0", "blue-1"):
@@ -208,6 +209,7 @@ def test_sigkilled_instance_restarts_on_its_port_while_the_other_stays_ready(
     async def body(h: Harness) -> None:
         await h.start(h.spec(count=2))
         before = {s.id: s for s in h.supervisor.status(KEY)}
+        changes_before = len(h.changes)
         os.kill(before["blue-0"].pid or 0, signal.SIGKILL)
         other_states: set[str] = set()
 
@@ -223,8 +225,11 @@ def test_sigkilled_instance_restarts_on_its_port_while_the_other_stays_ready(
         assert after["blue-0"].pid != before["blue-0"].pid
         assert after["blue-0"].url == before["blue-0"].url  # the socket outlives the process
         assert after["blue-0"].last_exit_code == -signal.SIGKILL
+        assert after["blue-0"].last_exit_reason == "Error"
         assert h.events.restarts[KEY] == 1
-        assert any(change.get(KEY) == ("blue-1",) for change in h.changes)  # out, then back in
+        # it was ready: it kept its place in rotation while its successor started on its socket
+        assert all(change.get(KEY) == ("blue-0", "blue-1")
+                   for change in h.changes[changes_before:])
         assert h.ready_ids() == ["blue-0", "blue-1"]
 
     run_with_supervisor(body)
@@ -429,13 +434,18 @@ def test_model_dir_keeps_the_model_folder_name(tmp_path: Path) -> None:
     model = tmp_path / "models" / "model"
     model.mkdir(parents=True)
     (model / "m.pkl").write_text("x")
-    first = prepare_model_dir(tmp_path / "work", "shop", "blue", str(model) + "/")
-    assert (first / "model" / "m.pkl").read_text() == "x"
-    assert prepare_model_dir(tmp_path / "work", "shop", "blue", str(model)) == first
-    other = tmp_path / "other" / "model"
-    other.mkdir(parents=True)
-    assert prepare_model_dir(tmp_path / "work", "shop", "blue", str(other)) != first
-    assert list(prepare_model_dir(tmp_path / "work", "shop", "blue", None).iterdir()) == []
+    folders = InstanceFolders(tmp_path / "work")
+    try:
+        first = folders.allocate(str(model) + "/")
+        assert (first.model_dir / "model" / "m.pkl").read_text() == "x"
+        assert folders.allocate(str(model)).model_dir != first.model_dir  # one per instance
+        assert list(folders.allocate(None).model_dir.iterdir()) == []
+        assert first.socket.parent == first.model_dir.parent == first.root
+        folders.release(first)
+        assert not first.root.exists() and model.is_dir()  # the link goes, not the model
+    finally:
+        for folder in (tmp_path / "work").iterdir():
+            shutil.rmtree(folder)
 
 
 def test_instances_die_when_the_gateway_is_sigkilled(processes: ProcessGroup,
@@ -475,13 +485,14 @@ def test_real_scoring_server_serves_the_example_model(tmp_path: Path) -> None:
 
     async def main() -> None:
         supervisor = Supervisor(tmp_path / "logs", lambda: None, lambda _id: 0, timings=FAST,
-                                events=Events())
+                                events=Events(), work_root=tmp_path / "run")
         try:
             await supervisor.reconcile({key: spec})
             assert await supervisor.wait_ready(key, 60), supervisor.status(key)
             route = supervisor.ready_instances()[key][0]
-            reply = await asyncio.to_thread(_post, route.url + route.score_path, request)
-            assert reply == expected
+            status, reply = await asyncio.to_thread(unix_http.request, route.url, "POST",
+                                                    route.score_path, request)
+            assert status == 200 and json.loads(reply) == expected
         finally:
             await supervisor.close()
 
@@ -498,7 +509,7 @@ def test_real_scoring_server_init_failure_is_failed(tmp_path: Path) -> None:
 
     async def main() -> None:
         supervisor = Supervisor(tmp_path / "logs", lambda: None, lambda _id: 0, timings=FAST,
-                                events=Events())
+                                events=Events(), work_root=tmp_path / "run")
         try:
             await supervisor.reconcile({KEY: spec})
             await _until(lambda: supervisor.status(KEY)[0].last_exit_code == 3, 60)
@@ -518,13 +529,6 @@ def _load_module(path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _post(url: str, body: bytes) -> object:
-    request = urllib.request.Request(url, data=body,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
 
 
 async def _until(check: Callable[[], bool], timeout: float) -> None:

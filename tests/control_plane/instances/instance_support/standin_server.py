@@ -69,7 +69,7 @@ def main() -> int:
               file=sys.stderr, flush=True)
         return int(code)
     sock = socket.socket(fileno=args.fd)
-    server = http.server.ThreadingHTTPServer(sock.getsockname()[:2], Handler,
+    server = http.server.ThreadingHTTPServer(("localhost", 0), Handler,  # not bound: adopts sock
                                              bind_and_activate=False)
     server.socket.close()
     server.socket = sock

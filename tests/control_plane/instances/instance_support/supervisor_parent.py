@@ -24,7 +24,8 @@ def command(spec: DeploymentSpec, fd: int) -> list[str]:
 
 
 async def main(work: Path, pids_file: Path) -> None:
-    supervisor = Supervisor(work / "logs", lambda: None, lambda _id: 0, command)
+    supervisor = Supervisor(work / "logs", lambda: None, lambda _id: 0, command,
+                            work_root=work / "run")
     spec = DeploymentSpec(name="blue", endpoint_name="shop", code_dir=str(work),
                           scoring_script="score.py", instance_count=2)
     await supervisor.reconcile({"shop/blue": spec})

@@ -1,16 +1,27 @@
 """The running control plane: committed state → instances → published snapshot.
 
-One `Runtime` per `serve`. After each accepted write, `apply_change` reconciles the managed
-instances with the committed state and only then publishes it, so the data plane never routes
-to a deployment whose instances were not started yet. Readiness changes reported by the
-supervisor republish the last applied state with the new set of ready instances.
+One `Runtime` per `serve`. After each accepted write, `apply_change` hands the committed state
+to the supervisor (which starts and stops instances in the background) and publishes at once:
+it never waits for an instance, so one slow `init()` holds up no other change and no other
+endpoint. A snapshot routes only to ready instances, and the supervisor's readiness changes
+republish (`publish` is its `on_change`), so a new deployment gets requests only once an
+instance of it is ready.
+
+Deployment operations (create, update, delete) are followed by `provision`, one background
+task per deployment: it waits until the wanted version is ready (bounded by the deployment's
+own readiness probe settings), its scoring script failed, or its instances stopped (delete),
+and records the outcome in the store (`Store.finish_provisioning`): `Succeeded` with the
+pending `--all-traffic`, or `Failed` with the reason and the instance log's last lines.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+import anyio.to_thread
 
 from control_plane.compile import EndpointKeys, compile_snapshot
 from control_plane.events import EventSubscriptions
@@ -21,7 +32,9 @@ from control_plane.registry import ModelRegistry
 from control_plane.rollouts.engine import RolloutEngine
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.store.extension import StoreExtension
-from control_plane.store.sqlite_store import Store
+from control_plane.store.provisioning import DELETING, Provisioning
+from control_plane.store.sqlite_store import Store, StoreState
+from control_plane.tasks import cancel_and_wait
 from gateway import (
     AUTH_NONE,
     ComparisonReport,
@@ -31,12 +44,31 @@ from gateway import (
     publish_config,
 )
 
+log = logging.getLogger("scoregate.runtime")
+
+STARTUP_SLACK_S = 30.0  # on top of the readiness budget: start the interpreter, import, bind
+LOG_TAIL_LINES = 20  # of the instance log, in a failed deployment's reason
+_POLL_S = 0.1
+
 
 @dataclass(frozen=True)
 class AppliedState:
     endpoints: Mapping[str, EndpointSpec] = field(default_factory=dict)
     deployments: Mapping[str, DeploymentSpec] = field(default_factory=dict)
     secrets: Mapping[str, EndpointKeys] = field(default_factory=dict)
+    running: Mapping[str, DeploymentSpec] = field(default_factory=dict)  # whose instances run
+
+
+def readiness_budget(spec: DeploymentSpec) -> float:
+    """How long a create or update waits for the instances to be ready, from the deployment's
+    own probe settings as Azure counts them, plus start-up slack."""
+    probe = spec.readiness_probe
+    return probe.initial_delay + probe.period * probe.failure_threshold + STARTUP_SLACK_S
+
+
+def stop_budget(spec: DeploymentSpec, grace_s: float) -> float:
+    """How long a delete waits for its instances to drain and stop before removing the row."""
+    return spec.request_settings.request_timeout_ms / 1000 + grace_s + 5.0
 
 
 class Runtime:
@@ -56,6 +88,8 @@ class Runtime:
         self._rollouts: RolloutEngine | None = None
         self._models: ModelRegistry | None = None
         self._events: EventSubscriptions | None = None
+        self._operations: dict[str, asyncio.Task[None]] = {}
+        self._generation: dict[str, int] = {}
         self.scoring_app: ScoringApp | None = None  # set by attach(); its comparison reports
 
     def attach(self, *, holder: SnapshotHolder, supervisor: Supervisor, scoring_url: str,
@@ -100,11 +134,13 @@ class Runtime:
         return self._supervisor
 
     async def apply_change(self) -> int:
-        """Bring instances in line with the store, then publish; returns the snapshot version."""
+        """Hand the committed state to the supervisor and publish it; returns the snapshot
+        version. Never waits for instances (the lock covers a read and a publish), so changes
+        to different endpoints never wait for each other's start-ups."""
         assert self._lock is not None, "attach() first"
         async with self._lock:
             state = self._read_committed()
-            await self.supervisor.reconcile(state.deployments)
+            await self.supervisor.reconcile(state.running, wait=False)
             self._applied = state
             return self.publish()
 
@@ -133,6 +169,96 @@ class Runtime:
                 if spec.local and self.scoring_on_loopback else spec
                 for name, spec in self._applied.endpoints.items()}
 
+    # --- deployment operations ----------------------------------------------------------
+
+    async def provision(self, key: str, wait: bool = True) -> None:
+        """Follow the operation stored for deployment `key` to its end, in the background; with
+        `wait`, return once it ended. Call it after every write that starts one (a newer call
+        for the same key supersedes the older follower). A waiter that goes away (a client
+        that hangs up) never cancels the operation."""
+        generation = self._generation.get(key, 0) + 1
+        self._generation[key] = generation
+        task = asyncio.create_task(self._follow(key, generation), name=f"provision {key}")
+        self._operations[key] = task
+        task.add_done_callback(lambda done: self._forget(key, done))
+        if wait:
+            await asyncio.shield(task)
+
+    async def resume_provisioning(self) -> None:
+        """At start: decide every operation a stop interrupted (`Creating`, `Updating`,
+        `Deleting` as stored), never leaving one stuck."""
+        state = await anyio.to_thread.run_sync(self.store.state)
+        for key in state.deployments:
+            if state.status(key).in_progress:
+                await self.provision(key, wait=False)
+
+    async def stop_provisioning(self) -> None:
+        """Before the supervisor stops: operations still running stay stored as they are, and
+        the next start decides them (stopping instances is no verdict on a deployment)."""
+        await cancel_and_wait(*self._operations.values())
+
+    def _forget(self, key: str, task: asyncio.Task[None]) -> None:
+        if self._operations.get(key) is task:
+            del self._operations[key]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("following deployment %s failed", key, exc_info=task.exception())
+
+    async def _follow(self, key: str, generation: int) -> None:
+        state = await anyio.to_thread.run_sync(self.store.state)
+        record = state.deployments.get(key)
+        status = state.status(key)
+        if record is None or not status.in_progress:
+            return
+        await self.apply_change()
+        failure = None
+        if status.state == DELETING:
+            await self._until_stopped(key, generation, record.spec)
+        else:
+            failure = await self._until_ready(key, generation, record.spec)
+        if self._generation.get(key) != generation:
+            return  # a newer operation took over
+        if failure is not None:
+            failure = await self._with_log_tail(key, failure)
+            log.warning("deployment %s: %s", key, failure.splitlines()[0])
+        endpoint, name = key.split("/", 1)
+        await anyio.to_thread.run_sync(self.store.finish_provisioning, endpoint, name,
+                                       record.etag, status.state, failure)
+        await self.apply_change()
+
+    async def _until_ready(self, key: str, generation: int, spec: DeploymentSpec) -> str | None:
+        """None once the wanted version is ready, else why it failed or will not be ready."""
+        budget = readiness_budget(spec)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget
+        while loop.time() < deadline and self._generation.get(key) == generation:
+            outcome = self.supervisor.outcome(key)
+            if outcome.ready:
+                return None
+            if outcome.failure is not None:
+                return outcome.failure
+            await asyncio.sleep(_POLL_S)
+        probe = spec.readiness_probe
+        return (f"not all of its {spec.instance_count} instance(s) became ready within "
+                f"{budget:g} s (readiness_probe: initial_delay {probe.initial_delay} + period "
+                f"{probe.period} x failure_threshold {probe.failure_threshold}, plus "
+                f"{STARTUP_SLACK_S:g} s to start)")
+
+    async def _until_stopped(self, key: str, generation: int, spec: DeploymentSpec) -> None:
+        """Its instances drain and stop (bounded); the row goes after, whatever remains."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + stop_budget(spec, self.supervisor.stop_grace_s)
+        while (self.supervisor.status(key) and loop.time() < deadline
+               and self._generation.get(key) == generation):
+            await asyncio.sleep(_POLL_S)
+
+    async def _with_log_tail(self, key: str, failure: str) -> str:
+        tail = await anyio.to_thread.run_sync(self.supervisor.logs, key, LOG_TAIL_LINES)
+        if not tail.strip():
+            return failure
+        return f"{failure}\nlast lines of the instance log:\n{tail.rstrip()}"
+
+    # --- reading --------------------------------------------------------------------------
+
     def instance_status(self, key: str) -> list[InstanceStatus]:
         return list(self.supervisor.status(key))
 
@@ -154,4 +280,12 @@ class Runtime:
             endpoints={name: record.spec for name, record in state.endpoints.items()},
             deployments={key: record.spec for key, record in state.deployments.items()},
             secrets=state.secrets,
+            running=_running(state),
         )
+
+
+def _running(state: StoreState) -> dict[str, DeploymentSpec]:
+    """What the supervisor runs: not a deployment whose create failed, nor one being deleted."""
+    statuses: Mapping[str, Provisioning] = state.provisioning
+    return {key: record.spec for key, record in state.deployments.items()
+            if statuses.get(key, Provisioning()).runs}

@@ -1,8 +1,10 @@
 """`scoregate serve`: run the scoring listener, the admin listener and the managed instances.
 
 Lifecycle, in order: lock the state directory → bind both listeners → open the store → apply
-the YAML given (declaratively, saying what changed)
-→ start the managed instances → publish the first snapshot → serve.
+the YAML given (declaratively, saying what changed) → start the managed instances and publish
+the first snapshot at once (every ready deployment serves now; the others join as their
+instances become ready) → follow the deployment operations a stop interrupted (`Creating`,
+`Updating`, `Deleting`) → serve.
 SIGINT/SIGTERM: stop accepting, let requests in flight finish, stop the admin listener,
 then stop every instance. SIGHUP: apply the YAML given at start again (declaratively, nothing
 restarts that did not change). SIGUSR1: logged, no log file to reopen. The signal handlers only
@@ -345,10 +347,11 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
     reloader: asyncio.Task[None] | None = None
     dispatcher = Dispatcher(runtime.store, options.event_delivery, options.event_retention)
     try:
-        await runtime.apply_change()
+        await runtime.apply_change()  # never waits for an instance: external ones serve now
         await dispatcher.start()
         runtime.attach_events(EventSubscriptions(runtime.store,
                                                  dispatcher.subscriptions_changed))
+        await runtime.resume_provisioning()
         await _start_rollouts(runtime, scoring_app, options.metrics)
         runtime.state_dir.write_server_info(scoring_url=scoring_url, admin_url=admin_url)
         print(f"scoring listener: {scoring_url}", flush=True)
@@ -371,6 +374,7 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
                                    options.graceful_timeout_s + 5)
         if runtime.rollouts is not None:
             await runtime.rollouts.close()  # running rollouts stay stored; the next start resumes
+        await runtime.stop_provisioning()  # before the instances stop: that is no verdict
         await dispatcher.close()  # undelivered events stay in the outbox; the next start sends
         await supervisor.close()
         runtime.state_dir.remove_server_info()

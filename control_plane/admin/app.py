@@ -4,6 +4,11 @@ Every route but `GET /openapi.json` needs `Authorization: Bearer <admin token>`;
 stays open because it holds no state and tools (schemathesis, editors) fetch it first.
 Each accepted write is committed by the store, then `runtime.apply_change()` turns it into a
 published snapshot; the answer carries that snapshot's version and when it took effect.
+A deployment's create, update and delete are operations (`provisioning_state`): the answer
+comes once the operation ended (`Succeeded` or `Failed`, as `az ml` waits), or at once with
+`?wait=false` (`Creating`, `Updating`, `Deleting`; `show` tells the rest). A create or update
+that fails is answered with the deployment in `Failed` and `provisioning_message` (why, and the
+instance log's last lines), not with an error status: the deployment is stored, as in Azure.
 Store calls run in a worker thread so a slow `fsync` never stalls the scoring listener that
 shares this event loop. Errors are `{"message": ..., "rule"?: ...}`; nothing else leaks.
 """
@@ -39,6 +44,7 @@ from control_plane.errors import Conflict, PayloadTooLarge, ScoregateError, Vali
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.specs.schema import deployment_from_mapping
 from control_plane.specs.validation import validate_deployment
+from control_plane.store.provisioning import Provisioning
 from gateway import ComparisonReport, bearer, issue_token
 
 if TYPE_CHECKING:
@@ -71,6 +77,11 @@ class AdminRuntime(Protocol):
 
     async def apply_change(self) -> int:
         """Bring instances and the data plane in line with the store; the new snapshot version."""
+        ...
+
+    async def provision(self, key: str, wait: bool = True) -> None:
+        """Follow the deployment operation just stored for `key` to its end (in the
+        background); with `wait`, return once it ended."""
         ...
 
     @property
@@ -211,12 +222,14 @@ class _AdminApi:
     # --- deployments -----------------------------------------------------------------------
 
     async def list_deployments(self, request: Request) -> Response:
-        records = await self._store(self.runtime.store.deployments, request.path_params["endpoint"])
-        return _json([self._deployment_view(record) for record in records.values()])
+        endpoint = request.path_params["endpoint"]
+        records = await self._store(self.runtime.store.deployments, endpoint)
+        state = await self._store(self.runtime.store.state)
+        return _json([self._deployment_view(record, state.status(key))
+                      for key, record in records.items()])
 
     async def show_deployment(self, request: Request) -> Response:
-        record = await self._store(self.runtime.store.deployment, *_deployment_key(request))
-        return self._deployment_answer(record)
+        return await self._deployment_now(*_deployment_key(request))
 
     async def create_deployment(self, request: Request) -> Response:
         endpoint = request.path_params["endpoint"]
@@ -226,14 +239,16 @@ class _AdminApi:
                                   f"{body['endpoint_name']} but the path names {endpoint}")
         spec = _checked_sources(DeploymentSpec.from_dict(body))
         all_traffic = _flag(request.query_params.get("all_traffic"), "all_traffic")
+        wait = _flag(request.query_params.get("wait"), "wait", default=True)
         existing = await self._store(self.runtime.store.deployments, endpoint)
         if f"{endpoint}/{spec.name}" in existing:  # refused before an inline model registers
             raise Conflict(f"deployment {spec.name} of endpoint {endpoint} exists; update it "
                            "instead")
         spec = await self._bound(spec)
-        record = await self._store(self.runtime.store.create_deployment, spec,
-                                   all_traffic=all_traffic)
-        return self._deployment_answer(record, await self._applied(), 201)
+        await self._store(self.runtime.store.create_deployment, spec, all_traffic=all_traffic)
+        applied = await self._applied()
+        await self.runtime.provision(f"{endpoint}/{spec.name}", wait)
+        return await self._deployment_now(endpoint, spec.name, applied, 201)
 
     async def update_deployment(self, request: Request) -> Response:
         endpoint, name = _deployment_key(request)
@@ -244,15 +259,22 @@ class _AdminApi:
             revised = _checked_sources(DeploymentSpec.from_dict(_merge(spec.to_dict(), patch)))
             return revised if model is None else revised.with_changes(**model)
 
-        record = await self._store(self.runtime.store.patch_deployment, endpoint, name, revise,
-                                   if_match=_if_match(request))
-        return self._deployment_answer(record, await self._applied())
+        wait = _flag(request.query_params.get("wait"), "wait", default=True)
+        await self._store(self.runtime.store.patch_deployment, endpoint, name, revise,
+                          if_match=_if_match(request))
+        applied = await self._applied()
+        await self.runtime.provision(f"{endpoint}/{name}", wait)
+        return await self._deployment_now(endpoint, name, applied)
 
     async def delete_deployment(self, request: Request) -> Response:
         endpoint, name = _deployment_key(request)
-        await self._store(self.runtime.store.delete_deployment, endpoint, name,
+        wait = _flag(request.query_params.get("wait"), "wait", default=True)
+        await self._store(self.runtime.store.begin_delete, endpoint, name,
                           if_match=_if_match(request))
-        return await self._written(f"deleted deployment {name} of endpoint {endpoint}")
+        applied = await self._applied()
+        await self.runtime.provision(f"{endpoint}/{name}", wait)
+        done = "deleted" if wait else "deleting"
+        return _json({"message": f"{done} deployment {name} of endpoint {endpoint}", **applied})
 
     async def logs(self, request: Request) -> Response:
         endpoint, name = _deployment_key(request)
@@ -306,10 +328,20 @@ class _AdminApi:
                          status: int = 200) -> Response:
         return _json({**self._endpoint_view(record), **(extra or {})}, status, etag=record.etag)
 
-    def _deployment_answer(self, record: Record[DeploymentSpec],
-                           extra: Mapping[str, Any] | None = None,
-                           status: int = 200) -> Response:
-        return _json({**self._deployment_view(record), **(extra or {})}, status, etag=record.etag)
+    async def _deployment_now(self, endpoint: str, name: str,
+                              extra: Mapping[str, Any] | None = None,
+                              status: int = 200) -> Response:
+        """The deployment as stored now, with its provisioning state (one read)."""
+        def read() -> tuple[Record[DeploymentSpec], Provisioning]:
+            state = self.runtime.store.state()
+            record = state.deployments.get(f"{endpoint}/{name}")
+            if record is None:
+                return self.runtime.store.deployment(endpoint, name), Provisioning()  # 404s
+            return record, state.status(f"{endpoint}/{name}")
+
+        record, provisioning = await self._store(read)
+        view = self._deployment_view(record, provisioning)
+        return _json({**view, **(extra or {})}, status, etag=record.etag)
 
     def _endpoint_view(self, record: Record[EndpointSpec]) -> dict[str, Any]:
         """What `az ml online-endpoint show` gives, where it means something here (the store
@@ -333,12 +365,14 @@ class _AdminApi:
             "etag": record.etag,
         }
 
-    def _deployment_view(self, record: Record[DeploymentSpec]) -> dict[str, Any]:
+    def _deployment_view(self, record: Record[DeploymentSpec],
+                         provisioning: Provisioning) -> dict[str, Any]:
         spec = record.spec
         key = f"{spec.endpoint_name}/{spec.name}"
         statuses = self.runtime.instance_status(key)  # in memory, owned by this event loop
+        message = {"provisioning_message": provisioning.reason} if provisioning.reason else {}
         return {**spec.to_dict(), "model": spec.model_ref or spec.model_path,
-                "provisioning_state": "Succeeded",
+                "provisioning_state": provisioning.state, **message,
                 "instances": [_instance_view(status) for status in statuses],
                 "etag": record.etag}
 
@@ -409,8 +443,10 @@ def _if_match(request: Request) -> str | None:
     return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
 
 
-def _flag(value: str | None, name: str) -> bool:
-    if value is None or value.lower() in ("false", "0", ""):
+def _flag(value: str | None, name: str, default: bool = False) -> bool:
+    if value is None:
+        return default
+    if value.lower() in ("false", "0", ""):
         return False
     if value.lower() in ("true", "1"):
         return True

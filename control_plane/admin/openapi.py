@@ -86,7 +86,10 @@ _DEPLOYMENT_FIELDS: Schema = {
 }
 _STATUS_FIELDS: Schema = {
     "etag": {"type": "string"},
-    "provisioning_state": {"type": "string", "enum": ["Succeeded"]},
+    "provisioning_state": {"type": "string", "enum": [
+        "Creating", "Updating", "Succeeded", "Failed", "Deleting"]},
+    "provisioning_message": {"type": "string",
+                             "description": "why it Failed (with the instance log's last lines)"},
     "snapshot_version": {"type": "integer", "description": "only in answers to writes"},
     "effective_at": {"type": "string", "format": "date-time",
                      "description": "only in answers to writes: when the data plane took it"},
@@ -287,6 +290,11 @@ _LINES: Schema = {"name": "lines", "in": "query", "required": False,
                   "schema": {"type": "integer", "minimum": 1, "maximum": 100_000,
                              "default": 5000}}
 
+_WAIT: Schema = {"name": "wait", "in": "query", "required": False,
+                 "description": "answer once the operation ended (Succeeded or Failed); false: "
+                                "at once, in Creating / Updating / Deleting",
+                 "schema": {"type": "boolean", "default": True}}
+
 PATHS: dict[str, Schema] = {
     _ENDPOINTS: {
         "get": _op("listEndpoints", "Every endpoint", "Endpoint", array=True, errors="401"),
@@ -322,16 +330,17 @@ PATHS: dict[str, Schema] = {
         "post": _op("createDeployment", "Create a deployment (409 if it exists)", "Deployment",
                     body="DeploymentCreate", status="201", errors="401 404 409",
                     query=({"name": "all_traffic", "in": "query", "required": False,
-                            "description": "give it 100% of live traffic, every other 0%",
-                            "schema": {"type": "boolean", "default": False}},)),
+                            "description": "once it is Succeeded: 100% of live traffic to it, "
+                                           "0% to every other (never applied if it Failed)",
+                            "schema": {"type": "boolean", "default": False}}, _WAIT)),
     },
     _DEPLOYMENT: {
         "get": _op("showDeployment", "One deployment, with its instances", "Deployment"),
         "patch": _op("updateDeployment", "Change some fields of a deployment (JSON merge patch)",
                      "Deployment", body="DeploymentPatch", if_match=True,
-                     errors="401 404 412"),
+                     errors="401 404 409 412", query=(_WAIT,)),
         "delete": _op("deleteDeployment", "Delete a deployment (not one with traffic)",
-                      "WriteResult", if_match=True, errors="401 404 412"),
+                      "WriteResult", if_match=True, errors="401 404 412", query=(_WAIT,)),
     },
     _DEPLOYMENT + "/logs": {
         "get": _op("getLogs", "The last lines of the deployment's instance logs", "Logs",
@@ -350,7 +359,8 @@ _ERROR_ANSWERS = {
     "400": "a body of the wrong shape, or a change that breaks an Azure ML rule (see `rule`)",
     "401": "missing or wrong admin token",
     "404": "no such endpoint, deployment or model (version)",
-    "409": "it exists already (update it instead), or it is in use",
+    "409": "it exists already (update it instead), it is in use, or an operation on it is in "
+           "progress",
     "412": "If-Match names a version that is no longer current",
     "500": "an internal error (details in the server log)",
 }

@@ -27,6 +27,7 @@ from control_plane.instances.limits import memory_limit_mb
 from control_plane.instances.managed import (
     DRAINING,
     FAILED,
+    INIT_FAILED_EXIT_CODE,
     READY,
     STOPPED,
     InstanceEvents,
@@ -40,12 +41,16 @@ from control_plane.specs.resources import DeploymentSpec
 from control_plane.tasks import cancel_and_wait
 from gateway import InstanceRoute, count_probe_failure, count_restart, set_ready_instances
 
-__all__ = ["CommandBuilder", "InstanceStatus", "MetricEvents", "Supervisor", "SupervisorTimings"]
+__all__ = ["CommandBuilder", "InstanceStatus", "MetricEvents", "Outcome", "Supervisor",
+           "SupervisorTimings"]
 
 log = logging.getLogger("scoregate.instances")
 
 # Fields that do not change what runs: editing them never restarts instances.
 _COSMETIC = {"instance_count": 0, "description": "", "tags": {}, "not_applied": {}}
+# Exits before ready that no restart cures: the script failed (import, init) or the command
+# line is wrong (the scoring server's codes); None: the process could not be spawned at all.
+_HOPELESS_EXIT_CODES = (None, INIT_FAILED_EXIT_CODE, 2)
 
 
 class MetricEvents:
@@ -59,6 +64,14 @@ class MetricEvents:
 
     def probe_failed(self, endpoint: str, deployment: str, probe: str) -> None:
         count_probe_failure(endpoint, deployment, probe)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """`Supervisor.outcome`: `ready`, or `failure` (why it never will be), or neither yet."""
+
+    ready: bool
+    failure: str | None
 
 
 @dataclass
@@ -98,13 +111,20 @@ class Supervisor:
 
     # --- the contract -------------------------------------------------------------------
 
-    async def reconcile(self, deployments: Mapping[str, DeploymentSpec]) -> None:
+    @property
+    def stop_grace_s(self) -> float:
+        """What stopping an instance adds to its request timeout (drain margin, then TERM→KILL)."""
+        return self._timings.drain_margin_s + self._timings.stop_grace_s
+
+    async def reconcile(self, deployments: Mapping[str, DeploymentSpec], *,
+                        wait: bool = True) -> None:
         """Make what runs match `deployments`.
 
-        Removed instances leave the ready set at once and drain in the background. Returns
-        when every instance this call started is ready or has failed (as `az ml` returns
-        once a deployment is provisioned), bounded by `timings.start_wait_s`; the wait holds
-        no lock, so other reconciles and `close` are not held up by it.
+        Removed instances leave the ready set at once and drain in the background. With
+        `wait`, returns when every instance this call started is ready or has failed, bounded
+        by `timings.start_wait_s`; without, at once (the runtime follows each deployment with
+        `outcome` and republishes through `on_change`). The wait holds no lock, so other
+        reconciles and `close` are not held up by it.
         """
         started: list[ManagedInstance] = []
         async with self._lock:
@@ -122,7 +142,8 @@ class Supervisor:
                 wanted.spec, wanted.external = spec, external[key]
                 started += self._converge(key)
             self._notify_change()
-        await self._until_started(started)
+        if wait:
+            await self._until_started(started)
 
     async def _until_started(self, instances: list[ManagedInstance]) -> None:
         loop = asyncio.get_running_loop()
@@ -155,6 +176,25 @@ class Supervisor:
     def logs(self, key: str, lines: int = 5000) -> str:
         endpoint, name = _split_key(key)
         return instance_logs.deployment_logs(self._log_root, endpoint, name, lines)
+
+    def outcome(self, key: str) -> Outcome:
+        """How the wanted version of `key` stands: enough of its instances ready, or a failure
+        that waiting will not cure (its scoring script failed, bad arguments, a process that
+        cannot be spawned), or neither yet."""
+        deployment = self._deployments.get(key)
+        if deployment is None or deployment.spec is None:
+            return Outcome(False, f"deployment {key} is not running")
+        spec = deployment.spec
+        if spec.is_external:
+            return Outcome(True, None)
+        wanted = [i for i in deployment.instances.values()
+                  if i.state not in (DRAINING, STOPPED) and _same_process(i.spec, spec)]
+        if sum(1 for i in wanted if i.ready) >= spec.instance_count:
+            return Outcome(True, None)
+        for instance in sorted(wanted, key=lambda i: _index(i.id)):
+            if instance.state == FAILED and instance.last_exit_code in _HOPELESS_EXIT_CODES:
+                return Outcome(False, f"instance {instance.id}: {instance.last_error}")
+        return Outcome(False, None)
 
     async def wait_ready(self, key: str, timeout_s: float) -> bool:
         """True once `key` runs exactly its wanted instances, all ready (False on timeout)."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from control_plane.errors import SchemaTooNew, StateCorrupt, StateFull, StateUnavailable
-from control_plane.store import outbox
+from control_plane.store import outbox, provisioning
 from control_plane.store.extension import Migration, StoreExtension
 
 __all__ = ["CORE", "DB_NAME", "Database", "SchemaTooNew", "migrate", "schema_key",
@@ -45,7 +45,10 @@ CREATE TABLE IF NOT EXISTS secrets (
     endpoint TEXT PRIMARY KEY, primary_key TEXT NOT NULL, secondary_key TEXT NOT NULL,
     token_secret BLOB NOT NULL);
 """
-CORE = StoreExtension("core", (Migration(1, _CORE_V1), Migration(2, outbox.CREATE_TABLE)))
+# 2: the events outbox; 3: each deployment's provisioning state (`provisioning.py`; rows
+# absent mean Succeeded).
+CORE = StoreExtension("core", (Migration(1, _CORE_V1), Migration(2, outbox.CREATE_TABLE),
+                               Migration(3, provisioning.TABLE_SQL)))
 
 
 class Database:

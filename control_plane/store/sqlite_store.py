@@ -23,13 +23,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from control_plane.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from control_plane.errors import (
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    ScoregateError,
+    ValidationError,
+)
 from control_plane.specs import validation
 from control_plane.specs.diff import describe_changes
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
-from control_plane.store import change_events, outbox
+from control_plane.store import change_events, outbox, provisioning
 from control_plane.store.database import Database
 from control_plane.store.extension import DeploymentGuard, StoreExtension, WriteGuard
+from control_plane.store.provisioning import (
+    CREATE,
+    CREATING,
+    DELETING,
+    FAILED,
+    SUCCEEDED,
+    UPDATE,
+    UPDATING,
+    Provisioning,
+)
 
 T = TypeVar("T")
 Percents = Mapping[str, int]
@@ -65,6 +81,11 @@ class StoreState:
     endpoints: Mapping[str, Record[EndpointSpec]]
     deployments: Mapping[str, Record[DeploymentSpec]]  # keyed "endpoint/name"
     secrets: Mapping[str, EndpointSecrets]
+    provisioning: Mapping[str, Provisioning] = field(default_factory=dict)  # only rows stored
+
+    def status(self, key: str) -> Provisioning:
+        """The provisioning state of deployment `key` ("endpoint/name")."""
+        return self.provisioning.get(key, Provisioning())
 
 
 def deployment_key(endpoint: str, name: str) -> str:
@@ -166,7 +187,9 @@ class Store:
     def create_deployment(
         self, spec: DeploymentSpec, all_traffic: bool = False
     ) -> Record[DeploymentSpec]:
-        """New deployments get 0% of live traffic; `all_traffic` gives it 100% and the others 0."""
+        """Stored `Creating` with 0% of live traffic; `all_traffic` (100% to it, 0 to the others)
+        waits for `finish_provisioning` to report it ready. An external deployment (its URLs
+        are its instances) has nothing to start: it is `Succeeded` at once."""
         key = deployment_key(spec.endpoint_name, spec.name)
 
         def change(draft: _Draft) -> None:
@@ -177,7 +200,8 @@ class Store:
                     "update it instead"
                 )
             draft.deployments[key] = spec
-            if all_traffic:
+            draft.provisioning[key] = _created(spec, all_traffic)
+            if all_traffic and spec.is_external:
                 draft.endpoints[endpoint.name] = endpoint.with_changes(traffic={spec.name: 100})
 
         return self._write(change)[1].deployments[key]
@@ -196,10 +220,17 @@ class Store:
         key = deployment_key(endpoint, name)
 
         def change(draft: _Draft) -> None:
-            revised = revise(draft.deployment(endpoint, name, if_match))
+            current = draft.deployment(endpoint, name, if_match)
+            status = draft.status(key)
+            if status.in_progress:
+                raise Conflict(f"deployment {name} of endpoint {endpoint} is {status.state}; "
+                               "wait until it ends (online-deployment show tells)")
+            revised = revise(current)
             if deployment_key(revised.endpoint_name, revised.name) != key:
                 raise ValidationError("name", f"an update cannot rename deployment {name} "
                                               f"or move it out of endpoint {endpoint}")
+            if revised != current:
+                draft.provisioning[key] = _begun(status, current, revised)
             draft.deployments[key] = revised
 
         return self._write(change)[1].deployments[key]
@@ -209,14 +240,64 @@ class Store:
 
         def change(draft: _Draft) -> None:
             draft.deployment(endpoint, name, if_match)
-            spec = draft.endpoint(endpoint)
-            validation.check_can_delete_deployment(spec, name)
-            del draft.deployments[deployment_key(endpoint, name)]
-            traffic = {n: p for n, p in spec.traffic.items() if n != name}
-            mirror = {n: p for n, p in spec.mirror_traffic.items() if n != name}
-            draft.endpoints[endpoint] = spec.with_changes(traffic=traffic, mirror_traffic=mirror)
+            _drop_deployment(draft, endpoint, name)
 
         return self._write(change)[1].revision
+
+    def begin_delete(self, endpoint: str, name: str,
+                     if_match: str | None = None) -> Record[DeploymentSpec]:
+        """Marks it `Deleting` (refused while it has live or mirror traffic): its instances
+        stop, then `finish_provisioning` removes the row. A crash in between leaves it
+        `Deleting`, and the next start finishes the job."""
+        key = deployment_key(endpoint, name)
+
+        def change(draft: _Draft) -> None:
+            draft.deployment(endpoint, name, if_match)
+            validation.check_can_delete_deployment(draft.endpoint(endpoint), name)
+            draft.provisioning[key] = Provisioning(DELETING, operation=provisioning.DELETE)
+
+        return self._write(change)[1].deployments[key]
+
+    def finish_provisioning(self, endpoint: str, name: str, etag: str, state: str,
+                            failure: str | None) -> Provisioning | None:
+        """Ends the operation that started at `etag`: `Succeeded` (and the pending
+        `--all-traffic` applied), or `Failed` with `failure` (a failed update puts the previous
+        spec back, so what served keeps serving; a failed create keeps its spec, runs
+        nothing and gets no traffic). Nothing happens when the deployment changed or went
+        meanwhile (`etag` and `state` say which operation this is); returns the state now
+        stored (None when the deployment is gone)."""
+        begun = (etag, state)
+        try:
+            return self._finish(endpoint, name, begun, failure, with_traffic=True)
+        except ScoregateError as refused:  # e.g. a rollout's guard: the deployment still works
+            if failure is not None:
+                raise
+            note = f"ready, but --all-traffic was not applied: {refused}"
+            return self._finish(endpoint, name, begun, None, with_traffic=False, note=note)
+
+    def _finish(self, endpoint: str, name: str, begun: tuple[str, str], failure: str | None, *,
+                with_traffic: bool, note: str = "") -> Provisioning | None:
+        key = deployment_key(endpoint, name)
+
+        def change(draft: _Draft) -> None:
+            record = draft.before.deployments.get(key)
+            status = draft.status(key)
+            if record is None or (record.etag, status.state) != begun or not status.in_progress:
+                return
+            if status.state == DELETING:
+                _drop_deployment(draft, endpoint, name)
+            elif failure is None:
+                draft.provisioning[key] = Provisioning(SUCCEEDED, note, status.operation)
+                if status.all_traffic and with_traffic:
+                    spec = draft.endpoint(endpoint)
+                    draft.endpoints[endpoint] = spec.with_changes(traffic={name: 100})
+            else:
+                draft.provisioning[key] = Provisioning(FAILED, failure, status.operation)
+                if status.operation == UPDATE and status.previous is not None:
+                    draft.deployments[key] = status.previous
+
+        after = self._write(change)[1]
+        return after.status(key) if key in after.deployments else None
 
     def set_traffic(
         self, endpoint: str, traffic: Mapping[str, int], if_match: str | None = None
@@ -269,15 +350,20 @@ class Store:
                         mirror_traffic=spec.mirror_traffic or current.mirror_traffic,
                     )
                 draft.endpoints[spec.name] = spec
+            draft.declarative = True  # the YAML's traffic holds even for deployments starting
             for deployment in deployments:
                 if deployment.endpoint_name not in draft.endpoints:
                     raise NotFound(
                         f"deployment {deployment.name} names endpoint "
                         f"{deployment.endpoint_name}, which neither exists nor is applied"
                     )
-                draft.deployments[deployment_key(deployment.endpoint_name, deployment.name)] = (
-                    deployment
-                )
+                key = deployment_key(deployment.endpoint_name, deployment.name)
+                stored = draft.deployments.get(key)
+                if stored is None:
+                    draft.provisioning[key] = _created(deployment, all_traffic=False)
+                elif stored != deployment:
+                    draft.provisioning[key] = _begun(draft.status(key), stored, deployment)
+                draft.deployments[key] = deployment
 
         before, after = self._write(change)
         named = [spec.name for spec in endpoints]
@@ -369,7 +455,12 @@ class _Draft:
         self.endpoints = {name: record.spec for name, record in before.endpoints.items()}
         self.deployments = {key: record.spec for key, record in before.deployments.items()}
         self.secrets = dict(before.secrets)
+        self.provisioning = dict(before.provisioning)
         self.writer: str | None = None  # a feature writing its own traffic (guards may pass it)
+        self.declarative = False  # `apply`: traffic as the YAML says, provisioned or not
+
+    def status(self, key: str) -> Provisioning:
+        return self.provisioning.get(key, Provisioning())
 
     def endpoint(self, name: str, if_match: str | None = None) -> EndpointSpec:
         if name not in self.endpoints:
@@ -431,17 +522,21 @@ def _commit(conn: sqlite3.Connection, draft: _Draft, guards: _Guards) -> StoreSt
         old_deployment = before.deployments.get(key)
         if old_deployment is None or old_deployment.spec != deployment:
             validation.validate_deployment(deployment)
+    if not draft.declarative:
+        _check_traffic_targets(draft)
     revision = before.revision + 1
     after = StoreState(
         revision,
         _records(before.endpoints, draft.endpoints, revision),
         _records(before.deployments, draft.deployments, revision),
         dict(draft.secrets),
+        {key: status for key, status in draft.provisioning.items() if key in draft.deployments},
     )
     if (
         after.endpoints == before.endpoints
         and after.deployments == before.deployments
         and after.secrets == before.secrets
+        and after.provisioning == before.provisioning
     ):
         return before
     if guards.endpoints:
@@ -463,6 +558,52 @@ def _commit(conn: sqlite3.Connection, draft: _Draft, guards: _Guards) -> StoreSt
 def _specs(state: StoreState) -> change_events.Specs:
     return change_events.Specs({name: r.spec for name, r in state.endpoints.items()},
                                {key: r.spec for key, r in state.deployments.items()})
+
+
+def _created(spec: DeploymentSpec, all_traffic: bool) -> Provisioning:
+    """External deployments (their URLs are their instances) have nothing to start."""
+    if spec.is_external:
+        return Provisioning(SUCCEEDED)
+    return Provisioning(CREATING, all_traffic=all_traffic)
+
+
+def _begun(status: Provisioning, current: DeploymentSpec,
+           revised: DeploymentSpec) -> Provisioning:
+    """The operation that changing `current` into `revised` starts. Where a working version
+    serves (its create succeeded), it is an update that keeps that version to fall back to."""
+    if revised.is_external:  # its URLs are its instances: nothing to start or wait for
+        return Provisioning(SUCCEEDED, operation=UPDATE if status.runs else CREATE)
+    if status.state == CREATING or not status.runs:
+        return Provisioning(CREATING, all_traffic=status.all_traffic)
+    previous = status.previous if status.state == UPDATING else current
+    return Provisioning(UPDATING, operation=UPDATE, previous=previous)
+
+
+def _drop_deployment(draft: _Draft, endpoint: str, name: str) -> None:
+    spec = draft.endpoint(endpoint)
+    validation.check_can_delete_deployment(spec, name)
+    del draft.deployments[deployment_key(endpoint, name)]
+    draft.provisioning.pop(deployment_key(endpoint, name), None)
+    traffic = {n: p for n, p in spec.traffic.items() if n != name}
+    mirror = {n: p for n, p in spec.mirror_traffic.items() if n != name}
+    draft.endpoints[endpoint] = spec.with_changes(traffic=traffic, mirror_traffic=mirror)
+
+
+def _check_traffic_targets(draft: _Draft) -> None:
+    """Live or mirror traffic may rise only for deployments that serve: never for one still
+    `Creating`, whose create failed, or being deleted (every request would get 503)."""
+    for name, spec in draft.endpoints.items():
+        old = draft.before.endpoints.get(name)
+        for field_name in ("traffic", "mirror_traffic"):
+            before = getattr(old.spec, field_name) if old is not None else {}
+            for deployment, percent in getattr(spec, field_name).items():
+                status = draft.status(deployment_key(name, deployment))
+                if percent > before.get(deployment, 0) and not status.can_take_traffic:
+                    raise ValidationError(
+                        "traffic-not-provisioned",
+                        f"deployment {deployment} of endpoint {name} is {status.state}; it can "
+                        "take traffic once it is Succeeded (online-deployment show tells)"
+                        + (f": {status.reason.splitlines()[0]}" if status.reason else ""))
 
 
 def _normalized(spec: EndpointSpec, deployment_names: list[str]) -> EndpointSpec:
@@ -509,6 +650,7 @@ def _write_rows(conn: sqlite3.Connection, before: StoreState, after: StoreState)
                 "INSERT OR REPLACE INTO secrets VALUES (?, ?, ?, ?)",
                 (name, keys.primary_key, keys.secondary_key, keys.token_secret),
             )
+    provisioning.write_changes(conn, before.provisioning, after.provisioning)
     conn.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (after.revision,))
 
 
@@ -531,7 +673,8 @@ def _read_state(conn: sqlite3.Connection) -> StoreState:
         endpoint: EndpointSecrets(primary, secondary, bytes(token))
         for endpoint, primary, secondary, token in conn.execute("SELECT * FROM secrets")
     }
-    return StoreState(_revision(conn), endpoints, deployments, secrets)
+    return StoreState(_revision(conn), endpoints, deployments, secrets,
+                      provisioning.read_all(conn))
 
 
 def _revision(conn: sqlite3.Connection) -> int:

@@ -79,6 +79,15 @@ class PreconditionFailed(ScoregateError):
     status = 412
 
 
+class OperationFailed(ScoregateError):
+    """A deployment's create or update ended `Failed`: the message is one line, `details`
+    (the instance log's last lines) follow it on their own lines."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
 class SchemaTooNew(ScoregateError):
     """The state database was written by a newer scoregate: reading it could lose what it
     added, so the store refuses to open it (`serve` prints the message and exits 1)."""

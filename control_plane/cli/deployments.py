@@ -1,15 +1,27 @@
-"""`scoregate online-deployment create|update|show|list|delete|get-logs|compare`."""
+"""`scoregate online-deployment create|update|show|list|delete|get-logs|compare`.
+
+`create` and `update` wait, as `az ml` does, until the deployment is `Succeeded` (exit 0) or
+`Failed` (exit 1, with the reason and the instance log's last lines), printing its progress on
+stderr; `--no-wait` answers at once with `Creating` / `Updating` and `show` tells the rest.
+The server bounds the wait by the deployment's own readiness probe settings.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from control_plane.cli.client import AdminClient, Raw
 from control_plane.cli.verbs import Verbs, add_overrides, confirm, get, load, overridden
-from control_plane.errors import ScoregateError
+from control_plane.errors import OperationFailed, ScoregateError
 from control_plane.specs.resources import DeploymentSpec
+
+IN_PROGRESS = ("Creating", "Updating", "Deleting")
+POLL_S = 0.5
+_WRITE_FIELDS = ("snapshot_version", "effective_at")
 
 
 def _path(args: argparse.Namespace, tail: str = "") -> str:
@@ -19,8 +31,12 @@ def _path(args: argparse.Namespace, tail: str = "") -> str:
 def create(client: AdminClient, args: argparse.Namespace) -> Any:
     spec = load(args.file, DeploymentSpec, name=args.name, endpoint_name=args.endpoint_name,
                 overrides=args.overrides)
-    return client.call("POST", f"/v1/endpoints/{spec.endpoint_name}/deployments",
-                       spec.to_dict(), all_traffic="true" if args.all_traffic else None)
+    path = f"/v1/endpoints/{spec.endpoint_name}/deployments"
+    answer = client.call("POST", path, spec.to_dict(), wait="false",
+                         all_traffic="true" if args.all_traffic else None)
+    if args.no_wait:
+        return answer
+    return _until_done(client, f"{path}/{answer['name']}", answer, args.all_traffic)
 
 
 def update(client: AdminClient, args: argparse.Namespace) -> Any:
@@ -33,7 +49,10 @@ def update(client: AdminClient, args: argparse.Namespace) -> Any:
         patch = _model_patch(overridden(patch, args, patch=True))
     if not patch:
         raise ScoregateError("nothing to update: give --set KEY=VALUE or -f")
-    return client.call("PATCH", _path(args), patch)
+    answer = client.call("PATCH", _path(args), patch, wait="false")
+    if args.no_wait:
+        return answer
+    return _until_done(client, _path(args), answer, all_traffic=False)
 
 
 def _model_patch(patch: dict[str, Any]) -> dict[str, Any]:
@@ -51,11 +70,37 @@ def _model_patch(patch: dict[str, Any]) -> dict[str, Any]:
 
 def delete(client: AdminClient, args: argparse.Namespace) -> Any:
     confirm(args, f"deployment {args.name} of endpoint {args.endpoint_name}")
-    return client.call("DELETE", _path(args))
+    return client.call("DELETE", _path(args), wait="false" if args.no_wait else None)
 
 
 def logs(client: AdminClient, args: argparse.Namespace) -> Raw:
     return Raw(client.call("GET", _path(args, "/logs"), lines=args.lines)["logs"])
+
+
+def _until_done(client: AdminClient, path: str, answer: dict[str, Any],
+                all_traffic: bool) -> dict[str, Any]:
+    """Polls `show` until the operation ended; progress lines go to stderr when they change."""
+    written = {name: answer[name] for name in _WRITE_FIELDS if name in answer}
+    shown, last = answer, ""
+    while shown.get("provisioning_state") in IN_PROGRESS:
+        line = _progress(shown)
+        if line != last:
+            print(line, file=sys.stderr, flush=True)
+            last = line
+        time.sleep(POLL_S)
+        shown = client.call("GET", path)
+    if shown.get("provisioning_state") == "Failed":
+        reason, _, details = str(shown.get("provisioning_message", "")).partition("\n")
+        kept = " (traffic unchanged: --all-traffic was not applied)" if all_traffic else ""
+        raise OperationFailed(f"deployment {shown['name']} of endpoint {shown['endpoint_name']} "
+                              f"Failed: {reason}{kept}", details)
+    return {**shown, **written}
+
+
+def _progress(shown: dict[str, Any]) -> str:
+    instances = shown.get("instances") or []
+    states = ", ".join(f"{i['id']} {i['state']}" for i in instances) or "no instance yet"
+    return f"{shown['provisioning_state']} {shown['name']}: {states}"
 
 
 def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
@@ -64,17 +109,27 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
     created = verbs.add("create", create, "create a deployment", required=False)
     created.add_argument("-f", "--file", required=True, help="deployment YAML")
     created.add_argument("--all-traffic", action="store_true",
-                         help="give it 100%% of live traffic and every other deployment 0%%")
+                         help="once it is Succeeded, give it 100%% of live traffic and every "
+                              "other deployment 0%% (never if it Failed)")
+    _add_no_wait(created)
     add_overrides(created)
     updated = verbs.add("update", update, "change instance_count, settings, variables")
     updated.add_argument("-f", "--file", help="deployment YAML with the new settings")
+    _add_no_wait(updated)
     add_overrides(updated, update=True)
-    verbs.add("show", get(_path), "show a deployment and its instances")
+    verbs.add("show", get(_path), "show a deployment, its provisioning_state and its instances")
     verbs.add("list", get(lambda args: f"/v1/endpoints/{args.endpoint_name}/deployments"),
               "list the deployments of an endpoint", named=False)
-    verbs.add_delete(delete, "delete a deployment (not one with traffic)")
+    deleted = verbs.add_delete(delete, "delete a deployment (not one with traffic)")
+    _add_no_wait(deleted)
     logged = verbs.add("get-logs", logs, "print the last lines of its instances' logs")
     logged.add_argument("-l", "--lines", type=int, default=5000, help="how many (default 5000)")
     verbs.add("compare", get(lambda args: _path(args, "/compare")),
               "shadow comparison of its mirror copies with the live answers: counts, "
               "agreement rate, memory, last mismatching pairs")
+
+
+def _add_no_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-wait", action="store_true",
+                        help="answer at once (Creating / Updating / Deleting); "
+                             "`online-deployment show` tells how it ends")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from control_plane.cli import deployments, endpoints, events, models
 from control_plane.cli import output as cli_output
 from control_plane.cli.client import URL_ENV, AdminClient, Raw
-from control_plane.errors import ScoregateError
+from control_plane.errors import OperationFailed, ScoregateError
 
 __all__ = ["EXIT_BROKEN_PIPE", "build_parser", "main"]
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool `head` cut off
@@ -70,6 +70,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     except ScoregateError as error:
         print(f"error: {_one_line(error)}", file=sys.stderr)
+        if isinstance(error, OperationFailed) and error.details:
+            print(error.details.rstrip("\n"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

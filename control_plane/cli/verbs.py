@@ -44,9 +44,10 @@ class Verbs:
         sub.set_defaults(run=run)
         return sub
 
-    def add_delete(self, run: Command, help_text: str) -> None:
+    def add_delete(self, run: Command, help_text: str) -> argparse.ArgumentParser:
         delete = self.add("delete", run, help_text)
         delete.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
+        return delete
 
 
 def get(path_of: Callable[[argparse.Namespace], str]) -> Command:

@@ -221,14 +221,14 @@ class Store:
 
         def change(draft: _Draft) -> None:
             current = draft.deployment(endpoint, name, if_match)
-            status = draft.status(key)
-            if status.in_progress:
-                raise Conflict(f"deployment {name} of endpoint {endpoint} is {status.state}; "
-                               "wait until it ends (online-deployment show tells)")
             revised = revise(current)
             if deployment_key(revised.endpoint_name, revised.name) != key:
                 raise ValidationError("name", f"an update cannot rename deployment {name} "
                                               f"or move it out of endpoint {endpoint}")
+            status = draft.status(key)
+            if revised != current and status.in_progress:
+                raise Conflict(f"deployment {name} of endpoint {endpoint} is {status.state}; "
+                               "wait until that ends (online-deployment show tells)")
             if revised != current:
                 draft.provisioning[key] = _begun(status, current, revised)
             draft.deployments[key] = revised
@@ -590,20 +590,22 @@ def _drop_deployment(draft: _Draft, endpoint: str, name: str) -> None:
 
 
 def _check_traffic_targets(draft: _Draft) -> None:
-    """Live or mirror traffic may rise only for deployments that serve: never for one still
-    `Creating`, whose create failed, or being deleted (every request would get 503)."""
+    """Live traffic may rise only for deployments that serve: never for one still `Creating`,
+    whose create failed, or being deleted (its share of requests would get 503). Mirror copies
+    never reach a client: they are refused only where no instance will ever run."""
     for name, spec in draft.endpoints.items():
         old = draft.before.endpoints.get(name)
         for field_name in ("traffic", "mirror_traffic"):
             before = getattr(old.spec, field_name) if old is not None else {}
             for deployment, percent in getattr(spec, field_name).items():
                 status = draft.status(deployment_key(name, deployment))
-                if percent > before.get(deployment, 0) and not status.can_take_traffic:
+                allowed = status.can_take_traffic if field_name == "traffic" else status.runs
+                if percent > before.get(deployment, 0) and not allowed:
+                    why = f" ({status.reason.splitlines()[0]})" if status.reason else ""
                     raise ValidationError(
                         "traffic-not-provisioned",
-                        f"deployment {deployment} of endpoint {name} is {status.state}; it can "
-                        "take traffic once it is Succeeded (online-deployment show tells)"
-                        + (f": {status.reason.splitlines()[0]}" if status.reason else ""))
+                        f"deployment {deployment} of endpoint {name} is {status.state}{why}; "
+                        "it can take traffic once it is Succeeded (online-deployment show)")
 
 
 def _normalized(spec: EndpointSpec, deployment_names: list[str]) -> EndpointSpec:

@@ -56,6 +56,14 @@ class StandInRuntime:
         self.version += 1
         return self.version
 
+    async def provision(self, key: str, wait: bool = True) -> None:
+        """Every operation succeeds at once (no instances to wait for)."""
+        endpoint, name = key.split("/")
+        state = self.store.state()
+        if key in state.deployments and state.status(key).in_progress:
+            self.store.finish_provisioning(endpoint, name, state.deployments[key].etag,
+                                           state.status(key).state, None)
+
     def instance_status(self, key: str) -> list[FakeInstance]:
         endpoint, name = key.split("/")
         count = self.store.deployment(endpoint, name).spec.instance_count

@@ -60,8 +60,8 @@ def test_a_database_written_before_the_regroup_opens_with_its_data_intact(
 
     store = Store(tmp_path / "home", ROLLOUTS)
     try:
-        # core 2 adds the events outbox (empty: the old changes raised no event)
-        assert meta(path) == {"schema": 2, "schema:rollouts": 1, "revision": 2}
+        # core 2 adds the events outbox (empty: the old changes raised no event), 3 provisioning
+        assert meta(path) == {"schema": CORE.version, "schema:rollouts": 1, "revision": 2}
         assert {table: rows(path, table) for table in OLD_TABLES} == before
         assert rows(path, "events") == []
         assert store.revision == 2
@@ -69,6 +69,8 @@ def test_a_database_written_before_the_regroup_opens_with_its_data_intact(
         assert sorted(store.deployments("my-endpoint")) == ["my-endpoint/blue",
                                                             "my-endpoint/green"]
         assert store.secrets("my-endpoint").primary_key == str(before["secrets"][0][1])
+        state = store.state()  # deployments from before provisioning states were stored
+        assert {state.status(key).state for key in state.deployments} == {"Succeeded"}
         running = store.feature_read(lambda conn: rollout_rows.active(conn, "my-endpoint"))
         assert [(r.id, r.target, r.state) for r in running] == [
             ("0123456789ab", "green", "running")]

@@ -38,11 +38,17 @@ def store(home: Path) -> Iterator[Store]:
     opened.close()
 
 
+def created(store: Store, spec: DeploymentSpec, all_traffic: bool = False) -> None:
+    """Create, then report it ready as the runtime does once an instance answers."""
+    record = store.create_deployment(spec, all_traffic=all_traffic)
+    store.finish_provisioning(spec.endpoint_name, spec.name, record.etag, "Creating", None)
+
+
 def rollout(store: Store) -> None:
     """The safe-rollout starting point: blue with all traffic, green at 0."""
     store.create_endpoint(EndpointSpec(EP))
-    store.create_deployment(DeploymentSpec("blue", EP), all_traffic=True)
-    store.create_deployment(DeploymentSpec("green", EP))
+    created(store, DeploymentSpec("blue", EP), all_traffic=True)
+    created(store, DeploymentSpec("green", EP))
 
 
 def refused(error: type[Exception], call: Callable[[], object], rule: str | None = None) -> str:
@@ -107,7 +113,7 @@ def test_traffic_lists_every_deployment(store: Store) -> None:
     assert store.endpoint(EP).spec.traffic == {"blue": 100, "green": 0}
     assert set(store.deployments()) == {f"{EP}/blue", f"{EP}/green"}
     assert set(store.deployments(EP)) == {f"{EP}/blue", f"{EP}/green"}
-    store.create_deployment(DeploymentSpec("red", EP), all_traffic=True)
+    created(store, DeploymentSpec("red", EP), all_traffic=True)
     assert store.endpoint(EP).spec.traffic == {"blue": 0, "green": 0, "red": 100}
 
 

@@ -537,3 +537,25 @@ async def _until(check: Callable[[], bool], timeout: float) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met")
         await asyncio.sleep(0.05)
+
+
+def test_outcome_without_waiting_follows_readiness_and_init_failure(
+        run_with_supervisor: Runner) -> None:
+    """`reconcile(wait=False)` returns before any instance is ready (the runtime follows
+    `outcome`); a script whose init() fails is a failure at once, not after the budget."""
+    async def body(h: Harness) -> None:
+        await h.supervisor.reconcile({KEY: h.spec(count=2)}, wait=False)
+        assert h.supervisor.outcome(KEY).ready is False  # returned before they were up
+        await h.until(lambda: h.supervisor.outcome(KEY).ready, "both instances ready")
+        broken = h.spec(count=2, env={"STANDIN_EXIT_CODE": "3"})
+        await h.supervisor.reconcile({KEY: broken}, wait=False)
+        await h.until(lambda: h.supervisor.outcome(KEY).failure is not None,
+                      "the init failure to show")
+        failure = h.supervisor.outcome(KEY).failure or ""
+        assert "init()" in failure and h.ready_ids() == ["blue-0", "blue-1"]  # old ones serve
+        await h.supervisor.reconcile({KEY: h.spec(count=2)}, wait=False)  # back: aborted
+        await h.until(lambda: h.supervisor.outcome(KEY).ready, "the old version again")
+        await h.until(lambda: len(h.states()) == 2, "the broken instances to stop")
+        assert h.ready_ids() == ["blue-0", "blue-1"]
+
+    run_with_supervisor(body)

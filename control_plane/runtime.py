@@ -32,7 +32,7 @@ from control_plane.registry import ModelRegistry
 from control_plane.rollouts.engine import RolloutEngine
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.store.extension import StoreExtension
-from control_plane.store.provisioning import DELETING, Provisioning
+from control_plane.store.provisioning import CREATING, DELETING, UPDATING, Provisioning
 from control_plane.store.sqlite_store import Store, StoreState
 from control_plane.tasks import cancel_and_wait
 from gateway import (
@@ -183,6 +183,23 @@ class Runtime:
         task.add_done_callback(lambda done: self._forget(key, done))
         if wait:
             await asyncio.shield(task)
+
+    async def mark_failed(self, key: str, reason: str) -> bool:
+        """End the create or update of deployment `key` now, in `Failed` with `reason`: for a
+        step that prepares a deployment before its instances can start (an environment build)
+        and knows it never will. A failed update puts the previous spec back, a failed create
+        runs nothing and gets no traffic, as when readiness fails. False when no create or
+        update was in progress (nothing changed)."""
+        state = await anyio.to_thread.run_sync(self.store.state)
+        record, status = state.deployments.get(key), state.status(key)
+        if record is None or status.state not in (CREATING, UPDATING):
+            return False
+        self._generation[key] = self._generation.get(key, 0) + 1  # its follower stops waiting
+        endpoint, name = key.split("/", 1)
+        await anyio.to_thread.run_sync(self.store.finish_provisioning, endpoint, name,
+                                       record.etag, status.state, reason)
+        await self.apply_change()
+        return True
 
     async def resume_provisioning(self) -> None:
         """At start: decide every operation a stop interrupted (`Creating`, `Updating`,

@@ -1,0 +1,101 @@
+"""The runtime's deployment operations with a real store, supervisor and scoring server
+processes: `apply_change` never waits for an instance, the follower decides the outcome, and
+`mark_failed` (the hook for steps before an instance starts) ends an operation in `Failed`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from control_plane.home import StateDir
+from control_plane.instances.supervisor import Supervisor
+from control_plane.runtime import Runtime
+from control_plane.specs.resources import DeploymentSpec, EndpointSpec, ProbeSettings
+from gateway import GatewaySettings, SnapshotHolder
+
+KEY = "rt-endpoint/slow"
+SCORE = """\
+import os, time
+
+def init():
+    while not os.path.exists(os.environ["GATE"]):
+        time.sleep(0.05)
+
+def run(raw_data):
+    return {"ok": True}
+"""
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def run_with_runtime(tmp_path: Path, body: Callable[[Runtime, Path], Awaitable[None]]) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text(SCORE)
+    gate = tmp_path / "gate"
+    state_dir = StateDir(tmp_path / "home")
+    state_dir.ensure()
+
+    async def main() -> None:
+        runtime = Runtime(state_dir, GatewaySettings(), "token")
+        supervisor = Supervisor(state_dir.logs, runtime.publish, lambda _: 0)
+        runtime.attach(holder=SnapshotHolder(), supervisor=supervisor,
+                       scoring_url="http://127.0.0.1:9")
+        try:
+            runtime.store.create_endpoint(EndpointSpec("rt-endpoint"))
+            runtime.store.create_deployment(DeploymentSpec(
+                "slow", "rt-endpoint", code_dir=str(code), scoring_script="score.py",
+                environment_variables={"GATE": str(gate)},
+                readiness_probe=ProbeSettings(initial_delay=0, period=1, failure_threshold=60)),
+                all_traffic=True)
+            await body(runtime, gate)
+        finally:
+            await runtime.stop_provisioning()
+            await supervisor.close()
+            runtime.close()
+
+    asyncio.run(main())
+
+
+def state(runtime: Runtime) -> str:
+    return runtime.store.state().status(KEY).state
+
+
+def test_the_follower_decides_after_apply_change_returned(tmp_path: Path) -> None:
+    async def body(runtime: Runtime, gate: Path) -> None:
+        await runtime.apply_change()  # returns with the instance still in init()
+        await runtime.provision(KEY, wait=False)
+        assert runtime.supervisor.ready_instances()[KEY] == ()
+        await until(lambda: runtime.supervisor.status(KEY) != [], "the instance to start")
+        assert state(runtime) == "Creating"
+        assert runtime.store.endpoint("rt-endpoint").spec.traffic == {"slow": 0}
+        gate.touch()
+        await until(lambda: state(runtime) == "Succeeded", "Succeeded")
+        assert runtime.store.endpoint("rt-endpoint").spec.traffic == {"slow": 100}
+
+    run_with_runtime(tmp_path, body)
+
+
+def test_mark_failed_ends_a_create_and_stops_its_instances(tmp_path: Path) -> None:
+    async def body(runtime: Runtime, gate: Path) -> None:
+        await runtime.provision(KEY, wait=False)
+        await until(lambda: runtime.supervisor.status(KEY) != [], "the instance to start")
+        assert await runtime.mark_failed(KEY, "environment build failed: no such package")
+        status = runtime.store.state().status(KEY)
+        assert (status.state, status.reason) == ("Failed",
+                                                 "environment build failed: no such package")
+        await until(lambda: runtime.supervisor.status(KEY) == [], "its instances to stop")
+        gate.touch()  # too late: nothing runs, nothing changes
+        assert not await runtime.mark_failed(KEY, "again")
+        assert runtime.store.endpoint("rt-endpoint").spec.traffic == {"slow": 0}
+        assert state(runtime) == "Failed"
+
+    run_with_runtime(tmp_path, body)

@@ -59,11 +59,11 @@ class AppliedState:
     running: Mapping[str, DeploymentSpec] = field(default_factory=dict)  # whose instances run
 
 
-def readiness_budget(spec: DeploymentSpec) -> float:
+def readiness_budget(spec: DeploymentSpec, slack_s: float = STARTUP_SLACK_S) -> float:
     """How long a create or update waits for the instances to be ready, from the deployment's
     own probe settings as Azure counts them, plus start-up slack."""
     probe = spec.readiness_probe
-    return probe.initial_delay + probe.period * probe.failure_threshold + STARTUP_SLACK_S
+    return probe.initial_delay + probe.period * probe.failure_threshold + slack_s
 
 
 def stop_budget(spec: DeploymentSpec, grace_s: float) -> float:
@@ -73,8 +73,10 @@ def stop_budget(spec: DeploymentSpec, grace_s: float) -> float:
 
 class Runtime:
     def __init__(self, state_dir: StateDir, settings: GatewaySettings, admin_token: str,
-                 extensions: tuple[StoreExtension, ...] = ()) -> None:
+                 extensions: tuple[StoreExtension, ...] = (), *,
+                 startup_slack_s: float = STARTUP_SLACK_S) -> None:
         self.state_dir = state_dir
+        self.startup_slack_s = startup_slack_s
         self.settings = settings
         self.store = Store(state_dir.path, extensions)
         self.admin_token = admin_token
@@ -235,7 +237,6 @@ class Runtime:
         if self._generation.get(key) != generation:
             return  # a newer operation took over
         if failure is not None:
-            failure = await self._with_log_tail(key, failure)
             log.warning("deployment %s: %s", key, failure.splitlines()[0])
         endpoint, name = key.split("/", 1)
         await anyio.to_thread.run_sync(self.store.finish_provisioning, endpoint, name,
@@ -243,22 +244,21 @@ class Runtime:
         await self.apply_change()
 
     async def _until_ready(self, key: str, generation: int, spec: DeploymentSpec) -> str | None:
-        """None once the wanted version is ready, else why it failed or will not be ready."""
-        budget = readiness_budget(spec)
+        """None once the wanted version is ready, else why it failed or will not be ready,
+        with the last lines of the log of the instance to blame."""
+        budget = readiness_budget(spec, self.startup_slack_s)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
+        outcome = self.supervisor.outcome(key)
         while loop.time() < deadline and self._generation.get(key) == generation:
             outcome = self.supervisor.outcome(key)
             if outcome.ready:
                 return None
             if outcome.failure is not None:
-                return outcome.failure
+                return await self._with_log_tail(key, outcome.failure, outcome.instance)
             await asyncio.sleep(_POLL_S)
-        probe = spec.readiness_probe
-        return (f"not all of its {spec.instance_count} instance(s) became ready within "
-                f"{budget:g} s (readiness_probe: initial_delay {probe.initial_delay} + period "
-                f"{probe.period} x failure_threshold {probe.failure_threshold}, plus "
-                f"{STARTUP_SLACK_S:g} s to start)")
+        why = _not_ready_in_time(spec, budget, self.startup_slack_s)
+        return await self._with_log_tail(key, why, outcome.instance)
 
     async def _until_stopped(self, key: str, generation: int, spec: DeploymentSpec) -> None:
         """Its instances drain and stop (bounded); the row goes after, whatever remains."""
@@ -268,8 +268,9 @@ class Runtime:
                and self._generation.get(key) == generation):
             await asyncio.sleep(_POLL_S)
 
-    async def _with_log_tail(self, key: str, failure: str) -> str:
-        tail = await anyio.to_thread.run_sync(self.supervisor.logs, key, LOG_TAIL_LINES)
+    async def _with_log_tail(self, key: str, failure: str, instance: str | None) -> str:
+        tail = await anyio.to_thread.run_sync(self.supervisor.logs, key, LOG_TAIL_LINES,
+                                              instance)
         if not tail.strip():
             return failure
         return f"{failure}\nlast lines of the instance log:\n{tail.rstrip()}"
@@ -299,6 +300,13 @@ class Runtime:
             secrets=state.secrets,
             running=_running(state),
         )
+
+
+def _not_ready_in_time(spec: DeploymentSpec, budget: float, slack_s: float) -> str:
+    probe = spec.readiness_probe
+    return (f"not all of its {spec.instance_count} instance(s) became ready within {budget:g} s "
+            f"(readiness_probe: initial_delay {probe.initial_delay} + period {probe.period} x "
+            f"failure_threshold {probe.failure_threshold}, plus {slack_s:g} s to start)")
 
 
 def _running(state: StoreState) -> dict[str, DeploymentSpec]:

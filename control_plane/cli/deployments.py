@@ -20,7 +20,7 @@ from control_plane.errors import OperationFailed, ScoregateError
 from control_plane.specs.resources import DeploymentSpec
 
 IN_PROGRESS = ("Creating", "Updating", "Deleting")
-POLL_S = 0.5
+POLL_S = 0.5  # between two reads of `show`, after a quick first few
 _WRITE_FIELDS = ("snapshot_version", "effective_at")
 
 
@@ -81,13 +81,14 @@ def _until_done(client: AdminClient, path: str, answer: dict[str, Any],
                 all_traffic: bool) -> dict[str, Any]:
     """Polls `show` until the operation ended; progress lines go to stderr when they change."""
     written = {name: answer[name] for name in _WRITE_FIELDS if name in answer}
-    shown, last = answer, ""
+    shown, last, delay = answer, "", 0.05
     while shown.get("provisioning_state") in IN_PROGRESS:
         line = _progress(shown)
         if line != last:
             print(line, file=sys.stderr, flush=True)
             last = line
-        time.sleep(POLL_S)
+        time.sleep(delay)
+        delay = min(delay * 2, POLL_S)
         shown = client.call("GET", path)
     if shown.get("provisioning_state") == "Failed":
         reason, _, details = str(shown.get("provisioning_message", "")).partition("\n")

@@ -68,10 +68,12 @@ class MetricEvents:
 
 @dataclass(frozen=True)
 class Outcome:
-    """`Supervisor.outcome`: `ready`, or `failure` (why it never will be), or neither yet."""
+    """`Supervisor.outcome`: `ready`, or `failure` (why it never will be), or neither yet;
+    `instance`: the one whose log tells why (the failed one, else the first not ready)."""
 
     ready: bool
     failure: str | None
+    instance: str | None = None
 
 
 @dataclass
@@ -173,9 +175,13 @@ class Supervisor:
         managed = sorted(deployment.instances.values(), key=lambda i: _index(i.id))
         return external + [instance.status() for instance in managed]
 
-    def logs(self, key: str, lines: int = 5000) -> str:
+    def logs(self, key: str, lines: int = 5000, instance: str | None = None) -> str:
+        """The last lines of the deployment's instance logs, or of one instance's."""
         endpoint, name = _split_key(key)
-        return instance_logs.deployment_logs(self._log_root, endpoint, name, lines)
+        if instance is None:
+            return instance_logs.deployment_logs(self._log_root, endpoint, name, lines)
+        path = instance_logs.instance_log_path(self._log_root, endpoint, name, instance)
+        return "".join(f"{line}\n" for line in instance_logs.tail(path, lines))
 
     def outcome(self, key: str) -> Outcome:
         """How the wanted version of `key` stands: enough of its instances ready, or a failure
@@ -191,10 +197,12 @@ class Supervisor:
                   if i.state not in (DRAINING, STOPPED) and _same_process(i.spec, spec)]
         if sum(1 for i in wanted if i.ready) >= spec.instance_count:
             return Outcome(True, None)
-        for instance in sorted(wanted, key=lambda i: _index(i.id)):
+        waiting = sorted((i for i in wanted if not i.ready), key=lambda i: _index(i.id))
+        for instance in waiting:
             if instance.state == FAILED and instance.last_exit_code in _HOPELESS_EXIT_CODES:
-                return Outcome(False, f"instance {instance.id}: {instance.last_error}")
-        return Outcome(False, None)
+                return Outcome(False, f"instance {instance.id}: {instance.last_error}",
+                               instance.id)
+        return Outcome(False, None, waiting[0].id if waiting else None)
 
     async def wait_ready(self, key: str, timeout_s: float) -> bool:
         """True once `key` runs exactly its wanted instances, all ready (False on timeout)."""

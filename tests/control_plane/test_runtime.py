@@ -36,7 +36,8 @@ async def until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> 
         await asyncio.sleep(0.05)
 
 
-def run_with_runtime(tmp_path: Path, body: Callable[[Runtime, Path], Awaitable[None]]) -> None:
+def run_with_runtime(tmp_path: Path, body: Callable[[Runtime, Path], Awaitable[None]],
+                     failure_threshold: int = 60, slack_s: float = 30.0) -> None:
     code = tmp_path / "code"
     code.mkdir()
     (code / "score.py").write_text(SCORE)
@@ -45,7 +46,7 @@ def run_with_runtime(tmp_path: Path, body: Callable[[Runtime, Path], Awaitable[N
     state_dir.ensure()
 
     async def main() -> None:
-        runtime = Runtime(state_dir, GatewaySettings(), "token")
+        runtime = Runtime(state_dir, GatewaySettings(), "token", startup_slack_s=slack_s)
         supervisor = Supervisor(state_dir.logs, runtime.publish, lambda _: 0)
         runtime.attach(holder=SnapshotHolder(), supervisor=supervisor,
                        scoring_url="http://127.0.0.1:9")
@@ -54,7 +55,8 @@ def run_with_runtime(tmp_path: Path, body: Callable[[Runtime, Path], Awaitable[N
             runtime.store.create_deployment(DeploymentSpec(
                 "slow", "rt-endpoint", code_dir=str(code), scoring_script="score.py",
                 environment_variables={"GATE": str(gate)},
-                readiness_probe=ProbeSettings(initial_delay=0, period=1, failure_threshold=60)),
+                readiness_probe=ProbeSettings(initial_delay=0, period=1,
+                                              failure_threshold=failure_threshold)),
                 all_traffic=True)
             await body(runtime, gate)
         finally:
@@ -99,3 +101,18 @@ def test_mark_failed_ends_a_create_and_stops_its_instances(tmp_path: Path) -> No
         assert state(runtime) == "Failed"
 
     run_with_runtime(tmp_path, body)
+
+
+def test_a_create_not_ready_within_its_probe_budget_fails_with_the_log(tmp_path: Path) -> None:
+    async def body(runtime: Runtime, gate: Path) -> None:
+        await runtime.provision(KEY)  # the gate never opens: init() never returns
+        status = runtime.store.state().status(KEY)
+        assert status.state == "Failed", status
+        assert status.reason.startswith("not all of its 1 instance(s) became ready within 2 s "
+                                        "(readiness_probe: initial_delay 0 + period 1 x "
+                                        "failure_threshold 1, plus 1 s to start)"), status.reason
+        assert "last lines of the instance log" in status.reason
+        assert runtime.store.endpoint("rt-endpoint").spec.traffic == {"slow": 0}
+        await until(lambda: runtime.supervisor.status(KEY) == [], "its instances to stop")
+
+    run_with_runtime(tmp_path, body, failure_threshold=1, slack_s=1.0)

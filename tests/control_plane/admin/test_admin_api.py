@@ -513,3 +513,23 @@ def test_unknown_routes_and_methods_and_crashes_answer_json(admin: AdminServer) 
 
 if __name__ == "__main__":
     serve_stand_in(Path(sys.argv[1]))
+
+
+def test_deployment_writes_report_their_provisioning_state(admin: AdminServer) -> None:
+    make_endpoint(admin, "ep-prov", "blue")
+    body = {"name": "green", "code_dir": str(admin.code_dir), "scoring_script": "score.py"}
+    bad = admin.call("POST", "/v1/endpoints/ep-prov/deployments?wait=maybe", body)
+    assert bad.status_code == 400 and "wait" in bad.json()["message"]
+    created = admin.call("POST", "/v1/endpoints/ep-prov/deployments?wait=true", body)
+    assert created.status_code == 201 and created.json()["provisioning_state"] == "Succeeded"
+    assert "provisioning_message" not in created.json()
+    listed = admin.call("GET", "/v1/endpoints/ep-prov/deployments").json()
+    assert {d["name"]: d["provisioning_state"] for d in listed} == {
+        "blue": "Succeeded", "green": "Succeeded"}
+    patched = admin.call("PATCH", "/v1/endpoints/ep-prov/deployments/green?wait=false",
+                         {"instance_count": 2})
+    # the stand-in runtime ends every operation at once, so the answer is read after the end
+    assert patched.status_code == 200 and patched.json()["provisioning_state"] == "Succeeded"
+    deleted = admin.call("DELETE", "/v1/endpoints/ep-prov/deployments/green?wait=false")
+    assert deleted.status_code == 200 and deleted.json()["message"].startswith("deleting")
+    assert admin.call("GET", "/v1/endpoints/ep-prov/deployments/green").status_code == 404

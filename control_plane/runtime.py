@@ -203,13 +203,28 @@ class Runtime:
         await self.apply_change()
         return True
 
-    async def resume_provisioning(self) -> None:
-        """At start: decide every operation a stop interrupted (`Creating`, `Updating`,
-        `Deleting` as stored), never leaving one stuck."""
+    async def resume_provisioning(self, wait: bool = False) -> list[str]:
+        """At start: decide every operation in progress (`Creating`, `Updating`, `Deleting` as
+        stored: a stop interrupted it, or the YAML given to `serve` just started it), never
+        leaving one stuck; with `wait`, return once all of them ended. Their keys."""
         state = await anyio.to_thread.run_sync(self.store.state)
-        for key in state.deployments:
-            if state.status(key).in_progress:
-                await self.provision(key, wait=False)
+        keys = [key for key in state.deployments if state.status(key).in_progress]
+        for key in keys:
+            await self.provision(key, wait=False)
+        if wait:
+            await asyncio.gather(*(asyncio.shield(task) for key in keys
+                                   if (task := self._operations.get(key)) is not None))
+        return keys
+
+    def provisioning_line(self, key: str) -> str:
+        """One line for a person: how the operation on `key` stands."""
+        state = self.store.state()
+        endpoint, name = key.split("/", 1)
+        if key not in state.deployments:
+            return f"deployment {name} of endpoint {endpoint}: deleted"
+        status = state.status(key)
+        reason = f": {status.reason.splitlines()[0]}" if status.reason else ""
+        return f"deployment {name} of endpoint {endpoint}: {status.state}{reason}"
 
     async def stop_provisioning(self) -> None:
         """Before the supervisor stops: operations still running stay stored as they are, and

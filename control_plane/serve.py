@@ -3,8 +3,11 @@
 Lifecycle, in order: lock the state directory → bind both listeners → open the store → apply
 the YAML given (declaratively, saying what changed) → start the managed instances and publish
 the first snapshot at once (every ready deployment serves now; the others join as their
-instances become ready) → follow the deployment operations a stop interrupted (`Creating`,
-`Updating`, `Deleting`) → serve.
+instances become ready) → follow the deployment operations in progress (those the YAML
+started, or a stop interrupted) → announce (URLs, server.json) → serve. With YAML given, the
+announcement waits, as `create` does, until the operations it started ended (each bounded by its
+deployment's probe budget); without, nothing waits: a restart serves at once and decides the
+rest in the background.
 SIGINT/SIGTERM: stop accepting, let requests in flight finish, stop the admin listener,
 then stop every instance. SIGHUP: apply the YAML given at start again (declaratively, nothing
 restarts that did not change). SIGUSR1: logged, no log file to reopen. The signal handlers only
@@ -347,11 +350,14 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
     reloader: asyncio.Task[None] | None = None
     dispatcher = Dispatcher(runtime.store, options.event_delivery, options.event_retention)
     try:
-        await runtime.apply_change()  # never waits for an instance: external ones serve now
+        await runtime.apply_change()  # never waits for an instance: ready ones serve now
         await dispatcher.start()
         runtime.attach_events(EventSubscriptions(runtime.store,
                                                  dispatcher.subscriptions_changed))
-        await runtime.resume_provisioning()
+        waiting = bool(options.sources)
+        for key in await runtime.resume_provisioning(wait=waiting):
+            if waiting:
+                print(runtime.provisioning_line(key), flush=True)
         await _start_rollouts(runtime, scoring_app, options.metrics)
         runtime.state_dir.write_server_info(scoring_url=scoring_url, admin_url=admin_url)
         print(f"scoring listener: {scoring_url}", flush=True)

@@ -354,10 +354,8 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
         await dispatcher.start()
         runtime.attach_events(EventSubscriptions(runtime.store,
                                                  dispatcher.subscriptions_changed))
-        waiting = bool(options.sources)
-        for key in await runtime.resume_provisioning(wait=waiting):
-            if waiting:
-                print(runtime.provisioning_line(key), flush=True)
+        if not await _until_provisioned(runtime, wait=bool(options.sources), stop=stop):
+            return 0  # stopped while the YAML's deployments were starting
         await _start_rollouts(runtime, scoring_app, options.metrics)
         runtime.state_dir.write_server_info(scoring_url=scoring_url, admin_url=admin_url)
         print(f"scoring listener: {scoring_url}", flush=True)
@@ -406,6 +404,7 @@ async def _reload_on_hangup(runtime: Runtime, sources: Sequence[Path],
         try:
             await asyncio.to_thread(_apply_sources, runtime, sources)
             await runtime.apply_change()
+            await runtime.resume_provisioning()  # follow what it created or changed
         except ScoregateError as error:
             print(f"SIGHUP: reload refused, nothing changed: {error}", file=sys.stderr,
                   flush=True)
@@ -417,6 +416,22 @@ def _no_log_files_to_reopen() -> None:
     default action would end the server)."""
     print("SIGUSR1: no log files to reopen (serve logs to stderr; instance logs rotate "
           "themselves)", flush=True)
+
+
+async def _until_provisioned(runtime: Runtime, wait: bool, stop: asyncio.Event) -> bool:
+    """Follow the operations in progress; with `wait`, until they ended (one line each) or a
+    stop signal came (False): a slow `init()` in the YAML never makes serve deaf to SIGTERM."""
+    resumed = asyncio.create_task(runtime.resume_provisioning(wait=wait))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([resumed, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not resumed.done():
+        resumed.cancel()
+        return False
+    if wait:
+        for key in resumed.result():
+            print(runtime.provisioning_line(key), flush=True)
+    return True
 
 
 async def _start_rollouts(runtime: Runtime, scoring_app: ScoringApp, metrics_enabled: bool) -> None:

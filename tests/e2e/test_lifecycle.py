@@ -16,9 +16,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.e2e.test_walkthrough import Load
 from tests.support.gateway import RunningGateway, start_serve, start_upstream
-from tests.support.processes import REPO_ROOT, ProcessGroup, wait_until
+from tests.support.processes import REPO_ROOT, ProcessGroup, free_port, wait_until
 
 SCORE = """\
 import os, time
@@ -238,3 +240,37 @@ def test_no_wait_answers_creating_and_a_kill_9_leaves_nothing_stuck(
     endpoint = gateway.cli_json("online-endpoint", "show", "-n", "wait-ep")
     assert endpoint["traffic"] == {"slow": 100}  # the pending --all-traffic was kept
     assert gateway.score("wait-ep", b"{}", gateway.key("wait-ep")).status_code == 200
+
+
+def test_serve_with_yaml_serves_at_once_and_stops_while_a_slow_one_starts(
+        processes: ProcessGroup, tmp_path: Path) -> None:
+    """With YAML given, `serve` announces itself once the YAML's deployments are decided, but
+    it serves what is ready from the start, and a stop signal is heard while it waits."""
+    folder = write_config(tmp_path / "config")
+    upstream = start_upstream(processes, tmp_path)
+    (folder / "fast.yml").write_text("name: fast-ep\nauth_mode: key\ntraffic: {ext: 100}\n")
+    (folder / "slow.yml").write_text("name: slow-ep\nauth_mode: key\n")
+    external_yaml(folder, "ext", "fast-ep", upstream)
+    deployment_yaml(folder, "slow", "slow-ep", {"GATE": str(tmp_path / "gate")})
+    port, admin_port = free_port(), free_port()
+    home = tmp_path / "home"
+    serve = processes.python("-m", "control_plane", "serve", str(folder), "--port", str(port),
+                             "--admin-port", str(admin_port), "--log-format", "json",
+                             env={"SCOREGATE_HOME": str(home)}, name="serve-yaml")
+    gateway = RunningGateway(serve, home)
+    admin = ("--url", f"http://127.0.0.1:{admin_port}")
+
+    def key() -> str | None:
+        shown = gateway.cli("online-endpoint", "get-credentials", "-n", "fast-ep", *admin,
+                            check=False)
+        return str(json.loads(shown.stdout)["primaryKey"]) if shown.returncode == 0 else None
+
+    wait_until(lambda: key() is not None, timeout=60, what="the admin listener")
+    url = f"http://127.0.0.1:{port}/endpoints/fast-ep/score"
+    headers = {"Authorization": f"Bearer {key()}", "Content-Type": "application/json"}
+    assert httpx.post(url, content=b"{}", headers=headers, timeout=30).status_code == 200
+    shown = gateway.cli_json("online-deployment", "show", "-n", "slow", "-e", "slow-ep", *admin)
+    assert shown["provisioning_state"] == "Creating"
+    assert not (home / "server.json").exists()  # announced only once the YAML is decided
+    assert processes.stop(serve) == 0  # SIGTERM heard while waiting: a clean stop
+    assert "stopped" in serve.log()

@@ -88,8 +88,6 @@ _STATUS_FIELDS: Schema = {
     "etag": {"type": "string"},
     "provisioning_state": {"type": "string", "enum": [
         "Creating", "Updating", "Succeeded", "Failed", "Deleting"]},
-    "provisioning_message": {"type": "string",
-                             "description": "why it Failed (with the instance log's last lines)"},
     "snapshot_version": {"type": "integer", "description": "only in answers to writes"},
     "effective_at": {"type": "string", "format": "date-time",
                      "description": "only in answers to writes: when the data plane took it"},
@@ -143,6 +141,8 @@ SCHEMAS: dict[str, Schema] = {
         "name": {"type": "string"}, "endpoint_name": {"type": "string"}, **_DEPLOYMENT_FIELDS,
         "not_applied": _ANY_OBJECT,
         "instances": {"type": "array", "items": _ref("Instance")},
+        "provisioning_message": {"type": "string", "description": "why it Failed (with the "
+                                 "instance log's last lines), or a note on its success"},
         **_STATUS_FIELDS,
     }, ("name", "endpoint_name", "instance_count", "provisioning_state", "instances", "etag"),
         extra=True),

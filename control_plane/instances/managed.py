@@ -52,8 +52,7 @@ class SupervisorTimings:
     restart_grace_s: float = 5.0
     stop_grace_s: float = 10.0  # SIGTERM → SIGKILL
     drain_margin_s: float = 2.0  # added to the request timeout while waiting for in-flight
-    start_wait_s: float = 120.0  # reconcile(wait=True) returns once new instances are ready,
-    # or after this (the runtime does not wait: it bounds each deployment by its probe budget)
+    start_wait_s: float = 120.0  # reconcile returns once new instances are ready, or after this
 
 
 @dataclass(frozen=True)

@@ -116,3 +116,23 @@ def test_a_create_not_ready_within_its_probe_budget_fails_with_the_log(tmp_path:
         await until(lambda: runtime.supervisor.status(KEY) == [], "its instances to stop")
 
     run_with_runtime(tmp_path, body, failure_threshold=1, slack_s=1.0)
+
+
+def test_a_start_finishes_what_a_stop_interrupted(tmp_path: Path) -> None:
+    """Stored `Deleting` (the server died before the row went) and `Creating`: the next start
+    decides both, and `resume_provisioning(wait=True)` returns once it has."""
+    async def body(runtime: Runtime, gate: Path) -> None:
+        store = runtime.store
+        store.create_deployment(DeploymentSpec("gone", "rt-endpoint",
+                                               urls=("http://127.0.0.1:9/score",)))
+        store.begin_delete("rt-endpoint", "gone")
+        gate.touch()
+        await runtime.apply_change()
+        keys = await runtime.resume_provisioning(wait=True)
+        assert sorted(keys) == ["rt-endpoint/gone", KEY]
+        assert "rt-endpoint/gone" not in store.state().deployments
+        assert state(runtime) == "Succeeded"
+        assert runtime.provisioning_line(KEY) == (
+            "deployment slow of endpoint rt-endpoint: Succeeded")
+
+    run_with_runtime(tmp_path, body)

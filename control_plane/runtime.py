@@ -46,7 +46,8 @@ from gateway import (
 
 log = logging.getLogger("scoregate.runtime")
 
-STARTUP_SLACK_S = 30.0  # on top of the readiness budget: start the interpreter, import, bind
+STARTUP_SLACK_S = 60.0  # on top of the readiness budget: start the interpreter, import, bind
+# (generous: a cold import of numpy and a model library on a busy machine takes tens of seconds)
 LOG_TAIL_LINES = 20  # of the instance log, in a failed deployment's reason
 _POLL_S = 0.1
 

@@ -4,13 +4,14 @@ commit (`sqlite_store._commit` emits them into the outbox in the same transactio
 A deployment created or updated is Azure Event Grid's `ModelDeployed` (subject
 `endpoints/E/deployments/D`; `data.serviceName` is the endpoint, as Azure names the service);
 the rest carry scoregate's prefix. Order within one commit: endpoints created, deployments
-deployed, traffic and mirror changed, deployments deleted, endpoints deleted.
+deployed, deployments failed, traffic and mirror changed, deployments deleted, endpoints
+deleted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
@@ -20,10 +21,11 @@ ENDPOINT_CREATED = SCOREGATE + "endpoint.created"
 ENDPOINT_DELETED = SCOREGATE + "endpoint.deleted"
 MODEL_DEPLOYED = AZURE_ML + "ModelDeployed"
 DEPLOYMENT_DELETED = SCOREGATE + "deployment.deleted"
+DEPLOYMENT_FAILED = SCOREGATE + "deployment.failed"
 TRAFFIC_CHANGED = SCOREGATE + "traffic.changed"
 MIRROR_CHANGED = SCOREGATE + "mirror.changed"
 TYPES = (ENDPOINT_CREATED, ENDPOINT_DELETED, MODEL_DEPLOYED, DEPLOYMENT_DELETED,
-         TRAFFIC_CHANGED, MIRROR_CHANGED)
+         DEPLOYMENT_FAILED, TRAFFIC_CHANGED, MIRROR_CHANGED)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Specs:
 
     endpoints: Mapping[str, EndpointSpec]
     deployments: Mapping[str, DeploymentSpec]
+    failures: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # key -> (op, reason)
 
 
 def changes(before: Specs, after: Specs, writer: str | None) -> Iterator[Change]:
@@ -51,6 +54,12 @@ def changes(before: Specs, after: Specs, writer: str | None) -> Iterator[Change]
         old = before.deployments.get(key)
         if old is None or old != deployment:
             yield _deployed(deployment, "created" if old is None else "updated")
+    for key, (operation, reason) in sorted(after.failures.items()):
+        if before.failures.get(key) != (operation, reason) and key in after.deployments:
+            failed = after.deployments[key]
+            yield Change(DEPLOYMENT_FAILED, deployment_subject(failed.endpoint_name, failed.name),
+                         {"endpointName": failed.endpoint_name, "deploymentName": failed.name,
+                          "operation": operation, "reason": reason})
     for name in sorted(new_endpoints):
         yield from _percent_changes(name, old_endpoints.get(name), new_endpoints[name], writer)
     for key in sorted(before.deployments.keys() - after.deployments.keys()):
@@ -85,9 +94,9 @@ def _deployed(spec: DeploymentSpec, change: str) -> Change:
 def _percent_changes(name: str, old: EndpointSpec | None, new: EndpointSpec,
                      writer: str | None) -> Iterator[Change]:
     by = writer or "user"
-    for kind, field in ((TRAFFIC_CHANGED, "traffic"), (MIRROR_CHANGED, "mirror_traffic")):
-        previous = _live(getattr(old, field) if old is not None else {})
-        now = _live(getattr(new, field))
+    for kind, attribute in ((TRAFFIC_CHANGED, "traffic"), (MIRROR_CHANGED, "mirror_traffic")):
+        previous = _live(getattr(old, attribute) if old is not None else {})
+        now = _live(getattr(new, attribute))
         if previous != now:
             yield Change(kind, endpoint_subject(name), {
                 "endpointName": name, "previous": previous, "current": now, "changedBy": by})

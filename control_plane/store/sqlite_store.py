@@ -556,8 +556,10 @@ def _commit(conn: sqlite3.Connection, draft: _Draft, guards: _Guards) -> StoreSt
 
 
 def _specs(state: StoreState) -> change_events.Specs:
+    failures = {key: (status.operation, status.reason)
+                for key, status in state.provisioning.items() if status.state == FAILED}
     return change_events.Specs({name: r.spec for name, r in state.endpoints.items()},
-                               {key: r.spec for key, r in state.deployments.items()})
+                               {key: r.spec for key, r in state.deployments.items()}, failures)
 
 
 def _created(spec: DeploymentSpec, all_traffic: bool) -> Provisioning:

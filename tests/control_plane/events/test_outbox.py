@@ -165,3 +165,21 @@ def test_prune_by_count_and_age_keeps_what_is_still_owed(store: Store) -> None:
     # seq never repeats, even after everything was pruned
     store.feature_write(lambda conn: outbox.emit(conn, "io.scoregate.test", "t/x", {}))
     assert store.events()[0].seq == 11
+
+
+def test_a_failed_create_is_an_event_in_the_transaction_that_stores_failed(store: Store) -> None:
+    store.create_endpoint(EndpointSpec("epx"))
+    store.create_deployment(DeploymentSpec("blue", "epx"), all_traffic=True)
+    state = store.state()
+    key = "epx/blue"
+    assert not [e for e in store.events() if e.type.endswith("deployment.failed")]
+    store.finish_provisioning("epx", "blue", state.deployments[key].etag,
+                              state.status(key).state, "init() raised ValueError")
+    failed = [e for e in store.events() if e.type == "io.scoregate.deployment.failed"]
+    assert [(e.subject, e.data) for e in failed] == [
+        ("endpoints/epx/deployments/blue",
+         {"endpointName": "epx", "deploymentName": "blue", "operation": "create",
+          "reason": "init() raised ValueError"})]
+    assert store.state().status(key).state == "Failed"
+    # the held-back --all-traffic was not applied, so no traffic event follows the failure
+    assert store.events()[-1].type == "io.scoregate.deployment.failed"

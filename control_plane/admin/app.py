@@ -417,13 +417,17 @@ def _checked_sources(spec: DeploymentSpec) -> DeploymentSpec:
                                  "(the CLI resolves paths against the YAML file's folder)")
     azure: dict[str, Any] = {"name": spec.name, "endpoint_name": spec.endpoint_name}
     if spec.model_path is not None:
-        azure["model"] = spec.model_path
+        azure["model"] = {"path": spec.model_path, "type": spec.model_type}
+    elif spec.model_ref is not None:  # a reference: its type is known once it resolves
+        azure["model"] = spec.model_ref
     if spec.code_dir is not None or spec.scoring_script is not None:
         azure["code_configuration"] = {"code": spec.code_dir, "scoring_script": spec.scoring_script}
     if spec.urls:
         azure["urls"] = list(spec.urls)
     checked = deployment_from_mapping(azure, "request body", Path("/"))
-    return spec.with_changes(model_path=checked.model_path, code_dir=checked.code_dir,
+    model_type = checked.model_type if spec.model_path is not None else spec.model_type
+    return spec.with_changes(model_path=checked.model_path, model_type=model_type,
+                             code_dir=checked.code_dir,
                              scoring_script=checked.scoring_script, urls=checked.urls)
 
 

@@ -21,7 +21,7 @@ from control_plane.admin.model_doc import SCHEMAS as MODEL_SCHEMAS
 from control_plane.admin.rollout_doc import PATHS as ROLLOUT_PATHS
 from control_plane.admin.rollout_doc import SCHEMAS as ROLLOUT_SCHEMAS
 from control_plane.errors import ScoregateError
-from control_plane.specs.resources import AUTH_MODES
+from control_plane.specs.resources import AUTH_MODES, MODEL_TYPES
 from control_plane.specs.validation import BATCHING_BOUNDS, MAX_REQUEST_TIMEOUT_MS, PROBE_LOWEST
 
 Schema = dict[str, Any]
@@ -70,7 +70,7 @@ _DEPLOYMENT_FIELDS: Schema = {
         "reference resolved now (azureml:<name>:<version>, azureml:<name>@latest, without "
         "azureml: too) or, with model_path, the name[:version] an inline model registers as")},
     "model_type": {"type": "string", "nullable": True,
-                   "enum": ["custom_model", "mlflow_model", "triton_model"]},
+                   "enum": list(MODEL_TYPES)},
     "code_dir": _PATH,
     "scoring_script": _PATH,
     "environment_variables": _STRINGS,
@@ -124,7 +124,9 @@ SCHEMAS: dict[str, Schema] = {
     "DeploymentCreate": {**_object({"name": _NAME, "endpoint_name": _NAME, **_DEPLOYMENT_FIELDS,
                                     "not_applied": _ANY_OBJECT}, ("name",)),
                          "description": "Either code_dir + scoring_script (absolute paths that "
-                                        "exist) or urls of external scoring servers, not both."},
+                                        "exist) or urls of external scoring servers, not both; "
+                                        "neither for an mlflow_model (model_path holding "
+                                        "MLmodel), which scoregate serves itself."},
     "DeploymentPatch": _object({**_DEPLOYMENT_FIELDS, "environment_variables": _STRINGS_OR_NULL,
                                 "tags": _STRINGS_OR_NULL}),
     "Instance": _object({

@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 AUTH_MODES = ("key", "aml_token")
+# Azure ML's model asset types; a deployment of an `mlflow_model` may omit code_configuration.
+MODEL_TYPES = ("custom_model", "mlflow_model", "triton_model")
+MLFLOW_MODEL = "mlflow_model"
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,12 @@ class DeploymentSpec:
     @property
     def is_external(self) -> bool:
         return bool(self.urls)
+
+    @property
+    def serves_mlflow_model(self) -> bool:
+        """Azure's no-code deployment: an MLflow model and no scoring script, so scoregate's
+        own MLflow scoring server loads the model with `mlflow.pyfunc`."""
+        return self.model_type == MLFLOW_MODEL and self.code_dir is None and not self.urls
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

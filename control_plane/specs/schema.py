@@ -33,6 +33,8 @@ from control_plane.specs.fields import (
 )
 from control_plane.specs.resources import (
     AUTH_MODES,
+    MLFLOW_MODEL,
+    MODEL_TYPES,
     BatchingSettings,
     DeploymentSpec,
     EndpointSpec,
@@ -56,7 +58,6 @@ DEPLOYMENT_CLOUD_KEYS = frozenset({
     "model_mount_path", "resources", "startup_probe", "properties", "id", "provisioning_state",
 })
 MODEL_KEYS = frozenset({"path", "name", "version", "type", "description"})
-MODEL_TYPES = ("custom_model", "mlflow_model", "triton_model")
 REFERENCE_PREFIX = "azureml:"
 # `name:version` / `name@label` without the prefix (a path of that shape that exists wins)
 REFERENCE_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}(:[0-9]+|@[A-Za-z]+)")
@@ -66,6 +67,7 @@ ENVIRONMENT_KEYS = frozenset({
     "$schema", "name", "version", "description", "tags", "properties", "image", "conda_file",
     "build", "inference_config", "os_type", "datastore", "intellectual_property", "stage",
 })
+MLMODEL = "MLmodel"  # the file that makes a folder an MLflow model
 REQUEST_KEYS = frozenset({"request_timeout_ms", "max_concurrent_requests_per_instance"})
 AUTH_NOT_YET = frozenset({"aad_token"})
 ENDPOINT = "an Azure ML online endpoint"
@@ -105,7 +107,9 @@ def deployment_from_mapping(data: Any, source: str, base_dir: Path, *, name: str
     endpoint_name = _name(src, data, "endpoint_name", "endpoint", endpoint_name)
     urls = _urls(src, data)
     model_path, model_ref, model_type = _model(src, data, not_applied)
-    code_dir, script = _code(src, data, urls, not_applied, model_type)
+    code_dir, script = _code(src, data, urls, not_applied, model_type, model_ref, model_path)
+    if model_path is not None and model_type == MLFLOW_MODEL and code_dir is None and not urls:
+        _check_mlflow_folder(src, data, model_path)
     if urls and "instance_count" in data:
         not_applied["instance_count"] = plain(src, data["instance_count"], "instance_count")
     request_settings = _request_settings(src, data, not_applied)
@@ -230,10 +234,7 @@ def _model(src: Source, data: Mapping[str, Any],
     check_keys(src, model, "model", MODEL_KEYS, MODEL_CLOUD_KEYS, not_applied, "a model")
     if "description" in model:  # shown, not applied: the registered version has its own
         not_applied["model.description"] = plain(src, model["description"], "model.description")
-    model_type = text(src, model, "type", "model")
-    if model_type is not None and model_type not in MODEL_TYPES:
-        raise src.error("model.type", f"expected one of {', '.join(MODEL_TYPES)}, got "
-                                      f"{model_type!r}")
+    model_type = _model_type(src, model)
     path = text(src, model, "path", "model")
     if path is None:
         raise src.error("model", "model.path is required in an inline model (a registered "
@@ -257,17 +258,45 @@ def _inline_name(src: Source, model: Mapping[str, Any]) -> str | None:
     return f"{REFERENCE_PREFIX}{name}" + ("" if version is None else f":{version}")
 
 
+def _model_type(src: Source, model: Mapping[str, Any]) -> str | None:
+    """Azure's asset types, in any case (`MLflow_model`); None when the file does not say."""
+    value = text(src, model, "type", "model")
+    if value is None:
+        return None
+    if value.lower() not in MODEL_TYPES:
+        raise src.error("model.type", f"expected one of {', '.join(MODEL_TYPES)}, got "
+                                      f"{value!r}")
+    return value.lower()
+
+
+def _check_mlflow_folder(src: Source, data: Mapping[str, Any], model_path: str) -> None:
+    """A no-code deployment is served from the model's MLmodel: say so at load, not as an
+    instance that fails to start."""
+    if not os.path.isfile(os.path.join(model_path, MLMODEL)):
+        key = "model.path" if isinstance(data.get("model"), dict) else "model"
+        raise src.error(key, f"{model_path} holds no {MLMODEL} file: a model of type "
+                             f"{MLFLOW_MODEL} deployed without code_configuration must be an "
+                             f"MLflow model folder (the one holding {MLMODEL})")
+
+
 def _code(src: Source, data: Mapping[str, Any], urls: tuple[str, ...],
-          not_applied: dict[str, Any], model_type: str | None) -> tuple[str | None, str | None]:
+          not_applied: dict[str, Any], model_type: str | None, model_ref: str | None,
+          model_path: str | None) -> tuple[str | None, str | None]:
+    """The scoring script; none is needed for external servers or an MLflow model (no-code).
+    A registered model's type is known once it resolves: the store checks it then."""
     value = data.get("code_configuration")
     if value is None:
-        if urls:
+        if urls or model_type == MLFLOW_MODEL:
             return None, None
-        if model_type == "mlflow_model":
-            raise src.error("model.type", "MLflow deployments without a scoring script are "
-                                          "not supported yet; add code_configuration")
+        if model_type is None and model_ref is not None and model_path is None:
+            return None, None
+        if model_type not in (None, "custom_model"):
+            raise src.error("model.type", f"deployments of a {model_type} without a scoring "
+                                          "script are not supported yet; add "
+                                          "code_configuration")
         raise src.error(None, "code_configuration {code, scoring_script} is required (or "
-                              "url/urls of an external scoring server)")
+                              "url/urls of an external scoring server, or a model of type "
+                              f"{MLFLOW_MODEL})")
     if urls:
         raise src.error("code_configuration", "give code_configuration or url/urls, not both")
     code = mapping(src, value, "code_configuration")

@@ -30,6 +30,8 @@ from typing import Any
 from control_plane.errors import ValidationError, clip, echo
 from control_plane.specs.resources import (
     AUTH_MODES,
+    MLFLOW_MODEL,
+    MODEL_TYPES,
     BatchingSettings,
     DeploymentSpec,
     EndpointSpec,
@@ -168,6 +170,7 @@ def validate_deployment(spec: DeploymentSpec) -> None:
         validate_url(url)
     if not spec.is_external:
         _require_int("instance-count", f"instance_count of {where}", spec.instance_count, 1)
+    _check_model_type(where, spec)
     _check_probe(where, "liveness_probe", spec.liveness_probe)
     _check_probe(where, "readiness_probe", spec.readiness_probe)
     if spec.batching is not None:
@@ -237,6 +240,24 @@ def check_can_delete_deployment(endpoint_spec: EndpointSpec, name: str) -> None:
             f"deployment {name} of endpoint {endpoint_spec.name} receives {live or mirrored}% "
             f"{kind}; set its {kind} to 0 before deleting it",
         )
+
+
+def _check_model_type(where: str, spec: DeploymentSpec) -> None:
+    """Only an MLflow model is served without a scoring script (Azure's no-code deployment),
+    from its folder. A reference's type is known once the registry resolves it, so a bound
+    deployment (reference and path) is checked here, inside the store's write."""
+    if spec.model_type is not None and spec.model_type not in MODEL_TYPES:
+        raise ValidationError("model-type", f"model type of {where} must be one of "
+                              f"{', '.join(MODEL_TYPES)}, got {echo(spec.model_type)}")
+    if spec.code_dir is not None or spec.urls:
+        return
+    if spec.serves_mlflow_model and not spec.model_path and not spec.model_ref:
+        raise ValidationError("model-type", f"{where} has no scoring script, so its "
+                              f"{MLFLOW_MODEL} is served as is and needs a model")
+    if spec.model_ref and spec.model_path and spec.model_type != MLFLOW_MODEL:
+        raise ValidationError("model-type", f"{where} has no scoring script, but its model "
+                              f"{clip(str(spec.model_ref))} is a {spec.model_type or 'custom_model'}: only "
+                              f"an {MLFLOW_MODEL} is served without code_configuration")
 
 
 def _check_probe(where: str, which: str, probe: ProbeSettings) -> None:

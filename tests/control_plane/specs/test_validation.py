@@ -230,6 +230,20 @@ def test_probe_initial_delay_may_be_zero() -> None:
     validate_deployment(deployment(readiness_probe=ProbeSettings(initial_delay=0)))
 
 
+@pytest.mark.parametrize("model_type", ["pickle", None, 3])
+def test_model_type(model_type: Any) -> None:
+    message = refused("model-type", lambda: validate_deployment(deployment(model_type=model_type)))
+    assert "custom_model, mlflow_model, triton_model" in message
+
+
+def test_mlflow_model_without_a_script_needs_its_path() -> None:
+    no_code = deployment(model_type="mlflow_model", code_dir=None, scoring_script=None,
+                         model_path="/models/model")
+    assert no_code.serves_mlflow_model
+    validate_deployment(no_code)
+    refused("model-type", lambda: validate_deployment(no_code.with_changes(model_path=None)))
+
+
 def test_deployment_names_are_checked() -> None:
     refused("name", lambda: validate_deployment(deployment(name="b")))
     refused("name", lambda: validate_deployment(deployment(endpoint_name="my_endpoint")))

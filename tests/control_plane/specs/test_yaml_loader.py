@@ -162,10 +162,61 @@ def test_inline_models_carry_the_name_and_version_they_register_as(folder: Path)
     assert isinstance(anonymous, DeploymentSpec) and anonymous.model_ref is None
 
 
-def test_mlflow_sample_without_script_is_not_supported_yet() -> None:
-    path = ONLINE / "mlflow/sklearn-deployment.yaml"
-    error = refused(lambda: load_file(path))
-    assert error.key == "model.type" and "not supported yet" in str(error)
+@pytest.mark.parametrize("relative, name, folder", [
+    ("ncd/sklearn-deployment.yaml", "sklearn-deployment", "ncd/sklearn-diabetes/model"),
+    ("ncd/lightgbm-deployment.yaml", "lightgbm-deployment", "ncd/lightgbm-iris/model"),
+])
+def test_ncd_samples_load_as_mlflow_deployments_without_a_script(relative: str, name: str,
+                                                                 folder: str) -> None:
+    spec = load_file(ONLINE / relative)
+    assert isinstance(spec, DeploymentSpec)
+    assert (spec.name, spec.endpoint_name) == (name, "my-endpoint")
+    assert spec.model_path == str(ONLINE / folder) and spec.model_type == "mlflow_model"
+    assert spec.code_dir is None and spec.scoring_script is None and spec.serves_mlflow_model
+    assert {"model.name", "model.version", "instance_type"} <= set(spec.not_applied)
+    assert "model.type" not in spec.not_applied  # applied: it decides what serves the model
+    assert DeploymentSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+
+
+def test_mlflow_model_with_a_script_is_served_by_the_script() -> None:
+    spec = load_file(ONLINE / "mlflow/sklearn-deployment-with-script.yaml")
+    assert isinstance(spec, DeploymentSpec) and spec.model_type == "mlflow_model"
+    assert spec.code_dir is not None and not spec.serves_mlflow_model
+
+
+def test_model_type_defaults_to_custom_and_takes_any_case(folder: Path) -> None:
+    spec = load_file(write(folder, "blue.yml", DEPLOYMENT))
+    assert isinstance(spec, DeploymentSpec) and spec.model_type == "custom_model"
+    spec = load_file(write(folder, "blue.yml", DEPLOYMENT.replace(
+        "path: model/", "path: model/\n  type: MLflow_Model")))
+    assert isinstance(spec, DeploymentSpec) and spec.model_type == "mlflow_model"
+
+
+def test_unknown_model_type_is_refused_with_its_line(folder: Path) -> None:
+    text = DEPLOYMENT.replace("path: model/", "path: model/\n  type: pickle")
+    error = refused_file(folder, text)
+    assert error.key == "model.type" and error.line == line_of(text, "type: pickle")
+    assert "custom_model, mlflow_model, triton_model" in str(error) and "'pickle'" in str(error)
+
+
+def test_mlflow_model_without_mlmodel_and_without_script_is_refused(folder: Path) -> None:
+    text = DEPLOYMENT.split("code_configuration")[0] + "  type: mlflow_model\n"
+    error = refused_file(folder, text)
+    assert error.key == "model.path" and error.line == line_of(text, "path: model/")
+    assert "holds no MLmodel file" in str(error)
+    (folder / "model" / "MLmodel").write_text("flavors: {}\n")
+    spec = load_file(write(folder, "blue.yml", text))
+    assert isinstance(spec, DeploymentSpec) and spec.serves_mlflow_model
+
+
+@pytest.mark.parametrize("model_type, expected", [
+    ("custom_model", "code_configuration {code, scoring_script} is required"),
+    ("triton_model", "deployments of a triton_model without a scoring script are not "
+                     "supported yet"),
+])
+def test_other_models_still_need_a_script(folder: Path, model_type: str, expected: str) -> None:
+    text = DEPLOYMENT.split("code_configuration")[0] + f"  type: {model_type}\n"
+    assert expected in str(refused_file(folder, text))
 
 
 # --- defaults, paths, external servers --------------------------------------------------------

@@ -2,8 +2,12 @@
 
 Azure mounts a model registered from `.../model/` so that the model folder keeps its name under
 AZUREML_MODEL_DIR; scoring scripts open `os.path.join(AZUREML_MODEL_DIR, "model/<file>")`.
-We get the same layout without copying: a folder holding one symlink named like the last
-component of `model_path`.
+We get the same layout without copying: a folder holding one real folder named like the last
+component of `model_path`, whose files are hard links to the model's. Not a symlink: MLflow 3
+refuses to load a model reached through one ("resolved path is outside the artifact
+directory"), and scripts load MLflow models from `AZUREML_MODEL_DIR/<folder>` with
+`mlflow.pyfunc.load_model`. Hard links cost no space and keep the files' read-only modes;
+where one cannot be made (another filesystem), the file is copied.
 
 Where these live is a security decision (docs/security.md, "Managed instances"). Each
 instance gets its own folder, `sg-XXXXXXXX` made by `mkdtemp` (random name, mode 0700) in the
@@ -11,7 +15,7 @@ temp folder, *outside* the state folder:
 
     $TMPDIR/sg-XXXXXXXX/sock       its listening Unix socket (0600): no TCP port any local
                                    user could connect to; the gateway and probes connect here
-    $TMPDIR/sg-XXXXXXXX/m/         AZUREML_MODEL_DIR: one symlink, named like the model folder
+    $TMPDIR/sg-XXXXXXXX/m/         AZUREML_MODEL_DIR: one folder, named like the model's
 
 So `AZUREML_MODEL_DIR/..` holds only the instance's own socket and `../..` is the system's
 temp folder: the state folder (`state.db`, the keys, the admin token, the logs) is not above
@@ -68,8 +72,7 @@ class InstanceFolders:
                 if not target.name:
                     raise ValueError(f"model path {model_path!r} has no folder or file name "
                                      "to link")
-                (paths.model_dir / target.name).symlink_to(target,
-                                                           target_is_directory=target.is_dir())
+                link_tree(target, paths.model_dir / target.name)
         except BaseException:
             self.release(paths)
             raise
@@ -79,3 +82,21 @@ class InstanceFolders:
         """Remove what `allocate` made (the instance's process has stopped); the model itself
         is only linked, never removed."""
         shutil.rmtree(paths.root, ignore_errors=True)
+
+
+def link_tree(source: Path, destination: Path, _above: frozenset[Path] = frozenset()) -> None:
+    """A real folder tree at `destination` (new) with `source`'s files hard-linked (or copied
+    across filesystems); symlinks inside the model are followed, as a mount would show them."""
+    if source.is_dir():
+        real = source.resolve()
+        if real in _above:
+            raise ValueError(f"{source} leads back to {real} (a symlink loop in the model "
+                             "folder)")
+        destination.mkdir(mode=0o700)
+        for child in sorted(source.iterdir()):
+            link_tree(child, destination / child.name, _above | {real})
+    elif source.exists():  # a dangling symlink inside the model is left out
+        try:  # resolved: Linux's link(2) would link a symlink itself
+            os.link(source.resolve(), destination)
+        except OSError:  # another filesystem, or a file the kernel will not link for us
+            shutil.copy2(source, destination)

@@ -35,8 +35,11 @@ _OURS = "SCOREGATE_"  # the server's settings and secrets: never passed on to an
 
 
 def default_command(spec: DeploymentSpec, fd: int) -> list[str]:
-    """`python -m scoring_servers.azureml --fd N --code DIR --entry SCRIPT`."""
-    argv = [sys.executable, "-m", "scoring_servers.azureml", "--fd", str(fd)]
+    """`python -m scoring_servers.azureml --fd N --code DIR --entry SCRIPT`, or for an MLflow
+    model without a script `python -m scoring_servers.mlflow --fd N` (it finds the model
+    under AZUREML_MODEL_DIR, as Azure's no-code deployment does)."""
+    server = "scoring_servers.mlflow" if spec.serves_mlflow_model else "scoring_servers.azureml"
+    argv = [sys.executable, "-m", server, "--fd", str(fd)]
     if spec.code_dir:
         argv += ["--code", spec.code_dir]
     if spec.scoring_script:

@@ -31,7 +31,7 @@ STARTING, READY, UNREADY, FAILED, DRAINING, STOPPED = (
 # A ready process exited and its successor is starting on the same socket: it stays in
 # rotation (requests wait in the socket's backlog, served by the successor) for a short grace.
 RESTARTING = "restarting"
-INIT_FAILED_EXIT_CODE = 3  # the scoring server's exit code when the script's init() raised
+INIT_FAILED_EXIT_CODE = 3  # the scoring servers' exit code: init() raised, or no MLflow model
 # Why the last process ended (InstanceStatus.last_exit_reason), as Kubernetes names them.
 OOM_KILLED, INIT_FAILED, LIVENESS_FAILED, ERROR = (
     "OOMKilled", "InitFailed", "LivenessProbeFailed", "Error")
@@ -303,7 +303,8 @@ def _exit_reason(code: int) -> str:
 
 def _describe_exit(code: int) -> str:
     if code == INIT_FAILED_EXIT_CODE:
-        return "init() of the scoring script failed (exit code 3); see the instance log"
+        return ("init failed (exit code 3): the scoring script's init() raised or the MLflow "
+                "model could not be loaded; the instance log's last line says why")
     if code < 0:
         try:
             name = signal.Signals(-code).name

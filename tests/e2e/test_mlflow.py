@@ -174,7 +174,7 @@ def test_trained_model_and_dataframe_output(gateway: RunningGateway, tmp_path: P
     assert invoke(gateway, e, frames_request, "frames") == records.to_dict(orient="records")
 
     # MLflow's own request formats, as `mlflow models serve` answers them
-    mlflow_body = json.dumps({"dataframe_records": [dict(zip(COLUMNS, ROWS[0]))]})
+    mlflow_body = json.dumps({"dataframe_records": [dict(zip(COLUMNS, ROWS[0], strict=True))]})
     answer = gateway.score(e, mlflow_body.encode(), gateway.key(e))
     assert answer.status_code == 200 and answer.json() == {"predictions": expected[:1]}
 

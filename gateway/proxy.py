@@ -60,6 +60,8 @@ _DROP_RESPONSE = _HOP_BY_HOP | {b"content-length", b"date", b"server", b"x-reque
 _CLOSE = (b"connection", b"close")
 _HTTP, _HTTPS = (b"x-forwarded-proto", b"http"), (b"x-forwarded-proto", b"https")
 
+MODEL_MESSAGE_CHARS = 4000  # of a model's non-2xx answer, quoted in the 424
+
 
 def fast_uuid4(bits: int) -> str:
     """A version-4 UUID string from 128 random bits (uuid.uuid4 costs a syscall each time)."""
@@ -322,11 +324,16 @@ class ScoreHandler:
 
 
 def model_error(deployment: DeploymentRoute, answer: Answer) -> GatewayError:
-    """424 for a model that answered non-2xx, with its status and reason in headers (as Azure)."""
+    """424 for a model that answered non-2xx, with its status and reason in headers (as Azure).
+
+    The model's own message is quoted (its first `MODEL_MESSAGE_CHARS`, cut rather than left
+    out): MLflow's schema errors name the columns and the expected schema, often past 1000
+    characters, and they are what the client needs to fix its request."""
     reason = printable(answer.reason, 100)
     detail = ""
-    if len(answer.body) <= 1000:
-        detail = ": " + printable(answer.body.decode("utf-8", "replace"), 1000)
+    if answer.body:
+        text = answer.body[:MODEL_MESSAGE_CHARS * 4].decode("utf-8", "replace")
+        detail = ": " + printable(text, MODEL_MESSAGE_CHARS)
     headers = ((b"ms-azureml-model-error-statuscode", str(answer.status).encode("ascii")),
                (b"ms-azureml-model-error-reason", reason.encode("ascii")))
     return GatewayError(424, f"the model in deployment '{deployment.name}' answered "

@@ -123,6 +123,10 @@ def test_ncd_walk_on_both_samples(gateway: RunningGateway, tmp_path: Path) -> No
                                       request_frame(sklearn_request.read_text())).tolist()
     assert invoke(gateway, e, sklearn_request) == sklearn_expected
     assert sklearn_expected == pytest.approx([11633.100167144921, 8522.117402884991], rel=1e-12)
+    wrong = gateway.score(e, b'{"input_data": [[1.0, 2.0, 3.0]]}', gateway.key(e))
+    assert wrong.status_code == 424 and wrong.headers["ms-azureml-model-error-statuscode"] == "400"
+    assert "Model is missing inputs ['age', 'sex', 'bmi', 'bp', 's1', 's2', 's3', 's4', 's5', " \
+           "'s6']" in wrong.json()["message"]
 
     gateway.cli("online-deployment", "create", "--name", "lightgbm-deployment", "--endpoint", e,
                 "-f", str(NCD / "lightgbm-deployment.yaml"))

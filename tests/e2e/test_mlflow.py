@@ -23,7 +23,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # an import-time advice inside MLflow
     import mlflow.pyfunc  # noqa: F401
 
-from tests.e2e.gateway_process import RunningGateway, start_gateway  # noqa: E402
 from tests.scoring_servers.mlflow.models import (  # noqa: E402
     COLUMNS,
     fake_flavour_model,
@@ -31,6 +30,7 @@ from tests.scoring_servers.mlflow.models import (  # noqa: E402
     save_frame_model,
     save_sklearn_model,
 )
+from tests.support.gateway import RunningGateway, start_serve  # noqa: E402
 from tests.support.processes import ProcessGroup  # noqa: E402
 
 NCD = Path(__file__).resolve().parents[1] / "data" / "azureml-examples" / "cli" / "endpoints" \
@@ -60,7 +60,7 @@ def run(raw_data):
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     root = tmp_path_factory.mktemp("mlflow-e2e")
     with ProcessGroup(root / "process-logs") as group:
-        yield start_gateway(group, root / "home")
+        yield start_serve(group, root / "home")
 
 
 def request_frame(body: str) -> pd.DataFrame:

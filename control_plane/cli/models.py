@@ -18,7 +18,7 @@ from control_plane.cli.client import AdminClient
 from control_plane.cli.verbs import Verbs, add_overrides, confirm, overridden
 from control_plane.errors import ScoregateError
 from control_plane.specs.model import load_model_file
-from control_plane.specs.schema import MODEL_TYPES
+from control_plane.specs.resources import MODEL_TYPES
 
 LABELS = ("latest",)
 

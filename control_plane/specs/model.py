@@ -24,7 +24,7 @@ from control_plane.specs.fields import (
     text_map,
 )
 from control_plane.specs.overrides import Override
-from control_plane.specs.schema import MODEL_TYPES
+from control_plane.specs.resources import MODEL_TYPES
 
 MODEL_FILE_KEYS = frozenset({"name", "version", "path", "type", "description", "tags",
                              "properties", "stage"})

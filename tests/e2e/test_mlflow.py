@@ -84,14 +84,15 @@ def invoke(gateway: RunningGateway, endpoint: str, request_file: Path,
     return json.loads(answer.stdout)
 
 
-def deployment_yaml(folder: Path, model: Path, script: bool = False) -> Path:
-    """A deployment file beside `model`, inline model as the ncd samples write it."""
+def deployment_yaml(folder: Path, model: Path, registered_as: str, script: bool = False) -> Path:
+    """A deployment file beside `model`, inline model as the ncd samples write it (registered
+    as `registered_as` version 1 when the deployment is created)."""
     text = textwrap.dedent(f"""\
         $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
         name: placeholder
         endpoint_name: placeholder
         model:
-          name: {model.name}-model
+          name: {registered_as}
           version: 1
           path: {model.name}
           type: mlflow_model
@@ -162,9 +163,9 @@ def test_trained_model_and_dataframe_output(gateway: RunningGateway, tmp_path: P
     frame_model = save_frame_model(tmp_path / "frames")
     gateway.cli("online-endpoint", "create", "--name", e)
     gateway.cli("online-deployment", "create", "--name", "regression", "--endpoint-name", e,
-                "-f", str(deployment_yaml(tmp_path, regression)), "--all-traffic")
+                "-f", str(deployment_yaml(tmp_path, regression, "e2e-regression")), "--all-traffic")
     gateway.cli("online-deployment", "create", "--name", "frames", "--endpoint-name", e,
-                "-f", str(deployment_yaml(tmp_path, frame_model)))
+                "-f", str(deployment_yaml(tmp_path, frame_model, "e2e-frames")))
 
     request = tmp_path / "request.json"
     request.write_text(split_body(ROWS, COLUMNS))
@@ -198,7 +199,8 @@ def test_bad_payloads_get_the_models_400_through_424(gateway: RunningGateway, tm
         model = save_sklearn_model(tmp_path / "model")
         gateway.cli("online-endpoint", "create", "--name", e)
         gateway.cli("online-deployment", "create", "--name", "blue", "--endpoint-name", e,
-                    "-f", str(deployment_yaml(tmp_path, model)), "--all-traffic")
+                    "-f", str(deployment_yaml(tmp_path, model, "e2e-bad-payloads")),
+                    "--all-traffic")
     answer = gateway.score(e, body.encode(), gateway.key(e))
     assert answer.status_code == 424, answer.text
     assert answer.headers["ms-azureml-model-error-statuscode"] == "400"
@@ -213,8 +215,10 @@ def test_missing_flavour_package_reaches_logs_and_status(gateway: RunningGateway
     model = fake_flavour_model(tmp_path / "model", "scoregate_absent_flavour.loader",
                                "scoregate-absent-flavour==1.2.3")
     gateway.cli("online-endpoint", "create", "--name", e)
-    gateway.cli("online-deployment", "create", "--name", "blue", "--endpoint-name", e,
-                "-f", str(deployment_yaml(tmp_path, model)), check=False)
+    created = gateway.cli("online-deployment", "create", "--name", "blue", "--endpoint-name", e,
+                          "-f", str(deployment_yaml(tmp_path, model, "e2e-no-flavour")),
+                          check=False)
+    assert "Traceback" not in created.stderr, created.stderr
     logs = gateway.cli("online-deployment", "get-logs", "--name", "blue", "--endpoint-name",
                        e).stdout
     assert "'scoregate-absent-flavour==1.2.3' (module 'scoregate_absent_flavour')" in logs
@@ -234,8 +238,41 @@ def test_scoring_script_loads_its_mlflow_model_from_azureml_model_dir(
     model = save_sklearn_model(tmp_path / "model")
     gateway.cli("online-endpoint", "create", "--name", e)
     gateway.cli("online-deployment", "create", "--name", "scripted", "--endpoint-name", e,
-                "-f", str(deployment_yaml(tmp_path, model, script=True)), "--all-traffic")
+                "-f", str(deployment_yaml(tmp_path, model, "e2e-scripted", script=True)),
+                "--all-traffic")
     request = tmp_path / "request.json"
     request.write_text(split_body(ROWS, COLUMNS))
     expected = pyfunc_predict(model, pd.DataFrame(ROWS, columns=COLUMNS)).tolist()
     assert invoke(gateway, e, request) == expected
+
+
+def test_registered_mlflow_model_from_latest_without_a_script(gateway: RunningGateway,
+                                                              tmp_path: Path) -> None:
+    """Azure's MLflow rollout walk: `model create --type mlflow_model`, then a deployment of
+    `azureml:name@latest` with no code_configuration; a custom_model so deployed is refused."""
+    e = "heart-walk"
+    model = save_sklearn_model(tmp_path / "model")
+    gateway.cli("model", "create", "--name", "heart-classifier", "--type", "mlflow_model",
+                "--path", str(model))
+    deployment = tmp_path / "deployment.yml"
+    deployment.write_text("name: blue\nendpoint_name: heart-walk\n"
+                          "model: azureml:heart-classifier@latest\ninstance_count: 1\n")
+    gateway.cli("online-endpoint", "create", "--name", e)
+    gateway.cli("online-deployment", "create", "-f", str(deployment), "--all-traffic")
+    shown = gateway.cli_json("online-deployment", "show", "--name", "blue", "--endpoint-name", e)
+    assert (shown["model_ref"], shown["model_type"]) == ("azureml:heart-classifier:1",
+                                                         "mlflow_model")
+    request = tmp_path / "request.json"
+    request.write_text(split_body(ROWS, COLUMNS))
+    assert invoke(gateway, e, request) == pyfunc_predict(
+        model, pd.DataFrame(ROWS, columns=COLUMNS)).tolist()
+
+    gateway.cli("model", "create", "--name", "heart-custom", "--path", str(model))
+    custom = tmp_path / "custom.yml"
+    custom.write_text(deployment.read_text().replace("heart-classifier", "heart-custom")
+                      .replace("name: blue", "name: green"))
+    refused = gateway.cli("online-deployment", "create", "-f", str(custom), check=False)
+    assert refused.returncode != 0
+    assert "azureml:heart-custom:1 is a custom_model" in refused.stderr, refused.stderr
+    assert gateway.cli("online-deployment", "show", "--name", "green", "--endpoint-name", e,
+                       check=False).returncode != 0

@@ -230,18 +230,31 @@ def test_probe_initial_delay_may_be_zero() -> None:
     validate_deployment(deployment(readiness_probe=ProbeSettings(initial_delay=0)))
 
 
-@pytest.mark.parametrize("model_type", ["pickle", None, 3])
+@pytest.mark.parametrize("model_type", ["pickle", "", 3])
 def test_model_type(model_type: Any) -> None:
     message = refused("model-type", lambda: validate_deployment(deployment(model_type=model_type)))
     assert "custom_model, mlflow_model, triton_model" in message
 
 
-def test_mlflow_model_without_a_script_needs_its_path() -> None:
-    no_code = deployment(model_type="mlflow_model", code_dir=None, scoring_script=None,
-                         model_path="/models/model")
+def test_mlflow_model_without_a_script_needs_a_model() -> None:
+    no_code = deployment(model_type="mlflow_model", model_path="/models/model")
     assert no_code.serves_mlflow_model
     validate_deployment(no_code)
     refused("model-type", lambda: validate_deployment(no_code.with_changes(model_path=None)))
+    validate_deployment(no_code.with_changes(model_path=None, model_ref="azureml:m@latest"))
+
+
+def test_a_bound_reference_without_a_script_must_be_an_mlflow_model() -> None:
+    """`model: azureml:m@latest` without code loads (its type is not known yet); once the
+    registry bound it to a custom_model, the store's write refuses it."""
+    unbound = deployment(model_ref="azureml:m@latest")
+    validate_deployment(unbound)
+    bound = unbound.with_changes(model_ref="azureml:m:2", model_path="/registry/m/model",
+                                 model_type="custom_model")
+    message = refused("model-type", lambda: validate_deployment(bound))
+    assert "azureml:m:2 is a custom_model" in message
+    validate_deployment(bound.with_changes(model_type="mlflow_model"))
+    validate_deployment(bound.with_changes(code_dir="/code", scoring_script="score.py"))
 
 
 def test_deployment_names_are_checked() -> None:

@@ -162,18 +162,20 @@ def test_inline_models_carry_the_name_and_version_they_register_as(folder: Path)
     assert isinstance(anonymous, DeploymentSpec) and anonymous.model_ref is None
 
 
-@pytest.mark.parametrize("relative, name, folder", [
-    ("ncd/sklearn-deployment.yaml", "sklearn-deployment", "ncd/sklearn-diabetes/model"),
-    ("ncd/lightgbm-deployment.yaml", "lightgbm-deployment", "ncd/lightgbm-iris/model"),
+@pytest.mark.parametrize("relative, name, folder, ref", [
+    ("ncd/sklearn-deployment.yaml", "sklearn-deployment", "ncd/sklearn-diabetes/model",
+     "azureml:mir-sample-sklearn-ncd-model:2"),
+    ("ncd/lightgbm-deployment.yaml", "lightgbm-deployment", "ncd/lightgbm-iris/model",
+     "azureml:mir-sample-lightgbm-ncd-model:3"),
 ])
 def test_ncd_samples_load_as_mlflow_deployments_without_a_script(relative: str, name: str,
-                                                                 folder: str) -> None:
+                                                                 folder: str, ref: str) -> None:
     spec = load_file(ONLINE / relative)
     assert isinstance(spec, DeploymentSpec)
     assert (spec.name, spec.endpoint_name) == (name, "my-endpoint")
     assert spec.model_path == str(ONLINE / folder) and spec.model_type == "mlflow_model"
     assert spec.code_dir is None and spec.scoring_script is None and spec.serves_mlflow_model
-    assert {"model.name", "model.version", "instance_type"} <= set(spec.not_applied)
+    assert spec.model_ref == ref and "instance_type" in spec.not_applied
     assert "model.type" not in spec.not_applied  # applied: it decides what serves the model
     assert DeploymentSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
 
@@ -184,9 +186,9 @@ def test_mlflow_model_with_a_script_is_served_by_the_script() -> None:
     assert spec.code_dir is not None and not spec.serves_mlflow_model
 
 
-def test_model_type_defaults_to_custom_and_takes_any_case(folder: Path) -> None:
+def test_model_type_is_none_unless_said_and_takes_any_case(folder: Path) -> None:
     spec = load_file(write(folder, "blue.yml", DEPLOYMENT))
-    assert isinstance(spec, DeploymentSpec) and spec.model_type == "custom_model"
+    assert isinstance(spec, DeploymentSpec) and spec.model_type is None
     spec = load_file(write(folder, "blue.yml", DEPLOYMENT.replace(
         "path: model/", "path: model/\n  type: MLflow_Model")))
     assert isinstance(spec, DeploymentSpec) and spec.model_type == "mlflow_model"
@@ -217,6 +219,16 @@ def test_mlflow_model_without_mlmodel_and_without_script_is_refused(folder: Path
 def test_other_models_still_need_a_script(folder: Path, model_type: str, expected: str) -> None:
     text = DEPLOYMENT.split("code_configuration")[0] + f"  type: {model_type}\n"
     assert expected in str(refused_file(folder, text))
+
+
+def test_a_reference_without_a_script_loads_and_its_type_decides_later(folder: Path) -> None:
+    """Azure's MLflow walk deploys `model: azureml:heart-classifier@latest` with no code: the
+    registered version's type is checked when the registry binds it (validation.py)."""
+    text = DEPLOYMENT.split("model:")[0] + "model: azureml:heart-classifier@latest\n"
+    spec = load_file(write(folder, "blue.yml", text))
+    assert isinstance(spec, DeploymentSpec) and spec.code_dir is None
+    assert (spec.model_ref, spec.model_path, spec.model_type) == (
+        "azureml:heart-classifier@latest", None, None)
 
 
 # --- defaults, paths, external servers --------------------------------------------------------

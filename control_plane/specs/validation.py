@@ -255,9 +255,10 @@ def _check_model_type(where: str, spec: DeploymentSpec) -> None:
         raise ValidationError("model-type", f"{where} has no scoring script, so its "
                               f"{MLFLOW_MODEL} is served as is and needs a model")
     if spec.model_ref and spec.model_path and spec.model_type != MLFLOW_MODEL:
+        kind = spec.model_type or "custom_model"
         raise ValidationError("model-type", f"{where} has no scoring script, but its model "
-                              f"{clip(str(spec.model_ref))} is a {spec.model_type or 'custom_model'}: only "
-                              f"an {MLFLOW_MODEL} is served without code_configuration")
+                              f"{clip(str(spec.model_ref))} is a {kind}: only an "
+                              f"{MLFLOW_MODEL} is served without code_configuration")
 
 
 def _check_probe(where: str, which: str, probe: ProbeSettings) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd  # type: ignore[import-untyped]
 import pytest
 
-from control_plane.instances.model_dir import link_tree, prepare_model_dir
+from control_plane.instances.model_dir import InstanceFolders, link_tree
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # an import-time advice inside MLflow
@@ -23,6 +23,11 @@ from tests.scoring_servers.mlflow.models import (  # noqa: E402
 )
 
 
+def prepare_model_dir(work: Path, model_path: str) -> Path:
+    """AZUREML_MODEL_DIR of a fresh instance folder under `work`."""
+    return InstanceFolders(work).allocate(model_path).model_dir
+
+
 def no_symlink_on_the_way(path: Path) -> bool:
     return all(not part.is_symlink() for part in [path, *path.parents])
 
@@ -32,7 +37,7 @@ def test_the_model_folder_is_real_and_shares_the_files(tmp_path: Path) -> None:
     (model / "sub").mkdir(parents=True)
     (model / "m.pkl").write_text("x")
     (model / "sub" / "w.bin").write_bytes(b"\1\2")
-    model_dir = prepare_model_dir(tmp_path / "work", "shop", "blue", str(model))
+    model_dir = prepare_model_dir(tmp_path / "work", str(model))
     placed = model_dir / "model"
     assert no_symlink_on_the_way(placed / "sub" / "w.bin")
     assert (placed / "m.pkl").read_text() == "x"
@@ -44,19 +49,20 @@ def test_a_new_start_shows_the_models_current_files(tmp_path: Path) -> None:
     model = tmp_path / "model"
     model.mkdir()
     (model / "m.pkl").write_text("v1")
-    first = prepare_model_dir(tmp_path / "work", "shop", "blue", str(model))
+    first = prepare_model_dir(tmp_path / "work", str(model))
     (model / "m.pkl").unlink()
     (model / "m.pkl").write_text("v2")  # retrained in place: a new file, a new inode
     (model / "extra.txt").write_text("new")
-    assert prepare_model_dir(tmp_path / "work", "shop", "blue", str(model)) == first
-    assert (first / "model" / "m.pkl").read_text() == "v2"
-    assert sorted(p.name for p in first.iterdir()) == ["model"]  # no leftovers beside it
+    second = prepare_model_dir(tmp_path / "work", str(model))
+    assert (second / "model" / "m.pkl").read_text() == "v2"
+    assert (first / "model" / "m.pkl").read_text() == "v1"  # a running instance keeps its own
+    assert sorted(p.name for p in second.iterdir()) == ["model"]
 
 
 def test_a_single_model_file_is_linked_under_its_name(tmp_path: Path) -> None:
     model_file = tmp_path / "sklearn_regression_model.pkl"
     model_file.write_bytes(b"\0")
-    model_dir = prepare_model_dir(tmp_path / "work", "shop", "blue", str(model_file))
+    model_dir = prepare_model_dir(tmp_path / "work", str(model_file))
     placed = model_dir / "sklearn_regression_model.pkl"
     assert placed.is_file() and not placed.is_symlink()
 
@@ -80,7 +86,7 @@ def test_mlflow_loads_the_model_from_azureml_model_dir(tmp_path: Path) -> None:
     """The with-script pattern: `mlflow.pyfunc.load_model(AZUREML_MODEL_DIR/model)`. MLflow 3
     refuses the symlink this folder used to be."""
     model = save_sklearn_model(tmp_path / "registered" / "model")
-    model_dir = prepare_model_dir(tmp_path / "work", "shop", "blue", str(model))
+    model_dir = prepare_model_dir(tmp_path / "work", str(model))
     frame = pd.DataFrame([[1.0, 2.0, 3.0]], columns=COLUMNS)
     with mlflow_advice_silenced():
         expected = mlflow.pyfunc.load_model(str(model)).predict(frame)

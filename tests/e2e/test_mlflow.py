@@ -227,8 +227,9 @@ def test_missing_flavour_package_reaches_logs_and_status(gateway: RunningGateway
     assert "/model/requirements.txt" in logs
     status = gateway.cli_json("online-deployment", "show", "--name", "blue",
                               "--endpoint-name", e)
-    [instance] = status["instances"]
-    assert "MLflow model could not be loaded" in instance["last_error"], status
+    assert status["provisioning_state"] == "Failed", status  # issue 11 §3, on main now
+    assert created.returncode != 0
+    assert "'scoregate-absent-flavour==1.2.3'" in created.stderr + created.stdout
 
 
 def test_scoring_script_loads_its_mlflow_model_from_azureml_model_dir(

@@ -91,13 +91,17 @@ def prepare_cases(scratch: Path) -> list[Case]:
     return [Case("ncd-sklearn", sklearn_dir, body), Case("constant", constant_dir, body)]
 
 
-def start_scoregate(children: Children, case: Case) -> Server:
+def start_scoregate(children: Children, case: Case, batching: str | None) -> Server:
+    """`batching` ("SIZE,MS") turns on the deployment YAML's `batching:` block, as the
+    control plane passes it (SCOREGATE_BATCHING); None serves each request alone."""
     port = free_port()
+    env = {"PYTHONPATH": str(REPO_ROOT), "WORKER_COUNT": "1"}
+    if batching:
+        env["SCOREGATE_BATCHING"] = batching
     child = children.start(
         [sys.executable, "-m", "scoring_servers.mlflow", "--model_dir", str(case.model_dir),
          "--host", "127.0.0.1", "--port", str(port)],
-        name=f"scoregate-{case.name}", env={"PYTHONPATH": str(REPO_ROOT), "WORKER_COUNT": "1"},
-        cwd=REPO_ROOT)
+        name=f"scoregate-{case.name}", env=env, cwd=REPO_ROOT)
     return _ready(Server("scoregate", child, f"http://127.0.0.1:{port}/score"),
                   f"http://127.0.0.1:{port}/")
 
@@ -151,7 +155,7 @@ def check_same_answer(servers: Sequence[Server], case: Case) -> None:
 def bench_case(case: Case, args: argparse.Namespace, scratch: Path) -> dict[str, list[Measurement]]:
     results: dict[str, list[Measurement]] = {"scoregate": [], "mlflow": []}
     with Children(scratch / "logs" / case.name) as children:
-        servers = [start_scoregate(children, case), start_mlflow(children, case)]
+        servers = [start_scoregate(children, case, args.batching), start_mlflow(children, case)]
         check_same_answer(servers, case)
         for server in servers:
             measure(server, case, 1, args.connections, scratch / "wrk", children)  # warm-up
@@ -195,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (8)")
     parser.add_argument("--only", choices=["ncd-sklearn", "constant"], help="one case only")
     parser.add_argument("--json", type=Path, help="also write the medians to this file")
+    parser.add_argument("--batching", metavar="SIZE,MS",
+                        help="serve scoregate with dynamic batching (e.g. 8,5); MLflow's server "
+                             "has none")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.duration < 1 or args.connections < 1:
         parser.error("--runs, --duration and --connections must be at least 1")
@@ -203,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mlflow-bench-") as scratch_dir:
         scratch = Path(scratch_dir)
         print(f"wrk -t1 -c{args.connections} -d{args.duration:g}s, {args.runs} runs each, "
-              "one worker per server", flush=True)
+              f"one worker per server, scoregate batching: {args.batching or 'off'}", flush=True)
         for case in prepare_cases(scratch):
             if args.only in (None, case.name):
                 summaries[case.name] = summarise(bench_case(case, args, scratch))

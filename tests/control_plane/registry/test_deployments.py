@@ -146,6 +146,9 @@ def test_a_deployment_stored_before_anonymous_models_registers_when_bound_again(
         registry: ModelRegistry, store: Store, tmp_path: Path) -> None:
     path = source(tmp_path, b"old")
     store.create_deployment(deployment(model_path=str(path)))  # as stored before: no ref
+    state = store.state()  # its create has finished, as it had for deployments stored then
+    store.finish_provisioning("web", "blue", state.deployments["web/blue"].etag,
+                              state.status("web/blue").state, None)
     assert store.deployment("web", "blue").spec.model_ref is None
     again = registry.bind(store.deployment("web", "blue").spec)  # its update, or serve FOLDER
     store.update_deployment(again)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import anyio.to_thread
 
+from control_plane.autodeploy import AutoDeploy
 from control_plane.compile import EndpointKeys, compile_snapshot
 from control_plane.events import EventSubscriptions
 from control_plane.home import StateDir
@@ -91,6 +92,7 @@ class Runtime:
         self._rollouts: RolloutEngine | None = None
         self._models: ModelRegistry | None = None
         self._events: EventSubscriptions | None = None
+        self._autodeploy: AutoDeploy | None = None
         self._operations: dict[str, asyncio.Task[None]] = {}
         self._generation: dict[str, int] = {}
         self.scoring_app: ScoringApp | None = None  # set by attach(); its comparison reports
@@ -129,6 +131,15 @@ class Runtime:
     @property
     def events(self) -> EventSubscriptions | None:
         return self._events
+
+    def attach_autodeploy(self, autodeploy: AutoDeploy) -> None:
+        """`serve` hands over auto-deploy once rollouts run; until then the admin API answers
+        auto-deploy calls with 503."""
+        self._autodeploy = autodeploy
+
+    @property
+    def autodeploy(self) -> AutoDeploy | None:
+        return self._autodeploy
 
     @property
     def supervisor(self) -> Supervisor:

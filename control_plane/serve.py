@@ -33,6 +33,8 @@ from typing import Any
 import uvicorn
 
 from control_plane.admin.token import load_admin_token
+from control_plane.autodeploy import STORE_EXTENSION as AUTODEPLOY_EXTENSION
+from control_plane.autodeploy import AutoDeploy
 from control_plane.compare_flags import add_compare_arguments, compare_from_args
 from control_plane.errors import ScoregateError
 from control_plane.events import STORE_EXTENSION as EVENTS_EXTENSION
@@ -51,6 +53,7 @@ from control_plane.registry import ModelRegistry
 from control_plane.rollouts import rows as rollout_rows
 from control_plane.rollouts.engine import RolloutEngine
 from control_plane.rollouts.events import RolloutEvents
+from control_plane.rollouts.plan import check_request
 from control_plane.runtime import Runtime
 from control_plane.specs import loader as yaml_loader
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
@@ -231,7 +234,7 @@ async def _serve_locked(state_dir: StateDir, options: ServeOptions) -> int:
         runtime = Runtime(state_dir=state_dir, settings=options.settings,
                           admin_token=load_admin_token(state_dir.path),
                           extensions=(rollout_rows.STORE_EXTENSION, REGISTRY_EXTENSION,
-                                      EVENTS_EXTENSION))
+                                      EVENTS_EXTENSION, AUTODEPLOY_EXTENSION))
     except ScoregateError as error:
         listeners.close()
         print(f"error: {error}", file=sys.stderr)
@@ -357,6 +360,7 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
         if not await _until_provisioned(runtime, wait=bool(options.sources), stop=stop):
             return 0  # stopped while the YAML's deployments were starting
         await _start_rollouts(runtime, scoring_app, options.metrics)
+        await _start_autodeploy(runtime)
         runtime.state_dir.write_server_info(scoring_url=scoring_url, admin_url=admin_url)
         print(f"scoring listener: {scoring_url}", flush=True)
         print(f"admin listener:   {admin_url}", flush=True)
@@ -376,6 +380,8 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*serving, return_exceptions=True),
                                    options.graceful_timeout_s + 5)
+        if runtime.autodeploy is not None:
+            await runtime.autodeploy.close()  # runs stay stored at their stage; resumed at start
         if runtime.rollouts is not None:
             await runtime.rollouts.close()  # running rollouts stay stored; the next start resumes
         await runtime.stop_provisioning()  # before the instances stop: that is no verdict
@@ -444,6 +450,17 @@ async def _start_rollouts(runtime: Runtime, scoring_app: ScoringApp, metrics_ena
                            metrics_enabled=metrics_enabled)
     runtime.attach_rollouts(engine)
     await engine.resume_all()
+
+
+async def _start_autodeploy(runtime: Runtime) -> None:
+    """Once rollouts run: auto-deploy meets the rollout engine, the registry and the runtime
+    here (it imports none of them), then carries on the runs a restart interrupted."""
+    if runtime.rollouts is None or runtime.models is None:
+        return
+    autodeploy = AutoDeploy(runtime.store, runtime, runtime.rollouts, runtime.models,
+                            check_rollout=check_request)
+    runtime.attach_autodeploy(autodeploy)
+    await autodeploy.start()
 
 
 class _Server(uvicorn.Server):

@@ -30,7 +30,7 @@ FORBIDDEN = {
     "gateway": {"control_plane", "scoring_servers"},
     "scoring_servers": {"control_plane", "gateway"},
 }
-FEATURES = ("rollouts", "registry", "environments", "events", "autoscaling", "jobs",
+FEATURES = ("rollouts", "registry", "environments", "events", "autodeploy", "autoscaling", "jobs",
             "monitoring")
 CLI_MAY_IMPORT = ("errors", "home", "specs", "cli")
 # control_plane.<first part> → layer; a module may import its own layer and lower ones.

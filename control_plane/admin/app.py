@@ -35,6 +35,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from control_plane.admin.autodeploy import AutoDeployService, autodeploy_handlers
 from control_plane.admin.comparison import comparison_json
 from control_plane.admin.events import event_handlers
 from control_plane.admin.models import ModelService, model_handlers
@@ -90,6 +91,8 @@ class AdminRuntime(Protocol):
     def models(self) -> ModelService | None: ...  # None until `serve` recovered the registry
     @property
     def events(self) -> EventSubscriptions | None: ...  # None until `serve` started delivery
+    @property
+    def autodeploy(self) -> AutoDeployService | None: ...  # None until `serve` started it
 
     def instance_status(self, key: str) -> Sequence[InstanceStatus]: ...  # "endpoint/deployment"
     def logs(self, key: str, lines: int) -> str: ...
@@ -143,6 +146,7 @@ def _handlers(api: _AdminApi) -> dict[str, dict[str, Handler]]:
         **rollout_handlers(lambda: api.runtime.rollouts),
         **model_handlers(lambda: api.runtime.models, _if_match),
         **event_handlers(lambda: api.runtime.store, lambda: api.runtime.events),
+        **autodeploy_handlers(lambda: api.runtime.autodeploy),
     }
 
 
@@ -161,7 +165,10 @@ class _AdminApi:
 
     async def show_endpoint(self, request: Request) -> Response:
         name = request.path_params["endpoint"]
-        return self._endpoint_answer(await self._store(self.runtime.store.endpoint, name))
+        record = await self._store(self.runtime.store.endpoint, name)
+        feature = self.runtime.autodeploy
+        policy = None if feature is None else await feature.policy(name)
+        return self._endpoint_answer(record, {"auto_deploy": policy})
 
     async def create_endpoint(self, request: Request) -> Response:
         spec = EndpointSpec.from_dict(await _body(request, "EndpointCreate"))

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from control_plane.admin.autodeploy_doc import PATHS as AUTODEPLOY_PATHS
+from control_plane.admin.autodeploy_doc import SCHEMAS as AUTODEPLOY_SCHEMAS
 from control_plane.admin.events_doc import PATHS as EVENT_PATHS
 from control_plane.admin.events_doc import SCHEMAS as EVENT_SCHEMAS
 from control_plane.admin.model_doc import PATH_PARAMETERS as MODEL_PATH_PARAMETERS
@@ -118,6 +120,8 @@ SCHEMAS: dict[str, Schema] = {
         "local": {"type": "boolean"},
         "auth_mode": {"type": "string", "enum": [*AUTH_MODES, "none"],
                       "description": "none: a --local endpoint on a loopback listener"},
+        "auto_deploy": {"type": "object", "nullable": True, "additionalProperties": True,
+                        "description": "its auto-deploy policy (show only; docs/autodeploy.md)"},
         **_STATUS_FIELDS,
     }, ("name", "auth_mode", "traffic", "mirror_traffic", "scoring_uri", "swagger_uri",
         "provisioning_state", "description", "tags", "etag"), extra=True),
@@ -182,6 +186,7 @@ SCHEMAS: dict[str, Schema] = {
     **ROLLOUT_SCHEMAS,
     **MODEL_SCHEMAS,
     **EVENT_SCHEMAS,
+    **AUTODEPLOY_SCHEMAS,
 }
 
 
@@ -355,6 +360,7 @@ PATHS: dict[str, Schema] = {
     **ROLLOUT_PATHS,
     **MODEL_PATHS,
     **EVENT_PATHS,
+    **AUTODEPLOY_PATHS,
 }
 
 _ERROR_ANSWERS = {

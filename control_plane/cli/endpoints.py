@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from control_plane.cli import evaluate, rollouts
+from control_plane.cli import autodeploy, evaluate, rollouts
 from control_plane.cli.client import INVOKE_TIMEOUT_S, AdminClient, Raw, scoring_target
 from control_plane.cli.verbs import Verbs, add_overrides, confirm, get, load, overridden, post
 from control_plane.errors import ScoregateError
@@ -104,3 +104,4 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
     keys.add_argument("--key-type", required=True, choices=("primary", "secondary"))
     verbs.add_delete(delete, "delete an endpoint and its deployments")
     rollouts.add_rollout_commands(verbs.verbs, common)
+    autodeploy.add_autodeploy_commands(verbs.verbs, common)

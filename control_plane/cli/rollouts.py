@@ -46,18 +46,26 @@ def _path(args: argparse.Namespace, tail: str = "") -> str:
 
 
 def start(client: AdminClient, args: argparse.Namespace) -> Any:
-    body: dict[str, Any] = {"target": args.to, "strategy": args.strategy, "bake_s": args.bake}
-    optional = {"canary_percent": args.canary_percent, "step": args.step, "steps": args.steps,
-                "mirror_percent": args.mirror_first, "mirror_bake_s": args.mirror_bake,
+    body = plan_body(args)
+    body["target"] = args.to
+    optional = {"mirror_percent": args.mirror_first, "mirror_bake_s": args.mirror_bake,
                 "webhook": args.webhook}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    started = client.call("POST", _path(args), body)
+    return follow(client, args, started) if args.wait else started
+
+
+def plan_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The steps and guardrails flags (`add_plan_flags`) as a RolloutStart body, no target."""
+    body: dict[str, Any] = {"strategy": args.strategy, "bake_s": args.bake}
+    optional = {"canary_percent": args.canary_percent, "step": args.step, "steps": args.steps}
     body.update({k: v for k, v in optional.items() if v is not None})
     guards = {"max_error_rate": args.max_error_rate, "max_p99_ms": args.max_p99_ms,
               "max_p95_ms": args.max_p95_ms, "max_latency_factor": args.max_latency_factor,
               "min_requests": args.min_requests, "on_too_few": args.on_too_few,
               "max_extensions": args.max_extensions, "min_agreement": args.min_agreement}
     body["guardrails"] = {k: v for k, v in guards.items() if v is not None}
-    started = client.call("POST", _path(args), body)
-    return follow(client, args, started) if args.wait else started
+    return body
 
 
 def show(client: AdminClient, args: argparse.Namespace) -> Any:
@@ -133,14 +141,22 @@ def add_rollout_commands(verbs: SubParsers[argparse.ArgumentParser],
 
 def _start_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--to", required=True, help="the deployment to roll out")
+    add_plan_flags(sub)
+    sub.add_argument("--mirror-first", type=int, metavar="PERCENT",
+                     help="mirror this percent to it before any live traffic")
+    sub.add_argument("--mirror-bake", type=duration, help="length of the mirror phase (120s)")
+    sub.add_argument("--webhook", help="POST each event here as a CloudEvent")
+    sub.add_argument("--wait", action="store_true",
+                     help="block until it ends; exit 0 only when promoted")
+
+
+def add_plan_flags(sub: argparse.ArgumentParser) -> None:
+    """The strategy, steps and guardrails of a rollout (`rollout start`, `auto-deploy set`)."""
     sub.add_argument("--strategy", choices=("all-at-once", "canary", "linear"), default="canary")
     sub.add_argument("--canary-percent", type=int, help="canary's first step (1..50, default 10)")
     sub.add_argument("--step", type=int, help="linear's increment (10..50, default 10)")
     sub.add_argument("--steps", type=percents, help="explicit percents, e.g. 5,25,50,100")
     sub.add_argument("--bake", type=duration, default=60.0, help="wait at each step (60s)")
-    sub.add_argument("--mirror-first", type=int, metavar="PERCENT",
-                     help="mirror this percent to it before any live traffic")
-    sub.add_argument("--mirror-bake", type=duration, help="length of the mirror phase (120s)")
     sub.add_argument("--max-error-rate", type=float, help="5xx/408/424/429 share (0.01)")
     sub.add_argument("--max-p99-ms", type=float)
     sub.add_argument("--max-p95-ms", type=float)
@@ -152,6 +168,3 @@ def _start_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--max-extensions", type=int, help="how often to bake again (2)")
     sub.add_argument("--min-agreement", type=float,
                      help="mirror phase: lowest share of matching shadow answers")
-    sub.add_argument("--webhook", help="POST each event here as a CloudEvent")
-    sub.add_argument("--wait", action="store_true",
-                     help="block until it ends; exit 0 only when promoted")

@@ -33,7 +33,8 @@ from control_plane.cli.evaluate import (
     suggest_traffic,
     summarize,
 )
-from control_plane.cli.evaluate_metrics import (
+from control_plane.errors import ScoregateError
+from control_plane.specs.metrics import (
     accuracy,
     as_label,
     check_pos_label,
@@ -43,7 +44,6 @@ from control_plane.cli.evaluate_metrics import (
     percentile,
     rmse,
 )
-from control_plane.errors import ScoregateError
 from tests.support.processes import ProcessGroup, free_port, http_ok, wait_until
 
 # --- metrics against scikit-learn --------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The metrics of `online-endpoint evaluate`, in pure Python (no scikit-learn at run time).
+"""The metrics of `online-endpoint evaluate` and of auto-deploy gates, in pure Python (no
+scikit-learn at run time).
 
 Labels and predictions meet as `Label`s: numbers (and text that parses as a number) become
 floats, so `1`, `1.0` and `"1"` are the same class; other text stays text. F1 is binary when

@@ -261,6 +261,10 @@ class Pipeline:
 
     # --- endings ---------------------------------------------------------------------------
 
+    async def abandon(self, run: Run, reason: str) -> Run:
+        """End a run a bug interrupted, as a failure (live traffic is as the rollout left it)."""
+        return await self._failed(run, FAILED, reason)
+
     async def _failed(self, run: Run, state: str, reason: str) -> Run:
         """Live traffic is as it was (only a rollout changes it, and it rolled back); the
         candidate stays at 0% for inspection or goes, as the policy says."""
@@ -304,7 +308,7 @@ class Pipeline:
 
         await self._thread(self.store.feature_write, write)
         if kind is not None:
-            _log.info("auto-deploy", event=kind, endpoint=run.endpoint, model=run.model_id,
+            _log.info("auto-deploy", kind=kind, endpoint=run.endpoint, model=run.model_id,
                       deployment=run.candidate, stage=run.stage, state=run.state,
                       reason=run.reason)
         return run

@@ -182,10 +182,10 @@ class AutoDeploy:
                 await self._pipeline.advance(run)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a bug: say so; the run stays stored and resumes at the next start
+            except Exception as error:  # a bug: said, and the run ends so the next can go
                 _log.exception("auto-deploy run failed unexpectedly", endpoint=endpoint,
-                               run=run.id)
-                return
+                               run=run.id, error=repr(error))
+                await self._pipeline.abandon(run, f"internal error: {error!r} (see the log)")
 
     async def _thread(self, call: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(functools.partial(call, *args))

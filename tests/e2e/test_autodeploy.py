@@ -1,0 +1,241 @@
+"""Auto-deploy end to end (issue 14 §2), typed as `scoregate` commands against a real server.
+
+v1 is registered and deployed as `blue` with all traffic; a policy with an accuracy gate
+(labelled CSV, `accuracy >= 0.9`) and a short canary is set; then, under a steady bounded load:
+a good v2 is promoted with no failed client request (blue deleted), a bad v3 stops at the gate
+with its measured accuracy (0.55) in the verdict and live traffic untouched, and a v4 that
+passes the gate but fails live requests is rolled back by the guardrails. Finally a v5 whose
+server is killed (-9) during its rollout is carried on after the restart.
+
+The models are tiny folders holding one word (good, bad, flaky) that one scoring script reads,
+so every instance starts in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.gateway import RunningGateway, start_serve
+from tests.support.processes import ProcessGroup, wait_until
+
+E = "ad-endpoint"
+MODEL = "ad-model"
+SCRIPT = """\
+import glob
+import itertools
+import json
+import os
+
+MODE = None
+COUNT = itertools.count()
+
+
+def init():
+    global MODE
+    found = glob.glob(os.path.join(os.environ["AZUREML_MODEL_DIR"], "**", "mode.txt"),
+                      recursive=True)
+    MODE = open(found[0]).read().strip()
+
+
+def run(raw_data):
+    rows = json.loads(raw_data)["data"]
+    if MODE == "flaky" and len(rows) == 1 and next(COUNT) % 2:
+        raise RuntimeError("fails under live load")
+    if MODE == "bad":
+        return [0 for _ in rows]
+    return [1 if row[0] > 0 else 0 for row in rows]
+"""
+DEPLOYMENT = f"""\
+name: blue
+endpoint_name: {E}
+model: azureml:{MODEL}:1
+code_configuration: {{code: code, scoring_script: score.py}}
+environment_variables: {{WORKER_COUNT: '4'}}
+request_settings: {{max_concurrent_requests_per_instance: 4}}
+readiness_probe: {{initial_delay: 0, period: 1}}
+"""
+
+
+@dataclass
+class Load:
+    """A few client threads scoring without a deployment header until stopped; records which
+    deployment answered, failures, and when each deployment first answered."""
+
+    gateway: RunningGateway
+    key: str
+    threads: int = 3
+    stop: threading.Event = field(default_factory=threading.Event)
+    seen: Counter[str] = field(default_factory=Counter)
+    first_seen: dict[str, float] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    _workers: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> Load:
+        self._workers = [threading.Thread(target=self._run, daemon=True)
+                         for _ in range(self.threads)]
+        for worker in self._workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for worker in self._workers:
+            worker.join(60)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 240
+        with httpx.Client(timeout=30) as client:
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                try:
+                    response = self.gateway.score(E, b'{"data": [[1]]}', self.key,
+                                                  client=client)
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                    continue
+                deployment = response.headers.get("azureml-model-deployment", "none")
+                if response.status_code != 200:
+                    self.failures.append(f"{deployment}: {response.status_code}")
+                else:
+                    self.seen[deployment] += 1
+                    self.first_seen.setdefault(deployment, time.monotonic())
+                time.sleep(0.005)  # steady, bounded: a few hundred requests a second at most
+
+
+def model_folder(root: Path, version: int, mode: str) -> Path:
+    folder = root / f"model-v{version}"
+    folder.mkdir(parents=True)
+    (folder / "mode.txt").write_text(mode)
+    return folder
+
+
+def register(gateway: RunningGateway, root: Path, version: int, mode: str) -> float:
+    """`scoregate model create` of the version; when the command was started."""
+    folder = model_folder(root, version, mode)
+    started = time.monotonic()
+    gateway.cli("model", "create", "--name", MODEL, "--path", str(folder))
+    return started
+
+
+def run_of(gateway: RunningGateway, version: int) -> dict[str, Any] | None:
+    shown = gateway.cli_json("online-endpoint", "auto-deploy", "show", "-n", E)
+    return next((run for run in shown["runs"] if run["version"] == version), None)
+
+
+def wait_run(gateway: RunningGateway, version: int, states: tuple[str, ...],
+             timeout: float = 90) -> dict[str, Any]:
+    found: list[dict[str, Any]] = []
+
+    def ended() -> bool:
+        run = run_of(gateway, version)
+        if run is not None and run["state"] in states:
+            found.append(run)
+            return True
+        return False
+
+    wait_until(ended, timeout=timeout, interval=0.3, what=f"the run of v{version} in {states}")
+    return found[0]
+
+
+def traffic(gateway: RunningGateway) -> dict[str, int]:
+    shown = gateway.cli_json("online-endpoint", "show", "-n", E)
+    return {name: share for name, share in shown["traffic"].items() if share}
+
+
+def events_of(gateway: RunningGateway, version: int) -> list[str]:
+    listed = gateway.cli_json("event", "list")
+    return [event["type"].rsplit(".", 1)[1] for event in listed
+            if event["type"].startswith("io.scoregate.autodeploy.")
+            and event["data"].get("modelVersion") == str(version)]
+
+
+@pytest.fixture
+def gateway(processes: ProcessGroup, tmp_path: Path) -> Iterator[RunningGateway]:
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "score.py").write_text(SCRIPT)
+    (tmp_path / "blue.yml").write_text(DEPLOYMENT)
+    rows = ["x,target", *(f"{x},{1 if x > 0 else 0}" for x in range(-10, 10))]
+    (tmp_path / "gate.csv").write_text("\n".join(rows) + "\n")
+    running = start_serve(processes, tmp_path / "home")
+    register(running, tmp_path, 1, "good")
+    running.cli("online-endpoint", "create", "-n", E)
+    running.cli("online-deployment", "create", "-f", str(tmp_path / "blue.yml"),
+                "--all-traffic")
+    yield running
+
+
+def test_auto_deploy_gate_and_guardrails(gateway: RunningGateway, processes: ProcessGroup,
+                                         tmp_path: Path) -> None:
+    refused = gateway.cli("online-endpoint", "auto-deploy", "set", "-n", E, "--model", MODEL,
+                          "--gate-data", str(tmp_path / "gate.csv"), "--label-column", "nope",
+                          "--min", "0.9", check=False)
+    assert refused.returncode != 0 and "label column 'nope' is not in" in refused.stderr
+    policy = gateway.cli_json(
+        "online-endpoint", "auto-deploy", "set", "-n", E, "--model", MODEL,
+        "--gate-data", str(tmp_path / "gate.csv"), "--label-column", "target",
+        "--metric", "accuracy", "--min", "0.9", "--strategy", "canary", "--canary-percent",
+        "20", "--bake", "1.5s", "--min-requests", "10", "--max-error-rate", "0.05")
+    assert policy["enabled"] and policy["policy"]["gate"] == "accuracy >= 0.9"
+    shown = gateway.cli_json("online-endpoint", "show", "-n", E)
+    assert shown["auto_deploy"]["model"] == MODEL
+    assert shown["auto_deploy"]["gate_data"]["row_count"] == 20
+    key = gateway.key(E)
+
+    with Load(gateway, key) as load:
+        wait_until(lambda: load.seen["blue"] > 20, what="load on blue")
+
+        # a good v2: created, gated, canaried, promoted; blue deleted; no failed request
+        registered = register(gateway, tmp_path, 2, "good")
+        good = wait_run(gateway, 2, ("succeeded", "failed", "rolled_back", "stopped_at_gate"))
+        assert good["state"] == "succeeded", good["reason"]
+        assert good["gate"]["passed"] and good["gate"]["candidate"] == 1.0
+        wait_until(lambda: load.seen[f"{MODEL}-v2"] > 20, what="load on v2")
+        assert load.failures == []
+        assert traffic(gateway) == {f"{MODEL}-v2": 100}
+        names = [d["name"] for d in gateway.cli_json("online-deployment", "list", "-e", E)]
+        assert names == [f"{MODEL}-v2"]
+        first_live_s = load.first_seen[f"{MODEL}-v2"] - registered
+        assert events_of(gateway, 2) == ["queued", "started", "deployment_created",
+                                         "gate_passed", "rollout_started", "promoted",
+                                         "retired", "succeeded"]
+
+        # a bad v3: stopped at the gate with its accuracy; live traffic untouched
+        register(gateway, tmp_path, 3, "bad")
+        bad = wait_run(gateway, 3, ("succeeded", "failed", "rolled_back", "stopped_at_gate"))
+        assert bad["state"] == "stopped_at_gate", bad
+        assert bad["gate"]["candidate"] == 0.55 and not bad["gate"]["passed"]
+        assert "accuracy 0.5500 on 20 rows misses accuracy >= 0.9" in bad["reason"]
+        assert traffic(gateway) == {f"{MODEL}-v2": 100}
+        assert load.failures == []
+        assert events_of(gateway, 3)[-1] == "gate_failed"
+
+        # a flaky v4: passes the gate, fails live requests, rolled back by the guardrails
+        register(gateway, tmp_path, 4, "flaky")
+        flaky = wait_run(gateway, 4, ("succeeded", "failed", "rolled_back", "stopped_at_gate"))
+        assert flaky["state"] == "rolled_back", flaky
+        assert flaky["gate"]["passed"] and "error-rate" in flaky["reason"]
+        assert traffic(gateway) == {f"{MODEL}-v2": 100}
+        failed_on = {failure.split(":")[0] for failure in load.failures}
+        assert failed_on <= {f"{MODEL}-v4"}, load.failures
+    print(f"\nmodel create → first live request on v2: {first_live_s:.2f} s")
+
+    # kill -9 during the rollout of v5: the restarted server carries the run on
+    register(gateway, tmp_path, 5, "good")
+    wait_until(lambda: (run_of(gateway, 5) or {}).get("stage") == "rolling_out",
+               timeout=60, interval=0.1, what="v5 to reach its rollout")
+    processes.stop(gateway.started, sig=9)
+    restarted = start_serve(processes, gateway.home)
+    with Load(restarted, key) as load:
+        resumed = wait_run(restarted, 5, ("succeeded", "failed", "rolled_back",
+                                          "stopped_at_gate"))
+    assert resumed["state"] == "succeeded", resumed
+    assert traffic(restarted) == {f"{MODEL}-v5": 100}

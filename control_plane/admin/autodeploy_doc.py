@@ -15,7 +15,7 @@ from control_plane.specs.autodeploy import (
 
 Schema = dict[str, Any]
 _ANY: Schema = {"type": "object", "additionalProperties": True}
-_ROLLOUT: Schema = {**ROLLOUT_SCHEMAS["RolloutStart"], "required": []}
+_ROLLOUT: Schema = {k: v for k, v in ROLLOUT_SCHEMAS["RolloutStart"].items() if k != "required"}
 _ROLLOUT["properties"] = {k: v for k, v in _ROLLOUT["properties"].items() if k != "target"}
 
 SCHEMAS: dict[str, Schema] = {

@@ -13,7 +13,6 @@ so every instance starts in well under a second.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter

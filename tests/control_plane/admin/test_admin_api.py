@@ -51,6 +51,7 @@ class StandInRuntime:
     scoring_on_loopback: bool = True
     version: int = 0
     rollouts: None = None  # no rollout engine: the rollout routes answer 503
+    autodeploy: None = None  # nor auto-deploy: its routes answer 503, show has no policy
 
     async def apply_change(self) -> int:
         self.version += 1

@@ -156,7 +156,7 @@ def test_local_is_accepted_on_every_endpoint_and_deployment_verb(
     for group in ("online-endpoint", "online-deployment"):
         verbs = groups["command"].choices[group]._actions  # type: ignore[attr-defined]
         for verb, sub in next(a for a in verbs if a.dest == "verb").choices.items():
-            if verb in ("rollout", "evaluate"):
+            if verb in ("rollout", "evaluate", "auto-deploy"):
                 continue
             options = [o for a in sub._actions for o in a.option_strings]
             assert "--local" in options, (group, verb)

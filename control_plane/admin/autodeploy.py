@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from control_plane.admin.autodeploy_doc import SCHEMAS
-from control_plane.admin.rollouts import parse_start
+from control_plane.admin.rollouts import json_object, parse_start, refuse_unknown
 from control_plane.errors import ScoregateError, echo
 from control_plane.specs.autodeploy import AUTO_DEPLOY_PATH, GateData, Policy, parse_gate
 from control_plane.specs.rollout import RolloutRequest
@@ -49,7 +49,8 @@ def autodeploy_handlers(service: Callable[[], AutoDeployService | None]
 
     async def put(request: Request) -> Response:
         endpoint = request.path_params["endpoint"]
-        policy = parse_policy(endpoint, await _object(request))
+        policy = parse_policy(endpoint, await json_object(
+            request, "a JSON object body with at least 'model'"))
         await feature().set(policy)
         return _answer(await feature().show(endpoint))
 
@@ -61,7 +62,7 @@ def autodeploy_handlers(service: Callable[[], AutoDeployService | None]
 
 def parse_policy(endpoint: str, body: dict[str, Any]) -> Policy:
     """An AutoDeployPolicy body → Policy; wrong shapes name the field."""
-    _known(body, _FIELDS, "the request body")
+    refuse_unknown(body, _FIELDS, "the request body")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ScoregateError("the request body needs the field 'model' (a registered model's "
@@ -91,7 +92,7 @@ def _gate_data(data: Any) -> GateData | None:
         return None
     if not isinstance(data, dict):
         raise ScoregateError("'gate_data' must be an object")
-    _known(data, _DATA_FIELDS, "'gate_data'")
+    refuse_unknown(data, _DATA_FIELDS, "'gate_data'")
     for name in ("columns", "rows", "labels"):
         if not isinstance(data.get(name), list):
             raise ScoregateError(f"'gate_data.{name}' must be a list")
@@ -102,24 +103,6 @@ def _gate_data(data: Any) -> GateData | None:
     if not isinstance(data.get("batch_size", 10), int):
         raise ScoregateError("'gate_data.batch_size' must be a whole number")
     return GateData.from_dict(data)
-
-
-def _known(body: dict[str, Any], fields: dict[str, Any], where: str) -> None:
-    for name in body:
-        if name not in fields:
-            raise ScoregateError(f"{where} has an unknown field '{name}' "
-                                 f"(known: {', '.join(sorted(fields))})")
-
-
-async def _object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw) if raw.strip() else None
-    except orjson.JSONDecodeError as exc:
-        raise ScoregateError(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ScoregateError("this request needs a JSON object body with at least 'model'")
-    return body
 
 
 def _answer(data: dict[str, Any]) -> Response:

@@ -49,7 +49,7 @@ def rollout_handlers(service: Callable[[], RolloutService | None]
         return _answer(await engine().show(request.path_params["endpoint"]))
 
     async def start(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_object(request)
         started = await engine().start(parse_start(request.path_params["endpoint"], body))
         return _answer(started, 201)
 
@@ -68,7 +68,7 @@ def rollout_handlers(service: Callable[[], RolloutService | None]
 def parse_start(endpoint: str, body: dict[str, Any]) -> RolloutRequest:
     """A RolloutStart body → RolloutRequest; wrong shapes name the field."""
     fields = SCHEMAS["RolloutStart"]["properties"]
-    _known(body, fields, "the request body")
+    refuse_unknown(body, fields, "the request body")
     if not isinstance(body.get("target"), str):
         raise ScoregateError("the request body needs the field 'target' (a deployment name)")
     values = {name: _typed(name, value, fields[name]) for name, value in body.items()
@@ -78,14 +78,14 @@ def parse_start(endpoint: str, body: dict[str, Any]) -> RolloutRequest:
     guards = body.get("guardrails") or {}
     if not isinstance(guards, dict):
         raise ScoregateError("'guardrails' must be an object")
-    _known(guards, GUARDRAILS["properties"], "'guardrails'")
+    refuse_unknown(guards, GUARDRAILS["properties"], "'guardrails'")
     guardrails = Guardrails(**{name: _typed(f"guardrails.{name}", value,
                                             GUARDRAILS["properties"][name])
                                for name, value in guards.items()})
     return RolloutRequest(endpoint=endpoint, guardrails=guardrails, **values)
 
 
-def _known(body: dict[str, Any], fields: dict[str, Any], where: str) -> None:
+def refuse_unknown(body: dict[str, Any], fields: dict[str, Any], where: str) -> None:
     for name in body:
         if name not in fields:
             raise ScoregateError(f"{where} has an unknown field '{name}' "
@@ -116,14 +116,16 @@ _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
 }
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def json_object(request: Request,
+                      needs: str = "a JSON object body with at least 'target'") -> dict[str, Any]:
+    """The request's JSON object body (checked by the caller's own parser), or a 400."""
     raw = await request.body()
     try:
         body = orjson.loads(raw) if raw.strip() else None
     except orjson.JSONDecodeError as exc:
         raise ScoregateError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise ScoregateError("this request needs a JSON object body with at least 'target'")
+        raise ScoregateError(f"this request needs {needs}")
     return body
 
 

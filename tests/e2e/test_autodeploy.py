@@ -13,18 +13,15 @@ so every instance starts in well under a second.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.support.gateway import RunningGateway, start_serve
+from tests.support.load import Load as ScoringLoad
 from tests.support.processes import ProcessGroup, wait_until
 
 E = "ad-endpoint"
@@ -65,49 +62,9 @@ readiness_probe: {{initial_delay: 0, period: 1}}
 """
 
 
-@dataclass
-class Load:
-    """A few client threads scoring without a deployment header until stopped; records which
-    deployment answered, failures, and when each deployment first answered."""
-
-    gateway: RunningGateway
-    key: str
-    threads: int = 3
-    stop: threading.Event = field(default_factory=threading.Event)
-    seen: Counter[str] = field(default_factory=Counter)
-    first_seen: dict[str, float] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
-    _workers: list[threading.Thread] = field(default_factory=list)
-
-    def __enter__(self) -> Load:
-        self._workers = [threading.Thread(target=self._run, daemon=True)
-                         for _ in range(self.threads)]
-        for worker in self._workers:
-            worker.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for worker in self._workers:
-            worker.join(60)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 240
-        with httpx.Client(timeout=30) as client:
-            while not self.stop.is_set() and time.monotonic() < deadline:
-                try:
-                    response = self.gateway.score(E, b'{"data": [[1]]}', self.key,
-                                                  client=client)
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                    continue
-                deployment = response.headers.get("azureml-model-deployment", "none")
-                if response.status_code != 200:
-                    self.failures.append(f"{deployment}: {response.status_code}")
-                else:
-                    self.seen[deployment] += 1
-                    self.first_seen.setdefault(deployment, time.monotonic())
-                time.sleep(0.005)  # steady, bounded: a few hundred requests a second at most
+def Load(gateway: RunningGateway, key: str) -> ScoringLoad:  # noqa: N802 (reads as the class)
+    """Steady and bounded: three threads, a few hundred requests a second at most."""
+    return ScoringLoad(gateway, key, E, threads=3, pause_s=0.005, max_s=240)
 
 
 def model_folder(root: Path, version: int, mode: str) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import httpx
 import pytest
 
 from tests.support.gateway import RunningGateway, start_serve
+from tests.support.load import Load as ScoringLoad
 from tests.support.processes import ProcessGroup, wait_until
 
 E = "roll-endpoint"
@@ -56,46 +56,9 @@ def write_config(folder: Path, names: list[str]) -> Path:
     return folder
 
 
-@dataclass
-class Load:
+def Load(gateway: RunningGateway, key: str) -> ScoringLoad:  # noqa: N802 (reads as the class)
     """A few client threads sending requests without a deployment header until stopped."""
-
-    gateway: RunningGateway
-    key: str
-    threads: int = 4
-    stop: threading.Event = field(default_factory=threading.Event)
-    seen: Counter[str] = field(default_factory=Counter)
-    failures: list[str] = field(default_factory=list)
-    sent: int = 0
-    _workers: list[threading.Thread] = field(default_factory=list)
-
-    def __enter__(self) -> Load:
-        self._workers = [threading.Thread(target=self._run, daemon=True)
-                         for _ in range(self.threads)]
-        for worker in self._workers:
-            worker.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for worker in self._workers:
-            worker.join(60)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 180
-        with httpx.Client(timeout=30) as client:
-            while not self.stop.is_set() and time.monotonic() < deadline:
-                self.sent += 1
-                try:
-                    response = self.gateway.score(E, b'{"data": [[1]]}', self.key, client=client)
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                    continue
-                deployment = response.headers.get("azureml-model-deployment", "none")
-                if response.status_code != 200:
-                    self.failures.append(f"{deployment}: {response.status_code}")
-                else:
-                    self.seen[deployment] += 1
+    return ScoringLoad(gateway, key, E)
 
 
 @dataclass

@@ -13,9 +13,9 @@ receiver. Then, per run:
   just before `model create` starts to the first client answer from `<model>-v<N>`, and to the
   run's `succeeded`; every auto-deploy event the receiver got, with its time.
 - manual (the baseline, same settings): the policy disabled, `model create`, then
-  `online-deployment create` of the same copy, `online-endpoint evaluate`-free (no gate) and
-  `rollout start` with the same canary; measured the same way. Run right after the auto run, so
-  both meet the same machine load.
+  `online-deployment create` of the same copy (no gate) and `rollout start` with the same
+  canary, as an operator's script would; measured the same way. Run right after the auto run,
+  so both meet the same machine load.
 
 Reported: each run's figures, their medians, the ratio auto / manual (first live request), and
 client failures (must be 0). Linux; nothing but Python.
@@ -162,7 +162,8 @@ def auto_run(serve: Serve, scratch: Path, load: Load, version: int,
             "events": received}
 
 
-def manual_run(serve: Serve, scratch: Path, load: Load, version: int, bake: float) -> dict[str, Any]:
+def manual_run(serve: Serve, scratch: Path, load: Load, version: int,
+               bake: float) -> dict[str, Any]:
     source = serve.cli_json("online-deployment", "show", "-n", live(serve), "-e", E)
     name = f"manual-v{version}"
     spec = scratch / f"{name}.yml"
@@ -215,9 +216,10 @@ def main() -> int:
                 serve.cli("online-endpoint", "auto-deploy", "disable", "-n", E)
                 version += 1
                 manuals.append(manual_run(serve, scratch, load, version, args.bake))
-                print(f"run {index + 1}: auto first live {autos[-1]['first_live_s']:.2f} s, "
-                      f"done {autos[-1]['run_done_s']:.2f} s; manual first live "
-                      f"{manuals[-1]['first_live_s']:.2f} s, done {manuals[-1]['promoted_s']:.2f} s",
+                auto, manual = autos[-1], manuals[-1]
+                print(f"run {index + 1}: auto first live {auto['first_live_s']:.2f} s, done "
+                      f"{auto['run_done_s']:.2f} s; manual first live "
+                      f"{manual['first_live_s']:.2f} s, done {manual['promoted_s']:.2f} s",
                       flush=True)
         finally:
             load.stop.set()

@@ -242,6 +242,8 @@ class Pipeline:
             return run
         spec = state.endpoints[run.endpoint].spec
         rollout = await self.rollouts.show(run.endpoint)
+        if rollout.id != run.rollout_id:  # a later rollout: its start is not this run's
+            return run
         old = [name for name, share in rollout.start_traffic.items()
                if share > 0 and name != run.candidate and not spec.traffic.get(name)
                and not spec.mirror_traffic.get(name)

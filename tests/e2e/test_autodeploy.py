@@ -1,7 +1,8 @@
 """Auto-deploy end to end (issue 14 §2), typed as `scoregate` commands against a real server.
 
 v1 is registered and deployed as `blue` with all traffic; a policy with an accuracy gate
-(labelled CSV, `accuracy >= 0.9`) and a short canary is set; then, under a steady bounded load:
+(labelled CSV, `accuracy >= 0.9`), a mirror phase judged by agreement and a short canary is
+set; then, under a steady bounded load:
 a good v2 is promoted with no failed client request (blue deleted), a bad v3 stops at the gate
 with its measured accuracy (0.55) in the verdict and live traffic untouched, and a v4 that
 passes the gate but fails live requests is rolled back by the guardrails. Finally a v5 whose
@@ -135,11 +136,13 @@ def test_auto_deploy_gate_and_guardrails(gateway: RunningGateway, processes: Pro
                           "--gate-data", str(tmp_path / "gate.csv"), "--label-column", "nope",
                           "--min", "0.9", check=False)
     assert refused.returncode != 0 and "label column 'nope' is not in" in refused.stderr
-    policy = gateway.cli_json(
-        "online-endpoint", "auto-deploy", "set", "-n", E, "--model", MODEL,
-        "--gate-data", str(tmp_path / "gate.csv"), "--label-column", "target",
-        "--metric", "accuracy", "--min", "0.9", "--strategy", "canary", "--canary-percent",
-        "20", "--bake", "1.5s", "--min-requests", "10", "--max-error-rate", "0.05")
+    policy_flags = ("online-endpoint", "auto-deploy", "set", "-n", E, "--model", MODEL,
+                    "--gate-data", str(tmp_path / "gate.csv"), "--label-column", "target",
+                    "--metric", "accuracy", "--min", "0.9", "--strategy", "canary",
+                    "--canary-percent", "20", "--bake", "1.5s", "--min-requests", "10",
+                    "--max-error-rate", "0.05")
+    policy = gateway.cli_json(*policy_flags, "--mirror", "20", "--mirror-for", "1.5s",
+                              "--min-agreement", "0.9")
     assert policy["enabled"] and policy["policy"]["gate"] == "accuracy >= 0.9"
     shown = gateway.cli_json("online-endpoint", "show", "-n", E)
     assert shown["auto_deploy"]["model"] == MODEL
@@ -154,6 +157,10 @@ def test_auto_deploy_gate_and_guardrails(gateway: RunningGateway, processes: Pro
         good = wait_run(gateway, 2, ("succeeded", "failed", "rolled_back", "stopped_at_gate"))
         assert good["state"] == "succeeded", good["reason"]
         assert good["gate"]["passed"] and good["gate"]["candidate"] == 1.0
+        rollout = gateway.cli_json("online-endpoint", "rollout", "show", "-n", E)
+        assert rollout["id"] == good["rollout_id"]
+        assert [(s["phase"], s["status"]) for s in rollout["steps"]] == [
+            ("mirror", "passed"), ("traffic", "passed"), ("traffic", "passed")]
         wait_until(lambda: load.seen[f"{MODEL}-v2"] > 20, what="load on v2")
         assert load.failures == []
         assert traffic(gateway) == {f"{MODEL}-v2": 100}
@@ -175,6 +182,8 @@ def test_auto_deploy_gate_and_guardrails(gateway: RunningGateway, processes: Pro
         assert events_of(gateway, 3)[-1] == "gate_failed"
 
         # a flaky v4: passes the gate, fails live requests, rolled back by the guardrails
+        # (of the canary: this policy has no mirror phase, which would catch it unseen)
+        gateway.cli_json(*policy_flags)
         register(gateway, tmp_path, 4, "flaky")
         flaky = wait_run(gateway, 4, ("succeeded", "failed", "rolled_back", "stopped_at_gate"))
         assert flaky["state"] == "rolled_back", flaky

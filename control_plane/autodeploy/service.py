@@ -50,7 +50,8 @@ from control_plane.tasks import cancel_and_wait
 
 T = TypeVar("T")
 MODEL_REGISTERED = outbox.AZURE_ML + "ModelRegistered"
-POLL_S = 5.0
+POLL_S = 5.0  # a fallback: every commit wakes the watcher
+BATCH = 1000  # events read per transaction
 _log = structlog.get_logger("scoregate.autodeploy")
 
 
@@ -155,12 +156,15 @@ class AutoDeploy:
         while True:
             self._wake.clear()
             try:
-                endpoints = await self._thread(self.store.feature_write, _queue_new_versions)
+                endpoints, more = await self._thread(self.store.feature_write,
+                                                     _queue_new_versions)
             except ScoregateError:
                 _log.exception("auto-deploy: reading the outbox failed; retrying")
-                endpoints = []
+                endpoints, more = [], False
             for endpoint in endpoints:
                 self._drive(endpoint)
+            if more:
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_S)
 
@@ -191,12 +195,13 @@ class AutoDeploy:
         return await anyio.to_thread.run_sync(functools.partial(call, *args))
 
 
-def _queue_new_versions(conn: sqlite3.Connection) -> list[str]:
-    """Queue a run per policy for each `ModelRegistered` after the cursor; move the cursor.
-    Returns the endpoints that got one."""
+def _queue_new_versions(conn: sqlite3.Connection) -> tuple[list[str], bool]:
+    """Queue a run per policy for each `ModelRegistered` after the cursor (a batch of them);
+    move the cursor. Returns the endpoints that got one, and whether more events wait."""
     start = rows.cursor(conn) or 0
     touched: list[str] = []
-    for event in outbox.after(conn, start, limit=1000):
+    batch = outbox.after(conn, start, limit=BATCH)
+    for event in batch:
         start = event.seq
         if event.type != MODEL_REGISTERED:
             continue
@@ -210,7 +215,7 @@ def _queue_new_versions(conn: sqlite3.Connection) -> list[str]:
                 _enqueue(conn, policy, number, event.seq)
                 touched.append(policy.endpoint)
     rows.move_cursor(conn, start)
-    return sorted(set(touched))
+    return sorted(set(touched)), len(batch) == BATCH
 
 
 def _enqueue(conn: sqlite3.Connection, policy: Policy, version: int, seq: int) -> None:

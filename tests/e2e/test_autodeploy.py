@@ -103,6 +103,11 @@ def wait_run(gateway: RunningGateway, version: int, states: tuple[str, ...],
     return found[0]
 
 
+def ready(gateway: RunningGateway, deployment: str) -> bool:
+    shown = gateway.cli_json("online-deployment", "show", "-n", deployment, "-e", E)
+    return bool(shown["instances"]) and all(i["state"] == "ready" for i in shown["instances"])
+
+
 def traffic(gateway: RunningGateway) -> dict[str, int]:
     shown = gateway.cli_json("online-endpoint", "show", "-n", E)
     return {name: share for name, share in shown["traffic"].items() if share}
@@ -136,6 +141,11 @@ def test_auto_deploy_gate_and_guardrails(gateway: RunningGateway, processes: Pro
                           "--gate-data", str(tmp_path / "gate.csv"), "--label-column", "nope",
                           "--min", "0.9", check=False)
     assert refused.returncode != 0 and "label column 'nope' is not in" in refused.stderr
+    none_yet = gateway.cli("online-endpoint", "auto-deploy", "show", "-n", E, check=False)
+    assert none_yet.returncode != 0 and "has no auto-deploy policy" in none_yet.stderr
+    unknown = gateway.cli("online-endpoint", "auto-deploy", "set", "-n", E, "--model", MODEL,
+                          "--from-deployment", "green", check=False)
+    assert unknown.returncode != 0 and "green" in unknown.stderr, unknown.stderr
     policy_flags = ("online-endpoint", "auto-deploy", "set", "-n", E, "--model", MODEL,
                     "--gate-data", str(tmp_path / "gate.csv"), "--label-column", "target",
                     "--metric", "accuracy", "--min", "0.9", "--strategy", "canary",
@@ -199,8 +209,12 @@ def test_auto_deploy_gate_and_guardrails(gateway: RunningGateway, processes: Pro
                timeout=60, interval=0.1, what="v5 to reach its rollout")
     processes.stop(gateway.started, sig=9)
     restarted = start_serve(processes, gateway.home)
+    # the restarted rollout bakes again at once, so a client load before its instances are up
+    # would meet 503s there (the rollout engine's resume does not wait for readiness)
+    wait_until(lambda: ready(restarted, f"{MODEL}-v2") and ready(restarted, f"{MODEL}-v5"),
+               timeout=60, what="both live deployments ready again")
     with Load(restarted, key) as load:
         resumed = wait_run(restarted, 5, ("succeeded", "failed", "rolled_back",
                                           "stopped_at_gate"))
-    assert resumed["state"] == "succeeded", resumed
+    assert resumed["state"] == "succeeded", resumed["reason"]
     assert traffic(restarted) == {f"{MODEL}-v5": 100}

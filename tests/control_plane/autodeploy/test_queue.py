@@ -63,14 +63,14 @@ def test_newest_waiting_version_wins(store: Store, registry: ModelRegistry,
     set_policy(store)
     register(registry, tmp_path)  # v2
     register(registry, tmp_path, "other")  # another model: not this policy's
-    assert store.feature_write(_queue_new_versions) == ["ep1"]
+    assert store.feature_write(_queue_new_versions) == (["ep1"], False)
     running = store.feature_write(lambda conn: _next_run(conn, "ep1"))
     assert running is not None and (running.version, running.state) == (2, "running")
     assert running.candidate == "m-v2"
     register(registry, tmp_path)  # v3 and v4 wait; v4 overtakes v3
     register(registry, tmp_path)
     store.feature_write(_queue_new_versions)
-    assert store.feature_write(_queue_new_versions) == []  # the cursor moved: nothing twice
+    assert store.feature_write(_queue_new_versions) == ([], False)  # nothing twice
     assert states(store) == [
         (2, "running", ""),
         (3, "skipped", "version 4 was registered after it (newest wins)"),

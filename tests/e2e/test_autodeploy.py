@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.gateway import RunningGateway, start_serve
@@ -141,6 +142,11 @@ def test_auto_deploy_gate_and_guardrails(gateway: RunningGateway, processes: Pro
                           "--gate-data", str(tmp_path / "gate.csv"), "--label-column", "nope",
                           "--min", "0.9", check=False)
     assert refused.returncode != 0 and "label column 'nope' is not in" in refused.stderr
+    token = (gateway.home / "admin_token").read_text().strip()
+    bad = httpx.put(f"{gateway.admin_url}/v1/endpoints/{E}/auto-deploy", timeout=30,
+                    json={"model": MODEL, "gate": "accuracy >= 0.9"},
+                    headers={"Authorization": f"Bearer {token}"})
+    assert bad.status_code == 400 and "a gate needs labelled data" in bad.json()["message"]
     none_yet = gateway.cli("online-endpoint", "auto-deploy", "show", "-n", E, check=False)
     assert none_yet.returncode != 0 and "has no auto-deploy policy" in none_yet.stderr
     unknown = gateway.cli("online-endpoint", "auto-deploy", "set", "-n", E, "--model", MODEL,

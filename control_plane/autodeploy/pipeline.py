@@ -248,18 +248,26 @@ class Pipeline:
                if share > 0 and name != run.candidate and not spec.traffic.get(name)
                and not spec.mirror_traffic.get(name)
                and f"{run.endpoint}/{name}" in state.deployments]
-        for name in old:
-            if policy.old_deployment == "delete":
-                await self._thread(self.store.begin_delete, run.endpoint, name)
-            else:
-                await self._thread(self.store.patch_deployment, run.endpoint, name,
-                                   lambda s: s.with_changes(instance_count=1))
-            await self.platform.apply_change()
-            await self.platform.provision(f"{run.endpoint}/{name}", True)
         done = "deleted" if policy.old_deployment == "delete" else "scaled down to 1 instance"
-        return await self._save(run.at_stage(RETIRING, f"{', '.join(old) or 'nothing'} {done}",
-                                             time.time()), "retired", retired=old,
-                                action=policy.old_deployment)
+        notes = [f"{', '.join(old) or 'nothing'} {done}"]
+        for name in old:
+            try:  # the candidate is live already: a refusal here is said, not a failed run
+                await self._retire_one(run.endpoint, name, policy.old_deployment)
+            except ScoregateError as error:
+                notes.append(f"{name} left as it is: {error}")
+        return await self._save(run.at_stage(RETIRING, "; ".join(notes), time.time()),
+                                "retired", retired=old, action=policy.old_deployment)
+
+    async def _retire_one(self, endpoint: str, name: str, action: str) -> None:
+        if action == "delete":
+            await self._thread(self.store.begin_delete, endpoint, name)
+        elif (await self._thread(self.store.deployment, endpoint, name)).spec.instance_count == 1:
+            return  # already the least there is
+        else:
+            await self._thread(self.store.patch_deployment, endpoint, name,
+                               lambda spec: spec.with_changes(instance_count=1))
+        await self.platform.apply_change()
+        await self.platform.provision(f"{endpoint}/{name}", True)
 
     # --- endings ---------------------------------------------------------------------------
 

@@ -2,11 +2,11 @@
 
 v1 is registered and deployed as `blue` with all traffic; a policy with an accuracy gate
 (labelled CSV, `accuracy >= 0.9`), a mirror phase judged by agreement and a short canary is
-set; then, under a steady bounded load:
-a good v2 is promoted with no failed client request (blue deleted), a bad v3 stops at the gate
-with its measured accuracy (0.55) in the verdict and live traffic untouched, and a v4 that
-passes the gate but fails live requests is rolled back by the guardrails. Finally a v5 whose
-server is killed (-9) during its rollout is carried on after the restart.
+set; then, under a steady bounded load: a good v2 is promoted with no failed client request
+(blue deleted), a bad v3 stops at the gate with its measured accuracy (0.55) in the verdict and
+live traffic untouched (kept at 0%), and a v4 that passes the gate but fails live requests is
+rolled back by the canary's guardrails (and deleted, as that policy says). Finally a v5 whose
+server is killed (-9) during its rollout is carried on after the restart (v2 kept at 0%).
 
 The models are tiny folders holding one word (good, bad, flaky) that one scoring script reads,
 so every instance starts in well under a second.
@@ -199,7 +199,7 @@ def test_auto_deploy_gate_and_guardrails(gateway: RunningGateway, processes: Pro
 
         # a flaky v4: passes the gate, fails live requests, rolled back by the guardrails
         # (of the canary: this policy has no mirror phase, which would catch it unseen)
-        gateway.cli_json(*policy_flags)
+        gateway.cli_json(*policy_flags, "--on-failure", "delete")
         register(gateway, tmp_path, 4, "flaky")
         flaky = wait_run(gateway, 4, ("succeeded", "failed", "rolled_back", "stopped_at_gate"))
         assert flaky["state"] == "rolled_back", flaky
@@ -207,9 +207,12 @@ def test_auto_deploy_gate_and_guardrails(gateway: RunningGateway, processes: Pro
         assert traffic(gateway) == {f"{MODEL}-v2": 100}
         failed_on = {failure.split(":")[0] for failure in load.failures}
         assert failed_on <= {f"{MODEL}-v4"}, load.failures
+        names = [d["name"] for d in gateway.cli_json("online-deployment", "list", "-e", E)]
+        assert sorted(names) == [f"{MODEL}-v2", f"{MODEL}-v3"]  # v3 kept, v4 deleted
     print(f"\nmodel create → first live request on v2: {first_live_s:.2f} s")
 
     # kill -9 during the rollout of v5: the restarted server carries the run on
+    gateway.cli_json(*policy_flags, "--old-deployment", "keep")
     register(gateway, tmp_path, 5, "good")
     wait_until(lambda: (run_of(gateway, 5) or {}).get("stage") == "rolling_out",
                timeout=60, interval=0.1, what="v5 to reach its rollout")
@@ -224,3 +227,5 @@ def test_auto_deploy_gate_and_guardrails(gateway: RunningGateway, processes: Pro
                                           "stopped_at_gate"))
     assert resumed["state"] == "succeeded", resumed["reason"]
     assert traffic(restarted) == {f"{MODEL}-v5": 100}
+    names = [d["name"] for d in restarted.cli_json("online-deployment", "list", "-e", E)]
+    assert f"{MODEL}-v2" in names  # kept, at 0%

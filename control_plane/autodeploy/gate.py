@@ -3,7 +3,8 @@
 Requests go through the gateway's scoring listener with the `azureml-model-deployment`
 header (the candidate gets no live traffic yet, as `evaluate` and Azure's direct invocation
 do) and the endpoint's own credential, so the gate covers the path a client uses. A few
-requests run at once, bounded, so a gate never floods the live deployment it also scores.
+requests run at once, never more than the deployment takes without queueing, so a gate never
+floods the live deployment it also scores.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from control_plane.specs.metrics import Label, compute
 
 CONCURRENCY = 4
 TIMEOUT_S = 60.0
+RETRIES = 4  # on 429 or 503, after 0.2, 0.4, 0.8 s
+RETRY_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,14 @@ class Scored:
 
 
 async def score(client: httpx.AsyncClient, url: str, headers: dict[str, str], deployment: str,
-                data: GateData, metric: str) -> Scored:
+                data: GateData, metric: str, capacity: int = CONCURRENCY) -> Scored:
+    """`capacity`: the requests the deployment takes at once without queueing or answering
+    429 (max_concurrent_requests_per_instance × instance_count), as `evaluate` bounds it."""
     labelled = data.labelled()
     numeric = metric in ("rmse", "mae")
     predictions: list[Label | None] = [None] * len(labelled.rows)
     errors: list[str] = []
-    limit = asyncio.Semaphore(CONCURRENCY)
+    limit = asyncio.Semaphore(max(1, min(CONCURRENCY, capacity)))
     batches = [(start, min(start + data.batch_size, len(labelled.rows)))
                for start in range(0, len(labelled.rows), data.batch_size)]
 
@@ -47,7 +52,7 @@ async def score(client: httpx.AsyncClient, url: str, headers: dict[str, str], de
         body = request_body(labelled, start, stop, data.format)
         async with limit:
             try:
-                response = await client.post(url, content=body, headers={
+                response = await _post(client, url, body, {
                     **headers, "azureml-model-deployment": deployment,
                     "content-type": "application/json"})
                 if response.status_code != 200:
@@ -66,6 +71,19 @@ async def score(client: httpx.AsyncClient, url: str, headers: dict[str, str], de
     except (ValueError, ScoregateError) as error:
         return Scored(deployment, None, len(batches), len(batches), str(error))
     return Scored(deployment, value, len(batches), 0)
+
+
+async def _post(client: httpx.AsyncClient, url: str, body: bytes,
+                headers: dict[str, str]) -> httpx.Response:
+    """One request, tried again (bounded) when the gateway answers 429 or 503: a deployment
+    busy with live traffic is no verdict on the model."""
+    response = await client.post(url, content=body, headers=headers)
+    for attempt in range(RETRIES - 1):
+        if response.status_code not in (429, 503):
+            break
+        await asyncio.sleep(RETRY_S * 2 ** attempt)
+        response = await client.post(url, content=body, headers=headers)
+    return response
 
 
 def verdict(gate: Gate, candidate: Scored, live: Scored | None, rows: int) -> GateVerdict:

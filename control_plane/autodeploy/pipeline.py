@@ -184,13 +184,14 @@ class Pipeline:
         assert policy.gate is not None and policy.gate_data is not None
         url, headers = await self._scoring(run.endpoint)
         metric = policy.gate.metric
+        capacity = await self._thread(self._capacity, run.endpoint, run.candidate)
         async with httpx.AsyncClient(timeout=gating.TIMEOUT_S) as client:
             candidate = await gating.score(client, url, headers, run.candidate,
-                                           policy.gate_data, metric)
+                                           policy.gate_data, metric, capacity)
             live = None
             if policy.gate.relative:
                 live = await gating.score(client, url, headers, run.source or "",
-                                          policy.gate_data, metric)
+                                          policy.gate_data, metric, capacity)
         verdict = gating.verdict(policy.gate, candidate, live, len(policy.gate_data.rows))
         run = replace(run, gate=verdict)
         if not verdict.passed:
@@ -200,6 +201,10 @@ class Pipeline:
                                              time.time()), "gate_passed",
                                 metric=metric, measured=verdict.candidate, live=verdict.live,
                                 bound=verdict.bound)
+
+    def _capacity(self, endpoint: str, name: str) -> int:
+        spec = self.store.deployment(endpoint, name).spec
+        return spec.request_settings.max_concurrent_requests_per_instance * spec.instance_count
 
     async def _roll_out(self, run: Run, policy: Policy) -> Run:
         rollout = await self._own_rollout(run)

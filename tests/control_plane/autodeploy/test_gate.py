@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ import pytest
 
 from control_plane.autodeploy.gate import score
 from control_plane.specs.autodeploy import GateData
+from tests.support.http_server import serving
 from tests.support.loops import run_bounded
 
 ROWS = [[float(x)] for x in range(-10, 10)]
@@ -63,15 +64,8 @@ def scorer(request: pytest.FixtureRequest) -> Iterator[tuple[Scorer, str]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{server.server_address[1]}/score"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with serving(Handler) as url:
+        yield state, f"{url}/score"
 
 
 async def _score(url: str, capacity: int) -> Any:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -440,6 +441,13 @@ async def _until_provisioned(runtime: Runtime, wait: bool, stop: asyncio.Event) 
     return True
 
 
+def _serving(scoring_app: ScoringApp, endpoint: str, deployment: str) -> bool:
+    """Whether the published snapshot has a ready instance of this deployment."""
+    route = scoring_app.holder.current.endpoints.get(endpoint)
+    found = route.deployments.get(deployment) if route is not None else None
+    return found is not None and bool(found.instances)
+
+
 async def _start_rollouts(runtime: Runtime, scoring_app: ScoringApp, metrics_enabled: bool) -> None:
     """Once the first snapshot is out: build the engine, hand it to the admin API (through the
     runtime) and carry on the rollouts a restart interrupted."""
@@ -447,7 +455,8 @@ async def _start_rollouts(runtime: Runtime, scoring_app: ScoringApp, metrics_ena
     subscriber = subscriptions.subscribe_in if subscriptions is not None else None
     engine = RolloutEngine(runtime.store, runtime.apply_change, RolloutEvents(subscriber),
                            comparisons=scoring_app.comparison_counts,
-                           metrics_enabled=metrics_enabled)
+                           metrics_enabled=metrics_enabled,
+                           serving=functools.partial(_serving, scoring_app))
     runtime.attach_rollouts(engine)
     await engine.resume_all()
 

@@ -60,6 +60,8 @@ Transition = Callable[[Rollout, EndpointSpec], tuple[Rollout, Percents | None, P
 Kinds = Callable[[Rollout], Sequence[tuple[str, Verdict | None]]]
 """The events a transition records (kind, verdict), given the rollout after it."""
 _log = structlog.get_logger("scoregate.rollout")
+READY_WAIT_S = 300.0  # how long a window waits for its deployments' instances to be ready
+READY_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,10 @@ class Reading:
 class RolloutEngine:
     def __init__(self, store: Store, apply_change: Callable[[], Awaitable[int]],
                  events: RolloutEvents, comparisons: ComparisonReader | None = None,
-                 metrics_enabled: bool = True) -> None:
+                 metrics_enabled: bool = True,
+                 serving: Callable[[str, str], bool] | None = None) -> None:
         self.store = store
+        self._serving = serving
         self._apply_change = apply_change
         self.events = events
         self._comparisons = comparisons
@@ -209,6 +213,7 @@ class RolloutEngine:
     async def _bake(self, rollout: Rollout) -> Rollout | None:
         """Bake the current step (extending its window while too few requests came in);
         returns the rollout after the transition its verdict led to."""
+        await self._until_serving(rollout)
         start = self._reading(rollout)
         extensions = 0
         while True:
@@ -228,6 +233,23 @@ class RolloutEngine:
                 return after
             extensions += 1
             rollout = after
+
+    async def _until_serving(self, rollout: Rollout) -> None:
+        """A window opens only once the target and the deployments it is compared with have a
+        ready instance in the published snapshot: after a restart their instances start again,
+        and the 503s of that gap are the server's, not the new version's, so judging them could
+        roll a healthy rollout back. Bounded: past `READY_WAIT_S` the window opens anyway and
+        the guardrails judge what they see."""
+        if self._serving is None:
+            return
+        names = [rollout.target, *(n for n, p in rollout.start_traffic.items() if p > 0)]
+        deadline = time.monotonic() + READY_WAIT_S
+        while not all(self._serving(rollout.endpoint, name) for name in names):
+            if time.monotonic() >= deadline:
+                _log.warning("rollout window opens before its deployments are ready",
+                             endpoint=rollout.endpoint, deployments=names)
+                return
+            await asyncio.sleep(READY_POLL_S)
 
     async def _verdict(self, rollout: Rollout, verdict: Verdict, wait: bool) -> Rollout:
         index = rollout.current

@@ -158,3 +158,39 @@ def test_bad_requests_are_refused_before_anything_is_written(tmp_path: Path) -> 
 
     asyncio.run(scenario())
     assert store.revision == revision
+
+
+def test_a_window_opens_only_once_its_deployments_serve(tmp_path: Path) -> None:
+    """After a restart the instances start again; the bake window must not count that gap."""
+    store = make_store(tmp_path)
+    asked: list[tuple[str, str]] = []
+    ready = {"blue", "red"}  # green's instances are not ready yet
+
+    def serving(endpoint: str, deployment: str) -> bool:
+        asked.append((endpoint, deployment))
+        return deployment in ready
+
+    async def scenario() -> str:
+        engine = RolloutEngine(store, _count, RolloutEvents(), comparisons=None, serving=serving)
+        failing = Guardrails(min_requests=5, on_too_few="fail")
+        await engine.start(RolloutRequest(E, "green", "canary", bake_s=0.5, guardrails=failing))
+        for _ in range(3000):  # several bake periods while green is not ready: still running
+            if asked.count((E, "green")) >= 20:
+                break
+            await asyncio.sleep(0.01)
+        assert asked.count((E, "green")) >= 20
+        assert (await engine.show(E)).state == "running"
+        ready.add("green")
+        for _ in range(600):
+            shown = await engine.show(E)
+            if shown.state != "running":
+                break
+            await asyncio.sleep(0.05)
+        await engine.close()
+        return shown.state
+
+    assert asyncio.run(scenario()) == "rolled_back"  # judged (too few requests) once ready
+
+
+async def _count() -> int:
+    return 0

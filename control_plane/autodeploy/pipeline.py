@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 import anyio.to_thread
 import httpx
 import structlog
+from prometheus_client import Counter
 
 from control_plane.autodeploy import gate as gating
 from control_plane.autodeploy import rows
@@ -52,6 +53,10 @@ EVENT_PREFIX = outbox.SCOREGATE + "autodeploy."
 RUN_TAG = "scoregate.autodeploy.run"  # on the candidate: which run created it
 POLL_S = 0.2
 _log = structlog.get_logger("scoregate.autodeploy")
+# Served at /metrics, like the rollouts' verdicts: the dashboard draws each stage as an
+# annotation. Counted after the stage's transaction committed, never for one that did not.
+STAGES = Counter("scoregate_autodeploy_stages", "Auto-deploy stages reached, by event kind.",
+                 ("endpoint", "model", "kind"))
 
 
 class Platform(Protocol):
@@ -323,6 +328,7 @@ class Pipeline:
 
         await self._thread(self.store.feature_write, write)
         if kind is not None:
+            STAGES.labels(run.endpoint, run.model, kind).inc()
             _log.info("auto-deploy", kind=kind, endpoint=run.endpoint, model=run.model_id,
                       deployment=run.candidate, stage=run.stage, state=run.state,
                       reason=run.reason)

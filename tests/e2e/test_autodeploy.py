@@ -183,6 +183,9 @@ def test_auto_deploy_gate_and_guardrails(gateway: RunningGateway, processes: Pro
         names = [d["name"] for d in gateway.cli_json("online-deployment", "list", "-e", E)]
         assert names == [f"{MODEL}-v2"]
         first_live_s = load.first_seen[f"{MODEL}-v2"] - registered
+        stages = httpx.get(f"{gateway.scoring_url}/metrics", timeout=30).text
+        assert (f'scoregate_autodeploy_stages_total{{endpoint="{E}",kind="promoted",'
+                f'model="{MODEL}"}} 1.0') in stages  # the dashboard's annotation
         assert events_of(gateway, 2) == ["queued", "started", "deployment_created",
                                          "gate_passed", "rollout_started", "promoted",
                                          "retired", "succeeded"]

@@ -24,6 +24,7 @@ from tests.observability.dashboard import (
     panels,
     promtool,
     queries,
+    substitute,
     variable_selector,
     variables,
 )
@@ -267,12 +268,20 @@ def test_dashboard_covers_the_required_metrics() -> None:
         assert needle in text, f"no dashboard expression uses {needle}"
 
 
+def test_annotations_mark_rollout_verdicts_and_auto_deploy_stages() -> None:
+    exprs = " ".join(a.get("expr", "") for a in load_dashboard()["annotations"]["list"])
+    for needle in ("scoregate_rollout_verdicts_total", "scoregate_autodeploy_stages_total"):
+        assert needle in exprs, f"no annotation uses {needle}"
+
+
 @pytest.mark.skipif(promtool() is None, reason="promtool not on PATH (Debian package: prometheus)")
 def test_every_expression_parses(tmp_path: Path) -> None:
     dashboard = load_dashboard()
     expressions = [q.runnable("my-endpoint", "blue") for q in queries(dashboard)]
     expressions += [variable_selector(v)[0].replace("$endpoint", "my-endpoint")
                     for v in variables(dashboard).values()]
+    expressions += [substitute(a["expr"], "my-endpoint", "blue", "30s")
+                    for a in dashboard["annotations"]["list"] if "expr" in a]
     assert all("$" not in e for e in expressions), "a variable was left unsubstituted"
     result = check_expressions_parse(expressions, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

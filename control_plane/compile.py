@@ -63,6 +63,8 @@ def _endpoint_route(
             max_concurrent_requests_per_instance=(
                 spec.request_settings.max_concurrent_requests_per_instance
             ),
+            scales_from_zero=(spec.scale_settings is not None
+                              and spec.scale_settings.min_instances == 0),
         )
         for name, spec in sorted(own.items())
     }

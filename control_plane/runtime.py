@@ -20,10 +20,12 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio.to_thread
 
 from control_plane.autodeploy import AutoDeploy
+from control_plane.autoscaling import Autoscaler
 from control_plane.compile import EndpointKeys, compile_snapshot
 from control_plane.events import EventSubscriptions
 from control_plane.home import StateDir
@@ -93,6 +95,7 @@ class Runtime:
         self._models: ModelRegistry | None = None
         self._events: EventSubscriptions | None = None
         self._autodeploy: AutoDeploy | None = None
+        self._autoscaler: Autoscaler | None = None
         self._operations: dict[str, asyncio.Task[None]] = {}
         self._generation: dict[str, int] = {}
         self.scoring_app: ScoringApp | None = None  # set by attach(); its comparison reports
@@ -141,6 +144,20 @@ class Runtime:
     def autodeploy(self) -> AutoDeploy | None:
         return self._autodeploy
 
+    def attach_autoscaler(self, autoscaler: Autoscaler) -> None:
+        """`serve` hands over the autoscaler (its stored counts read) before the first
+        `apply_change`, so a restart runs each autoscaled deployment at its decided count."""
+        self._autoscaler = autoscaler
+
+    async def scale_deployment(self, key: str, count: int) -> None:
+        """The autoscaler's decision, carried out: the supervisor starts or drains instances
+        and republishes as readiness changes (its `on_change`)."""
+        await self.supervisor.scale(key, count)
+
+    def scale_status(self, key: str) -> Mapping[str, Any] | None:
+        """`show`'s scale_status of an autoscaled deployment (None: a fixed count)."""
+        return None if self._autoscaler is None else self._autoscaler.status(key)
+
     @property
     def supervisor(self) -> Supervisor:
         if self._supervisor is None:
@@ -154,7 +171,7 @@ class Runtime:
         assert self._lock is not None, "attach() first"
         async with self._lock:
             state = self._read_committed()
-            await self.supervisor.reconcile(state.running, wait=False)
+            await self.supervisor.reconcile(self._scaled(state.running), wait=False)
             self._applied = state
             return self.publish()
 
@@ -174,6 +191,19 @@ class Runtime:
         self._holder.publish(snapshot)
         publish_config(snapshot)
         return snapshot.version
+
+    def _scaled(self, running: Mapping[str, DeploymentSpec]) -> Mapping[str, DeploymentSpec]:
+        """What runs, with each autoscaled deployment at the count its autoscaler decided."""
+        autoscaler = self._autoscaler
+        if autoscaler is None:
+            return running
+        autoscaler.track(running)
+        scaled = dict(running)
+        for key, spec in running.items():
+            count = autoscaler.desired(key)
+            if count is not None and count != spec.instance_count:
+                scaled[key] = spec.with_changes(instance_count=count)
+        return scaled
 
     def _effective_endpoints(self) -> dict[str, EndpointSpec]:
         """`--local` endpoints take requests without a key, as Azure's local endpoints do,

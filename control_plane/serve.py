@@ -36,6 +36,8 @@ import uvicorn
 from control_plane.admin.token import load_admin_token
 from control_plane.autodeploy import STORE_EXTENSION as AUTODEPLOY_EXTENSION
 from control_plane.autodeploy import AutoDeploy
+from control_plane.autoscaling import STORE_EXTENSION as AUTOSCALING_EXTENSION
+from control_plane.autoscaling import Autoscaler
 from control_plane.compare_flags import add_compare_arguments, compare_from_args
 from control_plane.errors import ScoregateError
 from control_plane.events import STORE_EXTENSION as EVENTS_EXTENSION
@@ -235,7 +237,8 @@ async def _serve_locked(state_dir: StateDir, options: ServeOptions) -> int:
         runtime = Runtime(state_dir=state_dir, settings=options.settings,
                           admin_token=load_admin_token(state_dir.path),
                           extensions=(rollout_rows.STORE_EXTENSION, REGISTRY_EXTENSION,
-                                      EVENTS_EXTENSION, AUTODEPLOY_EXTENSION))
+                                      EVENTS_EXTENSION, AUTODEPLOY_EXTENSION,
+                                      AUTOSCALING_EXTENSION))
     except ScoregateError as error:
         listeners.close()
         print(f"error: {error}", file=sys.stderr)
@@ -330,6 +333,7 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
     )
     runtime.attach(holder=holder, supervisor=supervisor, scoring_url=scoring_url,
                    scoring_app=scoring_app, scoring_on_loopback=_is_loopback(scoring_socket))
+    autoscaler = _autoscaler(runtime, scoring_app, supervisor)
 
     from control_plane.admin.app import build_admin_app
 
@@ -355,6 +359,7 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
     dispatcher = Dispatcher(runtime.store, options.event_delivery, options.event_retention)
     try:
         await runtime.apply_change()  # never waits for an instance: ready ones serve now
+        await autoscaler.start()
         await dispatcher.start()
         runtime.attach_events(EventSubscriptions(runtime.store,
                                                  dispatcher.subscriptions_changed))
@@ -386,6 +391,7 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
         if runtime.rollouts is not None:
             await runtime.rollouts.close()  # running rollouts stay stored; the next start resumes
         await runtime.stop_provisioning()  # before the instances stop: that is no verdict
+        await autoscaler.close()  # decided counts stay stored; the next start runs them
         await dispatcher.close()  # undelivered events stay in the outbox; the next start sends
         await supervisor.close()
         runtime.state_dir.remove_server_info()
@@ -470,6 +476,25 @@ async def _start_autodeploy(runtime: Runtime) -> None:
                             check_rollout=check_request)
     runtime.attach_autodeploy(autodeploy)
     await autodeploy.start()
+
+
+def _autoscaler(runtime: Runtime, scoring_app: ScoringApp, supervisor: Supervisor) -> Autoscaler:
+    """Built before the first snapshot, its stored counts read, so a restart runs each
+    autoscaled deployment at the count last decided. It measures the data plane in memory and
+    holds scale-ins while a rollout step bakes on the deployment."""
+    store = runtime.store
+
+    def ready(key: str) -> int:
+        return len(supervisor.ready_instances().get(key, ()))
+
+    def baking(endpoint: str, deployment: str) -> bool:
+        return store.feature_read(functools.partial(rollout_rows.baking_on, endpoint=endpoint,
+                                                    deployment=deployment))
+
+    autoscaler = Autoscaler(store, scoring_app.demand, ready, runtime.scale_deployment, baking)
+    autoscaler.recover()
+    runtime.attach_autoscaler(autoscaler)
+    return autoscaler
 
 
 class _Server(uvicorn.Server):

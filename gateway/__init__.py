@@ -2,9 +2,10 @@
 
 The control plane imports the names below from `gateway` itself and nothing else: the app
 and its options, the routing snapshot it publishes, the uvicorn protocol and its defaults,
-the metric hooks of the supervisor and of `publish`, the request counts a rollout window
-reads, shadow comparison settings and reports, token issuing and logging set-up. The modules
-behind them (`gateway/http`, `gateway/shadow`, `gateway/telemetry`, ...) may change freely.
+the metric hooks of the supervisor, of `publish` and of autoscaling, the request counts a
+rollout window reads, shadow comparison settings and reports, token issuing and logging
+set-up, and the demand autoscaling samples (`ScoringApp.demand`). The modules behind them
+(`gateway/http`, `gateway/shadow`, `gateway/telemetry`, ...) may change freely.
 """
 
 from gateway.app import GatewayOptions, ScoringApp
@@ -40,8 +41,10 @@ from gateway.telemetry.metrics import (
     RequestCounts,
     count_probe_failure,
     count_restart,
+    count_scaling_decision,
     publish_config,
     request_counts,
+    set_desired_instances,
     set_ready_instances,
 )
 from gateway.telemetry.metrics import render as render_metrics
@@ -78,11 +81,13 @@ __all__ = [
     "connection_cap",
     "count_probe_failure",
     "count_restart",
+    "count_scaling_decision",
     "freeze",
     "hardened_protocol",
     "issue_token",
     "publish_config",
     "render_metrics",
     "request_counts",
+    "set_desired_instances",
     "set_ready_instances",
 ]

@@ -5,7 +5,9 @@ Three counts, each for a reader elsewhere:
   to the least loaded instance, and the supervisor drains an instance until it reaches 0;
 - per (endpoint, deployment), live and direct requests: Azure's rule answers 429 once
   `2 × max_concurrent_requests_per_instance × ready instances` are in flight;
-- per (endpoint, deployment), mirror copies (bounded elsewhere, by `mirror_max_in_flight`).
+- per (endpoint, deployment), mirror copies (bounded elsewhere, by `mirror_max_in_flight`);
+- per (endpoint, deployment), requests waiting for a deployment scaled to zero to start
+  (gateway/cold_start.py): the demand the autoscaler sees before any instance runs.
 The in-flight gauge reads live plus mirror at scrape time. The counters are plain dicts
 changed only on the event loop thread, between awaits: no lock on the hot path.
 """
@@ -29,12 +31,13 @@ class Admission:
     """The in-flight counters of one gateway; callers pair each `start_*`/`admit` with its end
     in a `finally`."""
 
-    __slots__ = ("_instances", "_live", "_mirror")
+    __slots__ = ("_instances", "_live", "_mirror", "_waiting")
 
     def __init__(self) -> None:
         self._instances: dict[str, int] = {}
         self._live: dict[Key, int] = {}
         self._mirror: dict[Key, int] = {}
+        self._waiting: dict[Key, int] = {}
 
     # --- per instance ------------------------------------------------------------------------
 
@@ -84,3 +87,15 @@ class Admission:
     def deployment(self, key: Key) -> int:
         """Live, direct and mirror requests in flight to one deployment (the gauge's value)."""
         return self._live.get(key, 0) + self._mirror.get(key, 0)
+
+    def start_waiting(self, key: Key) -> None:
+        waiting = self._waiting
+        waiting[key] = waiting.get(key, 0) + 1
+
+    def end_waiting(self, key: Key) -> None:
+        self._waiting[key] -= 1
+
+    def demand(self, key: Key) -> int:
+        """Everything asking `key` for capacity now: requests in flight (live, direct,
+        mirror) and those waiting for its first instance; what autoscaling samples."""
+        return self.deployment(key) + self._waiting.get(key, 0)

@@ -63,12 +63,17 @@ class ScoringApp:
         self._mirror = Mirror(self._upstream, self._admission, recorders, access_log,
                               self._random.random, Comparisons(options.compare, options.metrics))
         self._score = ScoreHandler(self._upstream, self._admission, self._mirror, recorders,
-                                   access_log, self._random)
+                                   access_log, self._random, holder)
 
     def in_flight(self, instance_id: str) -> int:
         """Requests (mirror copies included) in flight to that instance; the supervisor
         drains with it."""
         return self._admission.instance(instance_id)
+
+    def demand(self, endpoint: str, deployment: str) -> int:
+        """Requests in flight to that deployment (live, direct, mirror) plus those waiting for
+        its first instance: what the autoscaler samples, read in memory (no metrics scrape)."""
+        return self._admission.demand((endpoint, deployment))
 
     def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport:
         """Shadow comparisons of mirror copies sent to that deployment: counts, agreement,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from gateway.admission import Admission
 from gateway.auth import check_authorization
+from gateway.cold_start import warm
 from gateway.errors import GatewayError, not_found, printable, unauthorized
 from gateway.http.asgi import (
     Headers,
@@ -37,7 +38,7 @@ from gateway.http.pools import (
 from gateway.picking import TrafficTable, least_in_flight, mirror_due
 from gateway.roles import ROLE_DIRECT, ROLE_LIVE
 from gateway.shadow.mirror import Mirror
-from gateway.snapshot import DeploymentRoute, EndpointRoute, RoutingSnapshot
+from gateway.snapshot import DeploymentRoute, EndpointRoute, RoutingSnapshot, SnapshotHolder
 from gateway.telemetry.access_log import AccessLog, AccessRecord
 from gateway.telemetry.metrics import BATCH_SIZE_HEADER, BATCH_WAIT_HEADER, NONE, Recorders
 
@@ -166,7 +167,10 @@ class TrafficTables:
 class ScoreHandler:
     def __init__(self, upstream: Upstream, admission: Admission, mirror: Mirror,
                  recorders: Recorders, access_log: AccessLog,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, holder: SnapshotHolder | None = None) -> None:
+        """`holder`: where a request to a deployment scaled to zero waits for its first
+        instance (None: such a request gets a 503 at once)."""
+        self._holder = holder
         self._upstream = upstream
         self._admission = admission
         self._mirror = mirror
@@ -262,7 +266,9 @@ class ScoreHandler:
     async def _forward(self, deployment: DeploymentRoute, role: str, body: bytes,
                        forward: Headers) -> Answer:
         if not deployment.instances:
-            raise GatewayError(503, f"deployment '{deployment.name}' has no ready instance")
+            if not deployment.scales_from_zero or self._holder is None:
+                raise GatewayError(503, f"deployment '{deployment.name}' has no ready instance")
+            deployment = await warm(self._holder, self._admission, deployment)
         key = (deployment.endpoint, deployment.name)
         admission = self._admission
         admission.admit(deployment, key)  # 429 when full

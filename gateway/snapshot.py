@@ -37,6 +37,9 @@ class DeploymentRoute:
     instances: tuple[InstanceRoute, ...]  # ready instances only; may be empty (→ 503)
     request_timeout_s: float = 5.0
     max_concurrent_requests_per_instance: int = 1  # gateway/admission.py: the 429 rule
+    # Autoscaled to zero (min_instances 0): with no ready instance a request waits for one,
+    # up to its request timeout, instead of a 503 at once (gateway/cold_start.py).
+    scales_from_zero: bool = False
 
 
 @dataclass(frozen=True, slots=True)

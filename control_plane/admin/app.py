@@ -57,7 +57,7 @@ TOKEN_TTL_S = 3600.0  # aml_token lifetime given by get-credentials; refresh aft
 MAX_LOG_LINES = 100_000
 MAX_ADMIN_BODY_BYTES = 1024 * 1024  # the largest admin body (a deployment spec is a few KB)
 _MERGED_FIELDS = frozenset({"tags", "environment_variables", "request_settings",
-                            "liveness_probe", "readiness_probe", "batching"})
+                            "liveness_probe", "readiness_probe", "batching", "scale_settings"})
 _MODEL_FIELDS = frozenset({"model_path", "model_ref", "model_type"})
 _log = logging.getLogger("scoregate.admin")
 T = TypeVar("T")
@@ -95,6 +95,7 @@ class AdminRuntime(Protocol):
     def autodeploy(self) -> AutoDeployService | None: ...  # None until `serve` started it
 
     def instance_status(self, key: str) -> Sequence[InstanceStatus]: ...  # "endpoint/deployment"
+    def scale_status(self, key: str) -> Mapping[str, Any] | None: ...  # None: a fixed count
     def logs(self, key: str, lines: int) -> str: ...
     def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport: ...
 
@@ -377,7 +378,11 @@ class _AdminApi:
         spec = record.spec
         key = f"{spec.endpoint_name}/{spec.name}"
         statuses = self.runtime.instance_status(key)  # in memory, owned by this event loop
-        message = {"provisioning_message": provisioning.reason} if provisioning.reason else {}
+        message: dict[str, Any] = (
+            {"provisioning_message": provisioning.reason} if provisioning.reason else {})
+        scale_status = self.runtime.scale_status(key)
+        if scale_status is not None:  # autoscaled: the count decided and the last decisions
+            message["scale_status"] = dict(scale_status)
         return {**spec.to_dict(), "model": spec.model_ref or spec.model_path,
                 "provisioning_state": provisioning.state, **message,
                 "instances": [_instance_view(status) for status in statuses],

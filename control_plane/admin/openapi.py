@@ -23,8 +23,13 @@ from control_plane.admin.model_doc import SCHEMAS as MODEL_SCHEMAS
 from control_plane.admin.rollout_doc import PATHS as ROLLOUT_PATHS
 from control_plane.admin.rollout_doc import SCHEMAS as ROLLOUT_SCHEMAS
 from control_plane.errors import ScoregateError
-from control_plane.specs.resources import AUTH_MODES, MODEL_TYPES
-from control_plane.specs.validation import BATCHING_BOUNDS, MAX_REQUEST_TIMEOUT_MS, PROBE_LOWEST
+from control_plane.specs.resources import AUTH_MODES, MODEL_TYPES, SCALE_TYPES
+from control_plane.specs.validation import (
+    BATCHING_BOUNDS,
+    MAX_REQUEST_TIMEOUT_MS,
+    PROBE_LOWEST,
+    SCALE_BOUNDS,
+)
 
 Schema = dict[str, Any]
 
@@ -57,6 +62,12 @@ _BATCHING: Schema = {**_ints({name: low for name, (low, _) in BATCHING_BOUNDS.it
                      "nullable": True, "description": "null: batching off (docs/batching.md)"}
 for _name, (_, _highest) in BATCHING_BOUNDS.items():
     _BATCHING["properties"][_name]["maximum"] = _highest
+_SCALE: Schema = {**_ints({name: low for name, (low, _) in SCALE_BOUNDS.items()}),
+                  "nullable": True, "description": "null or type default: a fixed "
+                  "instance_count; type target_utilization: autoscaled (docs/autoscaling.md)"}
+_SCALE["properties"]["type"] = {"type": "string", "enum": list(SCALE_TYPES)}
+for _name, (_, _highest) in SCALE_BOUNDS.items():
+    _SCALE["properties"][_name]["maximum"] = _highest
 
 _ENDPOINT_FIELDS: Schema = {
     "auth_mode": {"type": "string", "enum": list(AUTH_MODES)},
@@ -85,6 +96,7 @@ _DEPLOYMENT_FIELDS: Schema = {
     "tags": _STRINGS,
     "environment": {"nullable": True},
     "batching": _BATCHING,
+    "scale_settings": _SCALE,
 }
 _STATUS_FIELDS: Schema = {
     "etag": {"type": "string"},
@@ -149,6 +161,9 @@ SCHEMAS: dict[str, Schema] = {
         "instances": {"type": "array", "items": _ref("Instance")},
         "provisioning_message": {"type": "string", "description": "why it Failed (with the "
                                  "instance log's last lines), or a note on its success"},
+        "scale_status": {"type": "object", "additionalProperties": True, "description": (
+            "autoscaled deployments only: desired_instances and the last decisions (time, "
+            "utilization_percentage, old_instances, new_instances, reason, message)")},
         **_STATUS_FIELDS,
     }, ("name", "endpoint_name", "instance_count", "provisioning_state", "instances", "etag"),
         extra=True),

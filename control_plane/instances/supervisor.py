@@ -47,7 +47,8 @@ __all__ = ["CommandBuilder", "InstanceStatus", "MetricEvents", "Outcome", "Super
 log = logging.getLogger("scoregate.instances")
 
 # Fields that do not change what runs: editing them never restarts instances.
-_COSMETIC = {"instance_count": 0, "description": "", "tags": {}, "not_applied": {}}
+_COSMETIC = {"instance_count": 0, "description": "", "tags": {}, "not_applied": {},
+             "scale_settings": None}
 # Exits before ready that no restart cures: the script failed (import, init) or the command
 # line is wrong (the scoring server's codes); None: the process could not be spawned at all.
 _HOPELESS_EXIT_CODES = (None, INIT_FAILED_EXIT_CODE, 2)
@@ -146,6 +147,20 @@ class Supervisor:
             self._notify_change()
         if wait:
             await self._until_started(started)
+
+    async def scale(self, key: str, count: int) -> bool:
+        """Run `count` instances of `key`'s wanted spec (the autoscaler's decision): added ones
+        start in the background, removed ones leave rotation at once and drain before they
+        stop, as with any smaller `instance_count`. False when `key` runs nothing here."""
+        async with self._lock:
+            deployment = self._deployments.get(key)
+            if self._closed or deployment is None or deployment.spec is None \
+                    or deployment.spec.is_external or count < 0:
+                return False
+            deployment.spec = deployment.spec.with_changes(instance_count=count)
+            self._converge(key)
+            self._notify_change()
+        return True
 
     async def _until_started(self, instances: list[ManagedInstance]) -> None:
         loop = asyncio.get_running_loop()

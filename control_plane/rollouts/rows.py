@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from control_plane.errors import Conflict
 from control_plane.specs.resources import EndpointSpec
-from control_plane.specs.rollout import Rollout
+from control_plane.specs.rollout import RUNNING, STEP_BAKING, Rollout
 from control_plane.store.extension import Migration, StoreExtension
 
 FEATURE = "rollouts"
@@ -43,6 +43,18 @@ def active(conn: sqlite3.Connection, endpoint: str | None = None) -> list[Rollou
     if endpoint is not None:
         query, args = query + " AND endpoint = ?", (endpoint,)
     return [Rollout.from_dict(json.loads(row[0])) for row in conn.execute(query, args)]
+
+
+def baking_on(conn: sqlite3.Connection, endpoint: str, deployment: str) -> bool:
+    """Whether a running rollout of `endpoint` bakes a step that `deployment` serves in (the
+    target or a deployment it is compared with): autoscaling holds scale-ins meanwhile, so
+    the bake window judges the capacity it started with."""
+    for rollout in active(conn, endpoint):
+        step = rollout.step
+        if rollout.state == RUNNING and step.status == STEP_BAKING and deployment in {
+                rollout.target, *step.traffic, *step.mirror, *rollout.start_traffic}:
+            return True
+    return False
 
 
 def latest(conn: sqlite3.Connection, endpoint: str) -> Rollout | None:

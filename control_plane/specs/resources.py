@@ -41,6 +41,35 @@ class BatchingSettings:
     max_latency_ms: int = 10
 
 
+SCALE_DEFAULT = "default"  # Azure's fixed `instance_count`
+SCALE_TARGET_UTILIZATION = "target_utilization"
+SCALE_TYPES = (SCALE_DEFAULT, SCALE_TARGET_UTILIZATION)
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    """Azure's `scale_settings: {type: target_utilization, ...}` (docs/autoscaling.md): the
+    instance count follows the requests in flight, kept between `min_instances` and
+    `max_instances` (0 scales to zero). Azure's kubernetes defaults; the two cooldowns are
+    scoregate's (SageMaker's ScaleOutCooldown / ScaleInCooldown), in seconds. A deployment
+    with `type: default` carries None instead: its `instance_count` is fixed."""
+
+    type: str = SCALE_TARGET_UTILIZATION
+    min_instances: int = 1
+    max_instances: int = 1
+    polling_interval: int = 1  # seconds; utilisation is averaged over it
+    target_utilization_percentage: int = 70
+    scale_out_cooldown: int = 30  # seconds after a scale-out before the next one
+    scale_in_cooldown: int = 300  # seconds after any scaling before a scale-in
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ScaleSettings | None:
+        """None for `type: default` (or no settings): a fixed instance count."""
+        if not data or data.get("type", SCALE_TARGET_UTILIZATION) == SCALE_DEFAULT:
+            return None
+        return cls(**data)
+
+
 @dataclass(frozen=True)
 class EndpointSpec:
     name: str
@@ -93,10 +122,15 @@ class DeploymentSpec:
     model_ref: str | None = None
     model_type: str | None = None  # custom_model | mlflow_model | triton_model; None: not said
     batching: BatchingSettings | None = None  # None: every request scored alone
+    scale_settings: ScaleSettings | None = None  # None: `type: default`, a fixed instance_count
 
     @property
     def is_external(self) -> bool:
         return bool(self.urls)
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.scale_settings is not None
 
     @property
     def serves_mlflow_model(self) -> bool:
@@ -118,6 +152,7 @@ class DeploymentSpec:
         data["urls"] = tuple(data.get("urls") or ())
         batching = data.get("batching")
         data["batching"] = None if batching is None else BatchingSettings(**batching)
+        data["scale_settings"] = ScaleSettings.from_dict(data.get("scale_settings"))
         return cls(**data)
 
     def with_changes(self, **changes: Any) -> DeploymentSpec:

@@ -35,11 +35,14 @@ from control_plane.specs.resources import (
     AUTH_MODES,
     MLFLOW_MODEL,
     MODEL_TYPES,
+    SCALE_DEFAULT,
+    SCALE_TYPES,
     BatchingSettings,
     DeploymentSpec,
     EndpointSpec,
     ProbeSettings,
     RequestSettings,
+    ScaleSettings,
 )
 
 ENDPOINT_KEYS = frozenset({"name", "auth_mode", "traffic", "mirror_traffic", "description", "tags"})
@@ -50,11 +53,11 @@ ENDPOINT_CLOUD_KEYS = frozenset({
 DEPLOYMENT_KEYS = frozenset({
     "name", "endpoint_name", "model", "code_configuration", "environment",
     "environment_variables", "instance_count", "request_settings", "liveness_probe",
-    "readiness_probe", "description", "tags", "url", "urls", "batching",
+    "readiness_probe", "description", "tags", "url", "urls", "batching", "scale_settings",
 })
 DEPLOYMENT_CLOUD_KEYS = frozenset({
     "$schema", "instance_type", "app_insights_enabled", "egress_public_network_access",
-    "scale_settings", "data_collector", "type", "private_network_connection", "with_package",
+    "data_collector", "type", "private_network_connection", "with_package",
     "model_mount_path", "resources", "startup_probe", "properties", "id", "provisioning_state",
 })
 MODEL_KEYS = frozenset({"path", "name", "version", "type", "description"})
@@ -113,6 +116,8 @@ def deployment_from_mapping(data: Any, source: str, base_dir: Path, *, name: str
     if urls and "instance_count" in data:
         not_applied["instance_count"] = plain(src, data["instance_count"], "instance_count")
     request_settings = _request_settings(src, data, not_applied)
+    scale = _scale_settings(src, data, bool(urls))
+    instance_count = _instance_count(src, data, scale)
     return DeploymentSpec(
         name=name,
         endpoint_name=endpoint_name,
@@ -120,7 +125,7 @@ def deployment_from_mapping(data: Any, source: str, base_dir: Path, *, name: str
         code_dir=code_dir,
         scoring_script=script,
         environment_variables=text_map(src, data, "environment_variables"),
-        instance_count=integer(src, data, "instance_count", "", 1, 1),
+        instance_count=instance_count,
         request_settings=request_settings,
         liveness_probe=_probe(src, data, "liveness_probe"),
         readiness_probe=_probe(src, data, "readiness_probe"),
@@ -132,6 +137,7 @@ def deployment_from_mapping(data: Any, source: str, base_dir: Path, *, name: str
         model_ref=model_ref,
         model_type=model_type,
         batching=_batching(src, data, request_settings, bool(urls)),
+        scale_settings=scale,
     )
 
 
@@ -383,3 +389,43 @@ def _batching(src: Source, data: Mapping[str, Any], settings: RequestSettings,
                "batching-concurrency": "batching.max_batch_size"}.get(error.rule, "batching")
         raise src.invalid(key, error) from None
     return batching
+
+
+def _instance_count(src: Source, data: Mapping[str, Any], scale: ScaleSettings | None) -> int:
+    """Fixed, or an autoscaled deployment's first count: within its bounds (at least 1, so a
+    create proves the scoring script starts), by default the lower bound."""
+    if scale is None:
+        return integer(src, data, "instance_count", "", 1, 1)
+    lowest = max(1, scale.min_instances)
+    return integer(src, data, "instance_count", "", lowest, lowest, scale.max_instances)
+
+
+def _scale_settings(src: Source, data: Mapping[str, Any],
+                    external: bool) -> ScaleSettings | None:
+    """Azure's `scale_settings` (docs/autoscaling.md); None for `type: default` or none."""
+    value = data.get("scale_settings")
+    if value is None:
+        return None
+    block = mapping(src, value, "scale_settings")
+    kind = text(src, block, "type", "scale_settings", SCALE_DEFAULT) or SCALE_DEFAULT
+    if kind not in SCALE_TYPES:
+        raise src.error("scale_settings.type", f"expected one of {', '.join(SCALE_TYPES)}, "
+                                               f"got {kind!r}")
+    if kind == SCALE_DEFAULT:
+        check_keys(src, block, "scale_settings", ("type",), (), {},
+                   "scale_settings of type default (a fixed instance_count)")
+        return None
+    check_keys(src, block, "scale_settings", ("type", *validation.SCALE_BOUNDS), (), {},
+               "scale_settings")
+    defaults = ScaleSettings()
+    scale = ScaleSettings(kind, **{
+        name: integer(src, block, name, "scale_settings", getattr(defaults, name), lowest,
+                      highest)
+        for name, (lowest, highest) in validation.SCALE_BOUNDS.items()})
+    try:
+        validation.check_scale_settings(scale, external, "this deployment")
+    except ValidationError as error:
+        key = "scale_settings.min_instances" if "min_instances of" in error.message else (
+            "scale_settings")
+        raise src.invalid(key, error) from None
+    return scale

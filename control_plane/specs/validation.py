@@ -32,11 +32,13 @@ from control_plane.specs.resources import (
     AUTH_MODES,
     MLFLOW_MODEL,
     MODEL_TYPES,
+    SCALE_TYPES,
     BatchingSettings,
     DeploymentSpec,
     EndpointSpec,
     ProbeSettings,
     RequestSettings,
+    ScaleSettings,
 )
 
 MAX_DEPLOYMENTS = 20
@@ -45,6 +47,11 @@ MAX_REQUEST_TIMEOUT_MS = 180_000
 # Bounds of `batching` (the scoring servers' SCOREGATE_BATCHING refuses anything outside them).
 BATCHING_BOUNDS: Mapping[str, tuple[int, int]] = MappingProxyType({
     "max_batch_size": (1, 1024), "max_latency_ms": (1, 1000)})
+# Bounds of the numbers in `scale_settings` (the YAML loader and the OpenAPI document use them).
+SCALE_BOUNDS: Mapping[str, tuple[int, int]] = MappingProxyType({
+    "min_instances": (0, 1000), "max_instances": (1, 1000), "polling_interval": (1, 3600),
+    "target_utilization_percentage": (1, 100), "scale_out_cooldown": (0, 86400),
+    "scale_in_cooldown": (0, 86400)})
 # The lowest value of each probe setting (the YAML loader and the OpenAPI document use it too).
 PROBE_LOWEST: Mapping[str, int] = MappingProxyType({
     "initial_delay": 0, "period": 1, "timeout": 1, "success_threshold": 1, "failure_threshold": 1,
@@ -178,6 +185,28 @@ def validate_deployment(spec: DeploymentSpec) -> None:
             _require_int("batching", f"batching.{field_name} of {where}",
                          getattr(spec.batching, field_name), lowest, highest)
         check_batching(spec.batching, spec.request_settings, spec.is_external, where)
+    if spec.scale_settings is not None:
+        check_scale_settings(spec.scale_settings, spec.is_external, where)
+
+
+def check_scale_settings(scale: ScaleSettings, external: bool, where: str) -> None:
+    """Autoscaling's rules (rule `scale-settings`), for YAML and JSON bodies alike. A stored
+    `instance_count` outside the bounds is no error: the autoscaler clamps it (a patch of
+    `min_instances` alone must not need a new `instance_count`, which it refuses)."""
+    if scale.type not in SCALE_TYPES:
+        raise ValidationError("scale-settings", f"scale_settings.type of {where} must be one of "
+                              f"{', '.join(SCALE_TYPES)}, got {echo(scale.type)}")
+    for field_name, (lowest, highest) in SCALE_BOUNDS.items():
+        _require_int("scale-settings", f"scale_settings.{field_name} of {where}",
+                     getattr(scale, field_name), lowest, highest)
+    if external:
+        raise ValidationError("scale-settings", f"scale_settings of {where}: an external scoring "
+                              "server (url/urls) is not launched by scoregate, so it cannot be "
+                              "scaled; remove scale_settings")
+    if scale.min_instances > scale.max_instances:
+        raise ValidationError("scale-settings", f"scale_settings.min_instances of {where} "
+                              f"({scale.min_instances}) is above max_instances "
+                              f"({scale.max_instances})")
 
 
 def check_batching(batching: BatchingSettings, settings: RequestSettings, external: bool,

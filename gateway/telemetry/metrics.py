@@ -52,6 +52,11 @@ RESTARTS = Counter("scoregate_instance_restarts", "Instance restarts.", _ED)
 PROBE_FAILURES = Counter("scoregate_probe_failures", "Failed probes.", _ED + ("probe",))
 TRAFFIC_PERCENT = Gauge("scoregate_traffic_percent", "Live traffic percent.", _ED)
 MIRROR_PERCENT = Gauge("scoregate_mirror_percent", "Mirror traffic percent.", _ED)
+DESIRED_INSTANCES = Gauge("scoregate_desired_instances",
+                          "Instances the autoscaler wants per deployment.", _ED)
+SCALING_DECISIONS = Counter("scoregate_scaling_decisions",
+                            "Autoscaling decisions that changed the desired count, by reason.",
+                            _ED + ("reason",))
 SNAPSHOT_VERSION = Gauge("scoregate_snapshot_version", "Version of the routing snapshot in use.")
 
 # --- dynamic batching (docs/batching.md) --------------------------------------------------------
@@ -225,6 +230,14 @@ def set_ready_instances(endpoint: str, deployment: str, count: int) -> None:
         PROBE_FAILURES.labels(endpoint, deployment, probe)
 
 
+def set_desired_instances(endpoint: str, deployment: str, count: int) -> None:
+    DESIRED_INSTANCES.labels(endpoint, deployment).set(count)
+
+
+def count_scaling_decision(endpoint: str, deployment: str, reason: str) -> None:
+    SCALING_DECISIONS.labels(endpoint, deployment, reason).inc()
+
+
 def count_restart(endpoint: str, deployment: str) -> None:
     RESTARTS.labels(endpoint, deployment).inc()
 
@@ -254,7 +267,7 @@ def publish_config(snapshot: RoutingSnapshot) -> None:
             TRAFFIC_PERCENT.labels(endpoint.name, name).set(traffic.get(name, 0))
             MIRROR_PERCENT.labels(endpoint.name, name).set(
                 mirror_percent if name == mirror_name else 0)
-    for gauge in (TRAFFIC_PERCENT, MIRROR_PERCENT, READY_INSTANCES):
+    for gauge in (TRAFFIC_PERCENT, MIRROR_PERCENT, READY_INSTANCES, DESIRED_INSTANCES):
         for pair in _label_pairs(gauge) - live:
             gauge.remove(*pair)
     SNAPSHOT_VERSION.set(snapshot.version)

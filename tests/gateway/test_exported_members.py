@@ -14,6 +14,7 @@ EXPECTED = {
     "ROLES", "ROLE_DIRECT", "ROLE_LIVE", "ROLE_MIRROR",
     "RequestCounts", "request_counts",
     "count_probe_failure", "count_restart", "publish_config", "set_ready_instances",
+    "set_desired_instances", "count_scaling_decision",
     "bearer", "issue_token", "configure_logging",
 }
 

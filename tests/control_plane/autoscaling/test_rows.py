@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from control_plane.autoscaling import SCALED, STORE_EXTENSION
-from control_plane.autoscaling import rows
+from control_plane.autoscaling import SCALED, STORE_EXTENSION, rows
 from control_plane.autoscaling.policy import SCALE_OUT, Decision
 from control_plane.errors import ValidationError
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec, ScaleSettings

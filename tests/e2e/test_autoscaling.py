@@ -5,6 +5,7 @@ refused with what to change instead; every decision is in show, the event log an
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -151,6 +152,12 @@ def test_scale_to_zero_and_back(processes: ProcessGroup, tmp_path: Path) -> None
         wait_until(lambda name=name: _ready(gateway, name, 0), timeout=30,
                    what=f"{name} scaled to zero")
         assert _show(gateway, name)["scale_status"]["desired_instances"] == 0
+    before = _decisions(gateway, "cold")
+
+    processes.stop(gateway.started, signal.SIGKILL)  # the decided count is stored: kept
+    gateway = start_serve(processes, tmp_path / "home", str(folder))
+    assert _show(gateway, "cold")["instances"] == [] and _decisions(gateway, "cold") == before
+    assert _show(gateway, "cold")["scale_status"]["desired_instances"] == 0
 
     started = time.perf_counter()
     answer = gateway.score(E, b"{}", key, deployment="cold")

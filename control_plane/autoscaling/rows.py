@@ -121,9 +121,9 @@ def refuse_fixed_count(conn: sqlite3.Connection, changed: Mapping[str, Deploymen
                 f"(scale_settings.type: target_utilization, min_instances "
                 f"{scale.min_instances}, max_instances {scale.max_instances}): its instance "
                 "count follows load, so instance_count cannot be set. Change the bounds "
-                "instead (--set scale_settings.min_instances=N / "
+                "instead (--set scale_settings.min_instances=N / --set "
                 "scale_settings.max_instances=N), or fix the count with --set "
-                "scale_settings.type=default instance_count=N")
+                "scale_settings.type=default --set instance_count=N")
 
 
 def _rfc3339(epoch_s: float) -> str:

@@ -123,11 +123,17 @@ def test_a_load_step_scales_out_then_in_after_the_cooldown_failing_nothing(
     refused = gateway.cli("online-deployment", "update", "--name", "web", "--endpoint-name", E,
                           "--set", "instance_count=2", check=False)
     assert refused.returncode != 0
-    assert "is autoscaled" in refused.stderr and "scale_settings.max_instances" in \
-        refused.stderr and "scale_settings.type=default" in refused.stderr, refused.stderr
+    for words in ("is autoscaled", "--set scale_settings.max_instances=N",
+                  "--set scale_settings.type=default --set instance_count=N"):
+        assert words in refused.stderr, refused.stderr
     gateway.cli("online-deployment", "update", "--name", "web", "--endpoint-name", E,
                 "--set", "scale_settings.max_instances=2")  # the bounds are what changes
     assert _show(gateway, "web")["scale_settings"]["max_instances"] == 2
+    gateway.cli("online-deployment", "update", "--name", "web", "--endpoint-name", E,
+                "--set", "scale_settings.type=default", "--set", "instance_count=2")  # fixed
+    fixed = _show(gateway, "web")
+    assert fixed["scale_settings"] is None and "scale_status" not in fixed
+    wait_until(lambda: _ready(gateway, "web", 2), timeout=60, what="2 fixed instances")
 
 
 def test_scale_to_zero_and_back(processes: ProcessGroup, tmp_path: Path) -> None:

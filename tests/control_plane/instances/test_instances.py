@@ -294,6 +294,34 @@ def test_scale_up_adds_instances_and_keeps_the_running_one(
     run_with_supervisor(body)
 
 
+def test_scale_changes_the_count_of_what_runs_and_drains_before_stopping(
+        run_with_supervisor: Runner) -> None:
+    """`Supervisor.scale`, the autoscaler's hook: the running spec at another count, added
+    instances in the background, removed ones out of rotation at once and drained; a later
+    reconcile with the same count changes nothing."""
+    async def body(h: Harness) -> None:
+        await h.start(h.spec(count=1, timeout_ms=60000))
+        first = h.pids()["blue-0"]
+        assert await h.supervisor.scale(KEY, 2)
+        await h.until(lambda: h.ready_ids() == ["blue-0", "blue-1"], "a second instance")
+        leaving = h.pids()["blue-1"] or 0
+        h.in_flight["blue-1"] = 1
+        assert await h.supervisor.scale(KEY, 1)
+        assert h.ready_ids() == ["blue-0"] and h.states()["blue-1"] == "draining"
+        assert alive(leaving)  # held by its request
+        h.in_flight["blue-1"] = 0
+        await h.until(lambda: not alive(leaving), "the drained instance to stop")
+        assert await h.supervisor.scale(KEY, 0)  # to zero
+        await h.until(lambda: h.states() == {}, "no instance left")
+        assert h.supervisor.outcome(KEY).ready  # zero of zero wanted
+        assert not await h.supervisor.scale("shop/other", 1)  # runs nothing here
+        await h.supervisor.reconcile({KEY: h.spec(count=1, timeout_ms=60000)})
+        await h.until(lambda: h.ready_ids() == ["blue-0"], "one instance again")
+        assert h.pids()["blue-0"] != first
+
+    run_with_supervisor(body)
+
+
 def test_readiness_failure_takes_it_out_of_rotation_and_back(
         run_with_supervisor: Runner) -> None:
     async def body(h: Harness) -> None:

@@ -16,7 +16,6 @@ the decided count.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
+import structlog
 
 from control_plane.autoscaling import rows
 from control_plane.autoscaling.policy import (
     SCALE_IN,
-    SCALE_OUT,
     Decision,
     History,
     Measurement,
@@ -41,7 +40,7 @@ from control_plane.store.sqlite_store import Store
 from control_plane.tasks import cancel_and_wait
 from gateway import count_scaling_decision, set_desired_instances
 
-log = logging.getLogger("scoregate.autoscaling")
+log = structlog.get_logger("scoregate.autoscaling")
 
 TICK_S = 0.1  # how often demand is sampled
 SHOWN_DECISIONS = 10  # the last decisions in `show`
@@ -137,7 +136,7 @@ class Autoscaler:
                 try:
                     await self._tick(key, tracked)
                 except Exception:  # one deployment's failure must not stop the others
-                    log.exception("autoscaling %s failed", key)
+                    log.exception("autoscaling failed", deployment=key)
 
     async def _tick(self, key: str, tracked: _Tracked) -> None:
         endpoint, name = key.split("/", 1)
@@ -175,13 +174,14 @@ class Autoscaler:
         tracked.decisions.append(recorded)
         set_desired_instances(endpoint, name, decision.new)
         count_scaling_decision(endpoint, name, decision.reason)
-        level = logging.INFO if decision.reason in (SCALE_OUT, SCALE_IN) else logging.WARNING
-        log.log(level, "deployment %s: %s (%s)", key, decision.message, decision.reason)
+        log.info(f"deployment scaled: {decision.message}", endpoint=endpoint, deployment=name,
+                 old_instances=decision.old, new_instances=decision.new, reason=decision.reason,
+                 utilization_percentage=recorded.to_dict()["utilization_percentage"])
         await self._scale(key, decision.new)
 
     def _hold(self, key: str, tracked: _Tracked, why: str) -> None:
         if tracked.held != why:
-            log.info("deployment %s: scale-in held: %s", key, why)
+            log.info(f"scale-in held: {why}", deployment=key)
         tracked.held = why
 
     def _first(self, key: str, spec: DeploymentSpec, now: float) -> _Tracked:
@@ -204,7 +204,7 @@ class Autoscaler:
 
         def logged(done: asyncio.Future[None]) -> None:
             if not done.cancelled() and done.exception() is not None:
-                log.error("could not forget the autoscaling state of %s: %s", key,
-                          done.exception())
+                log.error("could not forget the autoscaling state", deployment=key,
+                          error=repr(done.exception()))
 
         asyncio.get_running_loop().run_in_executor(None, forget).add_done_callback(logged)

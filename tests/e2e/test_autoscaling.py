@@ -106,7 +106,8 @@ def test_a_load_step_scales_out_then_in_after_the_cooldown_failing_nothing(
 
     decisions = _decisions(gateway, "web")
     assert all(1 <= d["new_instances"] <= 3 for d in decisions), decisions  # the bounds hold
-    assert scale_out["utilization_percentage"] > 50 and scale_out["new_instances"] == 3
+    assert scale_out["utilization_percentage"] > 50  # the first one: 2 or 3, by the window
+    assert max(d["new_instances"] for d in decisions) == 3  # 8 in flight want 4: max_instances
     assert _show(gateway, "web")["scale_status"]["desired_instances"] == 1
 
     events = gateway.cli_json("event", "list", "--type", "io.scoregate.deployment.scaled")
@@ -114,6 +115,9 @@ def test_a_load_step_scales_out_then_in_after_the_cooldown_failing_nothing(
             for e in events] == [(d["old_instances"], d["new_instances"], d["reason"])
                                  for d in decisions]
     assert events[0]["subject"] == f"endpoints/{E}/deployments/web"
+    logged = [line for line in gateway.started.log().splitlines()
+              if '"deployment scaled: ' in line and '"deployment":"web"' in line]
+    assert len(logged) == len(decisions) and '"reason":"scale_out"' in logged[0], logged
     text = metrics_text(gateway.scoring_url)
     assert metric(text, "scoregate_desired_instances", deployment="web") == 1
     for reason in ("scale_out", "scale_in"):

@@ -185,3 +185,42 @@ def test_scale_to_zero_and_back(processes: ProcessGroup, tmp_path: Path) -> None
                timeout=30, what="late's instance, started by the refused request")
     with httpx.Client(timeout=30) as client:  # warm now: answered at once
         assert gateway.score(E, b"{}", key, deployment="late", client=client).status_code == 200
+
+
+def test_no_scale_in_while_a_rollout_step_bakes(processes: ProcessGroup, tmp_path: Path) -> None:
+    folder = tmp_path / "config"
+    (folder / "code").mkdir(parents=True)
+    _script(folder / "code", "score.py", run_s=0.05)
+    (folder / "endpoint.yml").write_text(f"name: {E}\nauth_mode: key\ntraffic: {{web: 100}}\n")
+    (folder / "web.yml").write_text(
+        f"name: web\nendpoint_name: {E}\ninstance_count: 2\n"
+        "code_configuration: {code: code, scoring_script: score.py}\n" + PROBE +
+        "scale_settings: {type: target_utilization, min_instances: 1, max_instances: 2, "
+        "polling_interval: 1, scale_in_cooldown: 0}\n")
+    gateway = start_serve(processes, tmp_path / "home", str(folder))
+    load = Load(gateway, gateway.key(E), b"{}", endpoint=E)
+    threads = [threading.Thread(target=load.run, daemon=True) for _ in range(2)]
+    try:
+        for thread in threads:  # 2 in flight of 1 per instance: both instances wanted
+            thread.start()
+        gateway.cli("online-deployment", "create", "--name", "next", "--endpoint-name", E,
+                    "-f", str(folder / "web.yml"), "--set", "scale_settings=null",
+                    "--set", "instance_count=1")
+        wait_until(lambda: _ready(gateway, "web", 2) and _show(gateway, "web")[
+            "scale_status"]["desired_instances"] == 2, timeout=30, what="2 instances busy")
+        gateway.cli("online-endpoint", "rollout", "start", "-n", E, "--to", "next",
+                    "--bake", "10m")  # its first step bakes for the rest of the test
+        before = _decisions(gateway, "web")
+    finally:
+        load.stop.set()  # idle now: one instance would do
+        for thread in threads:
+            thread.join(60)
+    assert load.failures == [], load.failures[:5]
+    wait_until(lambda: "rollout step is baking" in _show(gateway, "web")["scale_status"].get(
+        "scale_in_held", ""), timeout=30, what="the scale-in to be held")
+    assert _ready(gateway, "web", 2) and _decisions(gateway, "web") == before
+    gateway.cli("online-endpoint", "rollout", "abort", "-n", E)
+    wait_until(lambda: _ready(gateway, "web", 1), timeout=30, what="the scale-in after it")
+    [decision] = _decisions(gateway, "web")[len(before):]
+    assert (decision["old_instances"], decision["new_instances"], decision["reason"]) == (
+        2, 1, "scale_in")

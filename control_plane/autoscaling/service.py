@@ -57,7 +57,8 @@ class _Tracked:
     desired: int
     history: History
     window_started: float
-    samples: list[int] = field(default_factory=list)
+    demand_sum: int = 0  # the samples of the current polling interval
+    samples: int = 0
     decisions: deque[rows.Recorded] = field(default_factory=lambda: deque(maxlen=SHOWN_DECISIONS))
     held: str = ""  # why a scale-in waits now, shown once in the log
 
@@ -141,15 +142,16 @@ class Autoscaler:
     async def _tick(self, key: str, tracked: _Tracked) -> None:
         endpoint, name = key.split("/", 1)
         demand = self._demand(endpoint, name)
-        tracked.samples.append(demand)
+        tracked.demand_sum += demand
+        tracked.samples += 1
         now = self._clock()
         if tracked.desired == 0 and demand > 0:
             return await self._carry_out(key, tracked, cold_start(tracked.scale, demand), now)
         if now - tracked.window_started < tracked.scale.polling_interval:
             return
-        measured = Measurement(sum(tracked.samples) / len(tracked.samples), self._ready(key),
+        measured = Measurement(tracked.demand_sum / tracked.samples, self._ready(key),
                                tracked.spec.request_settings.max_concurrent_requests_per_instance)
-        tracked.samples.clear()
+        tracked.demand_sum = tracked.samples = 0
         tracked.window_started = now
         decision = decide(tracked.scale, tracked.desired, measured, tracked.history, now)
         if decision is not None and decision.reason == SCALE_IN:
@@ -169,6 +171,9 @@ class Autoscaler:
             return rows.record(conn, endpoint, name, now, decision, last_out)
 
         recorded = await anyio.to_thread.run_sync(self._store.feature_write, write)
+        if self._tracked.get(key) is not tracked:  # deleted, or no longer autoscaled, meanwhile
+            self._forget_later(key)
+            return
         tracked.desired = decision.new
         tracked.history = History(last_out, now)
         tracked.decisions.append(recorded)
@@ -189,9 +194,8 @@ class Autoscaler:
         endpoint, name = key.split("/", 1)
         if stored is None:
             tracked = _Tracked(spec, spec.instance_count, History(None, now), now)
-        else:
-            tracked = _Tracked(spec, stored.desired,
-                               History(stored.last_scale_out, stored.last_change), now)
+        else:  # no measurement spans a restart: a full scale_in_cooldown before a scale-in
+            tracked = _Tracked(spec, stored.desired, History(stored.last_scale_out, now), now)
             tracked.decisions.extend(stored.decisions)
         set_desired_instances(endpoint, name, bounded(tracked.desired, tracked.scale))
         return tracked

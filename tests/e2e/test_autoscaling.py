@@ -29,6 +29,15 @@ def _script(folder: Path, name: str, init_s: float = 0.0, run_s: float = 0.0) ->
         f"def run(raw_data):\n    time.sleep({run_s})\n    return {{'pid': os.getpid()}}\n")
 
 
+def _folder(tmp_path: Path, live: str, run_s: float = 0.0) -> Path:
+    """A config folder: the endpoint (all live traffic to `live`) and code/score.py."""
+    folder = tmp_path / "config"
+    (folder / "code").mkdir(parents=True)
+    _script(folder / "code", "score.py", run_s=run_s)
+    (folder / "endpoint.yml").write_text(f"name: {E}\nauth_mode: key\ntraffic: {{{live}: 100}}\n")
+    return folder
+
+
 def _show(gateway: RunningGateway, name: str) -> dict[str, Any]:
     shown: dict[str, Any] = gateway.cli_json("online-deployment", "show", "--name", name,
                                              "--endpoint-name", E)
@@ -52,10 +61,7 @@ def _epoch(rfc3339: str) -> float:
 
 def test_a_load_step_scales_out_then_in_after_the_cooldown_failing_nothing(
         processes: ProcessGroup, tmp_path: Path) -> None:
-    folder = tmp_path / "config"
-    (folder / "code").mkdir(parents=True)
-    _script(folder / "code", "score.py", run_s=0.05)
-    (folder / "endpoint.yml").write_text(f"name: {E}\nauth_mode: key\ntraffic: {{web: 100}}\n")
+    folder = _folder(tmp_path, "web", run_s=0.05)
     (folder / "web.yml").write_text(
         f"name: web\nendpoint_name: {E}\n"
         "code_configuration: {code: code, scoring_script: score.py}\n"
@@ -141,11 +147,8 @@ def test_a_load_step_scales_out_then_in_after_the_cooldown_failing_nothing(
 
 
 def test_scale_to_zero_and_back(processes: ProcessGroup, tmp_path: Path) -> None:
-    folder = tmp_path / "config"
-    (folder / "code").mkdir(parents=True)
-    _script(folder / "code", "score.py")
+    folder = _folder(tmp_path, "cold")
     _script(folder / "code", "slow.py", init_s=2.0)
-    (folder / "endpoint.yml").write_text(f"name: {E}\nauth_mode: key\ntraffic: {{cold: 100}}\n")
     zero = ("scale_settings: {type: target_utilization, min_instances: 0, max_instances: 1, "
             "polling_interval: 1, scale_in_cooldown: 1}\n")
     (folder / "cold.yml").write_text(
@@ -188,10 +191,7 @@ def test_scale_to_zero_and_back(processes: ProcessGroup, tmp_path: Path) -> None
 
 
 def test_no_scale_in_while_a_rollout_step_bakes(processes: ProcessGroup, tmp_path: Path) -> None:
-    folder = tmp_path / "config"
-    (folder / "code").mkdir(parents=True)
-    _script(folder / "code", "score.py", run_s=0.05)
-    (folder / "endpoint.yml").write_text(f"name: {E}\nauth_mode: key\ntraffic: {{web: 100}}\n")
+    folder = _folder(tmp_path, "web", run_s=0.05)
     (folder / "web.yml").write_text(
         f"name: web\nendpoint_name: {E}\ninstance_count: 2\n"
         "code_configuration: {code: code, scoring_script: score.py}\n" + PROBE +

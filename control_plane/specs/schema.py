@@ -397,7 +397,13 @@ def _instance_count(src: Source, data: Mapping[str, Any], scale: ScaleSettings |
     if scale is None:
         return integer(src, data, "instance_count", "", 1, 1)
     lowest = max(1, scale.min_instances)
-    return integer(src, data, "instance_count", "", lowest, lowest, scale.max_instances)
+    count = integer(src, data, "instance_count", "", lowest, 1)
+    if not lowest <= count <= scale.max_instances:
+        raise src.error("instance_count", f"an autoscaled deployment's instance_count is its "
+                                          f"first count: from max(1, min_instances) to "
+                                          f"max_instances ({lowest} to {scale.max_instances}), "
+                                          f"got {count}; leave it out to start at {lowest}")
+    return count
 
 
 def _scale_settings(src: Source, data: Mapping[str, Any],

@@ -61,7 +61,7 @@ def test_defaults_and_first_count(tmp_path: Path) -> None:
     ("scale_settings:\n  type: target_utilization\n  scale_in_cooldown: -1\n",
      "scale_settings.scale_in_cooldown", 6, "from 0 to 86400"),
     ("scale_settings: {type: target_utilization, max_instances: 2}\ninstance_count: 3\n",
-     "instance_count", 5, "from 1 to 2"),
+     "instance_count", 5, "first count: from max(1, min_instances) to max_instances (1 to 2)"),
 ])
 def test_mistakes_name_file_key_and_line(tmp_path: Path, text: str, key: str, line: int,
                                          words: str) -> None:

@@ -40,7 +40,7 @@ from control_plane.specs.autodeploy import (
     Policy,
     Run,
 )
-from control_plane.specs.resources import DeploymentSpec
+from control_plane.specs.resources import DeploymentSpec, ScaleSettings
 from control_plane.specs.rollout import SUCCEEDED as ROLLOUT_SUCCEEDED
 from control_plane.specs.rollout import Rollout, RolloutRequest
 from control_plane.store import outbox
@@ -81,6 +81,17 @@ class ModelBinder(Protocol):
     """The model registry's `bind`: a deployment's model reference → one stored version."""
 
     def bind(self, spec: DeploymentSpec) -> DeploymentSpec: ...
+
+
+def _to_zero(spec: DeploymentSpec) -> DeploymentSpec:
+    """Autoscaled from zero: with 0% traffic nothing is in flight, so the scaler drains it at
+    its next poll (no scale-in cooldown: it just left traffic); a request sent to it directly
+    (the azureml-model-deployment header) starts an instance again, up to its old count."""
+    most = max(spec.instance_count, spec.scale_settings.max_instances
+               if spec.scale_settings is not None else 1)
+    base = spec.scale_settings or ScaleSettings()
+    return spec.with_changes(scale_settings=replace(base, min_instances=0, max_instances=most,
+                                                    scale_in_cooldown=0))
 
 
 class RunFailed(ScoregateError):
@@ -258,7 +269,8 @@ class Pipeline:
                if share > 0 and name != run.candidate and not spec.traffic.get(name)
                and not spec.mirror_traffic.get(name)
                and f"{run.endpoint}/{name}" in state.deployments]
-        done = "deleted" if policy.old_deployment == "delete" else "scaled down to 1 instance"
+        done = {"delete": "deleted", "scale-to-zero": "scaled to zero"}.get(
+            policy.old_deployment, "scaled down to 1 instance")
         notes = [f"{', '.join(old) or 'nothing'} {done}"]
         for name in old:
             try:  # the candidate is live already: a refusal here is said, not a failed run
@@ -271,6 +283,8 @@ class Pipeline:
     async def _retire_one(self, endpoint: str, name: str, action: str) -> None:
         if action == "delete":
             await self._thread(self.store.begin_delete, endpoint, name)
+        elif action == "scale-to-zero":
+            await self._thread(self.store.patch_deployment, endpoint, name, _to_zero)
         elif (await self._thread(self.store.deployment, endpoint, name)).spec.instance_count == 1:
             return  # already the least there is
         else:

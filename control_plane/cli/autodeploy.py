@@ -120,5 +120,6 @@ def _set_flags(sub: argparse.ArgumentParser) -> None:
                           "for inspection) or delete")
     sub.add_argument("--old-deployment", choices=OLD_DEPLOYMENT, default="delete",
                      help="the deployment a promoted one replaced: keep (0%%), scale-down "
-                          "(1 instance) or delete (default)")
+                          "(1 instance), scale-to-zero (autoscaled from zero, drained at once) "
+                          "or delete (default)")
     add_plan_flags(sub)

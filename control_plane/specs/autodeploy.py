@@ -22,7 +22,8 @@ from control_plane.specs.rollout import Guardrails, RolloutRequest
 
 AUTO_DEPLOY_PATH = "/v1/endpoints/{endpoint}/auto-deploy"  # admin API; CLI and server share it
 ON_GATE_FAILURE = ("keep", "delete")  # a candidate that failed: kept at 0% for inspection
-OLD_DEPLOYMENT = ("keep", "scale-down", "delete")  # the deployment it replaced, once promoted
+# the deployment a promoted one replaced
+OLD_DEPLOYMENT = ("keep", "scale-down", "scale-to-zero", "delete")
 FORMATS = ("azure", "mlflow")  # the request bodies the gate sends, as `evaluate --format`
 MAX_GATE_ROWS = 10_000
 LIVE = "live"

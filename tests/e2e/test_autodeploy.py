@@ -215,7 +215,7 @@ def test_auto_deploy_gate_and_guardrails(gateway: RunningGateway, processes: Pro
     print(f"\nmodel create → first live request on v2: {first_live_s:.2f} s")
 
     # kill -9 during the rollout of v5: the restarted server carries the run on
-    gateway.cli_json(*policy_flags, "--old-deployment", "keep")
+    gateway.cli_json(*policy_flags, "--old-deployment", "scale-to-zero")
     register(gateway, tmp_path, 5, "good")
     wait_until(lambda: (run_of(gateway, 5) or {}).get("stage") == "rolling_out",
                timeout=60, interval=0.1, what="v5 to reach its rollout")
@@ -231,4 +231,13 @@ def test_auto_deploy_gate_and_guardrails(gateway: RunningGateway, processes: Pro
     assert resumed["state"] == "succeeded", resumed["reason"]
     assert traffic(restarted) == {f"{MODEL}-v5": 100}
     names = [d["name"] for d in restarted.cli_json("online-deployment", "list", "-e", E)]
-    assert f"{MODEL}-v2" in names  # kept, at 0%
+    assert f"{MODEL}-v2" in names  # kept, at 0%, and scaled to zero by the autoscaler
+
+    def v2_scale() -> dict[str, Any]:
+        shown: dict[str, Any] = restarted.cli_json("online-deployment", "show", "-e", E,
+                                                   "-n", f"{MODEL}-v2")
+        return shown
+
+    wait_until(lambda: (v2_scale().get("scale_status") or {}).get("desired_instances") == 0,
+               timeout=60, what="the replaced v2 scaled to zero")
+    assert v2_scale()["scale_settings"]["min_instances"] == 0

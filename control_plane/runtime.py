@@ -12,6 +12,13 @@ task per deployment: it waits until the wanted version is ready (bounded by the 
 own readiness probe settings), its scoring script failed, or its instances stopped (delete),
 and records the outcome in the store (`Store.finish_provisioning`): `Succeeded` with the
 pending `--all-traffic`, or `Failed` with the reason and the instance log's last lines.
+
+An update that replaces instances rolls batch by batch (`_roll`, docs/rolling-updates.md): the
+supervisor gets a `Batch` bound for the deployment, each batch must be ready and pass its bake
+before the next, and a failed batch fails the update (the store puts the previous spec back, so
+the old instances, which never stopped serving, take the replaced ones' place again). Its
+progress is stored before each batch starts; a server that finds one mid-way at its next start
+(killed meanwhile: every instance died with it) rolls it back and starts the previous spec.
 """
 
 from __future__ import annotations
@@ -30,18 +37,23 @@ from control_plane.compile import EndpointKeys, compile_snapshot
 from control_plane.events import EventSubscriptions
 from control_plane.home import StateDir
 from control_plane.instances.managed import InstanceStatus
-from control_plane.instances.supervisor import Supervisor
+from control_plane.instances.supervisor import Batch, Supervisor, replaces_instances
 from control_plane.registry import ModelRegistry
+from control_plane.rollouts import rolling
+from control_plane.rollouts import rows as rollout_rows
 from control_plane.rollouts.engine import RolloutEngine
+from control_plane.rollouts.window import WindowSample
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
+from control_plane.specs.rollout import TRIPPED
 from control_plane.store.extension import StoreExtension
 from control_plane.store.provisioning import CREATING, DELETING, UPDATING, Provisioning
-from control_plane.store.sqlite_store import Store, StoreState
+from control_plane.store.sqlite_store import Record, Store, StoreState
 from control_plane.tasks import cancel_and_wait
 from gateway import (
     AUTH_NONE,
     ComparisonReport,
     GatewaySettings,
+    InstanceRoute,
     ScoringApp,
     SnapshotHolder,
     publish_config,
@@ -53,6 +65,8 @@ STARTUP_SLACK_S = 60.0  # on top of the readiness budget: start the interpreter,
 # (generous: a cold import of numpy and a model library on a busy machine takes tens of seconds)
 LOG_TAIL_LINES = 20  # of the instance log, in a failed deployment's reason
 _POLL_S = 0.1
+_TRIPPED = "guardrails tripped"
+_BAKE_TICK_S = 0.5  # how often a bake checks that its update still stands
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,7 @@ class AppliedState:
     deployments: Mapping[str, DeploymentSpec] = field(default_factory=dict)
     secrets: Mapping[str, EndpointKeys] = field(default_factory=dict)
     running: Mapping[str, DeploymentSpec] = field(default_factory=dict)  # whose instances run
+    batches: Mapping[str, Batch] = field(default_factory=dict)  # rolling updates' bounds
 
 
 def readiness_budget(spec: DeploymentSpec, slack_s: float = STARTUP_SLACK_S) -> float:
@@ -98,6 +113,11 @@ class Runtime:
         self._autoscaler: Autoscaler | None = None
         self._operations: dict[str, asyncio.Task[None]] = {}
         self._generation: dict[str, int] = {}
+        # Rolling updates this server drives: key → (the update's ETag, its current batch).
+        self._batches: dict[str, tuple[str, Batch]] = {}
+        self._progress: dict[str, rolling.Progress] = {}  # the last stored, for `show`
+        self._tripped: set[str] = set()  # rolled back by a guardrail: its new instances fail
+        self._rolling_rows = rollout_rows.STORE_EXTENSION in extensions
         self.scoring_app: ScoringApp | None = None  # set by attach(); its comparison reports
 
     def attach(self, *, holder: SnapshotHolder, supervisor: Supervisor, scoring_url: str,
@@ -171,7 +191,8 @@ class Runtime:
         assert self._lock is not None, "attach() first"
         async with self._lock:
             state = self._read_committed()
-            await self.supervisor.reconcile(self._scaled(state.running), wait=False)
+            await self.supervisor.reconcile(self._scaled(state.running), wait=False,
+                                            batches=state.batches)
             self._applied = state
             return self.publish()
 
@@ -242,6 +263,7 @@ class Runtime:
         endpoint, name = key.split("/", 1)
         await anyio.to_thread.run_sync(self.store.finish_provisioning, endpoint, name,
                                        record.etag, status.state, reason)
+        self._batches.pop(key, None)
         await self.apply_change()
         return True
 
@@ -289,6 +311,8 @@ class Runtime:
         failure = None
         if status.state == DELETING:
             await self._until_stopped(key, generation, record.spec)
+        elif self._rolls(record.spec, status):
+            failure = await self._roll(key, generation, record)
         else:
             failure = await self._until_ready(key, generation, record.spec)
         if self._generation.get(key) != generation:
@@ -298,17 +322,125 @@ class Runtime:
         endpoint, name = key.split("/", 1)
         await anyio.to_thread.run_sync(self.store.finish_provisioning, endpoint, name,
                                        record.etag, status.state, failure)
+        self._batches.pop(key, None)
+        if key in self._tripped:
+            await self._evict_tripped(key)
         await self.apply_change()
 
-    async def _until_ready(self, key: str, generation: int, spec: DeploymentSpec) -> str | None:
-        """None once the wanted version is ready, else why it failed or will not be ready,
-        with the last lines of the log of the instance to blame."""
+    # --- rolling updates --------------------------------------------------------------------
+
+    def _rolls(self, spec: DeploymentSpec, status: Provisioning) -> bool:
+        """Whether this operation is a rolling update: an update of a managed deployment that
+        replaces its instances while a working version serves."""
+        previous = status.previous
+        return (self._rolling_rows and status.state == UPDATING and previous is not None
+                and not spec.is_external and not previous.is_external
+                and replaces_instances(previous, spec))
+
+    async def _roll(self, key: str, generation: int,
+                    record: Record[DeploymentSpec]) -> str | None:
+        """Batch after batch: bound the supervisor, wait for the batch to be ready, bake and
+        judge it. None once every instance is new, else why the update stops (the caller's
+        `finish_provisioning` then puts the previous spec back)."""
+        spec = record.spec
+        stored = await self._load_progress(key)
+        if key not in self._batches and _interrupted(stored, record.etag):
+            assert stored is not None
+            reason = (f"the rolling update was interrupted at batch {stored.batch}/"
+                      f"{stored.batches} ({stored.state}) by a stop of scoregate serve; rolled "
+                      "back to the previous version (run the update again)")
+            await self._save_progress(key, rolling.step(stored, state=rolling.ROLLED_BACK,
+                                                        message=reason))
+            return reason
+        plan = rolling.plan(spec.instance_count, spec.rolling_update)
+        progress: rolling.Progress | None = None
+        for index, target in enumerate(plan.targets, 1):
+            self._batches[key] = (record.etag, Batch(target, plan.unavailable))
+            progress = rolling.step(progress, etag=record.etag, batch=index,
+                                    batches=len(plan.targets), state=rolling.ROLLING,
+                                    new_instances=target, message="starting the batch")
+            await self._save_progress(key, progress)
+            await self.apply_change()
+            failure = await self._until_ready(key, generation, spec, target)
+            if failure is None and spec.rolling_update.bake_s > 0:
+                failure = await self._bake(key, generation, spec, progress)
+            if self._generation.get(key) != generation:
+                return None  # a newer operation took over
+            if failure is not None and failure.startswith(_TRIPPED):
+                self._tripped.add(key)
+            if failure is not None:
+                failure = (f"rolling update stopped at batch {index}/{len(plan.targets)}: "
+                           f"{failure}; the replaced instances were rolled back")
+                await self._save_progress(key, rolling.step(
+                    progress, state=rolling.ROLLED_BACK, message=failure.splitlines()[0]))
+                return failure
+        await self._save_progress(key, rolling.step(progress, state=rolling.SUCCEEDED,
+                                                    message="every instance replaced"))
+        return None
+
+    async def _bake(self, key: str, generation: int, spec: DeploymentSpec,
+                    progress: rolling.Progress) -> str | None:
+        """Serve `bake_s` with the batch in rotation, then judge its new instances against
+        the old ones; why it failed, or None."""
+        update = spec.rolling_update
+        await self._save_progress(key, rolling.step(progress, state=rolling.BAKING,
+                                                    message=f"baking {update.bake_s:g} s"))
+        new, old = self.supervisor.versions(key)
+        start = {route.url: rolling.read_instances((route,)) for route in (*new, *old)}
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        while loop.time() - began < update.bake_s and self._generation.get(key) == generation:
+            await asyncio.sleep(min(_BAKE_TICK_S, update.bake_s))  # the bake is a span of time
+        new, old = self.supervisor.versions(key)
+        seconds = loop.time() - began
+        verdict = rolling.judge_batch(update, seconds, _since(start, new), _since(start, old))
+        log.info("deployment %s: batch %d/%d: %s", key, progress.batch, progress.batches,
+                 verdict.message)
+        return f"{_TRIPPED}: {verdict.message}" if verdict.outcome == TRIPPED else None
+
+    async def _evict_tripped(self, key: str) -> None:
+        """After a rollback that a guardrail decided, the new instances (in rotation, failing)
+        leave at once instead of serving until the previous spec's replacements are ready:
+        a batch bound that lets every instance of the restored spec be unavailable."""
+        self._tripped.discard(key)
+        state = await anyio.to_thread.run_sync(self.store.state)
+        restored = state.deployments.get(key)
+        if restored is not None:
+            count = restored.spec.instance_count
+            self._batches[key] = (restored.etag, Batch(count, count))
+
+    async def _load_progress(self, key: str) -> rolling.Progress | None:
+        if not self._rolling_rows:
+            return None
+        endpoint, name = key.split("/", 1)
+        return await anyio.to_thread.run_sync(self.store.feature_read, lambda conn: rolling.load(
+            conn, endpoint, name))
+
+    async def _save_progress(self, key: str, progress: rolling.Progress) -> None:
+        """Stored before the batch it announces starts: a restart finds it."""
+        endpoint, name = key.split("/", 1)
+        await anyio.to_thread.run_sync(self.store.feature_write, lambda conn: rolling.save(
+            conn, endpoint, name, progress))
+        self._progress[key] = progress
+        log.info("deployment %s: rolling update batch %d/%d %s: %s", key, progress.batch,
+                 progress.batches, progress.state, progress.message)
+
+    def rolling_status(self, key: str) -> dict[str, object] | None:
+        """The last rolling update's progress of `key` (batch i/n, state), for `show`."""
+        progress = self._progress.get(key)
+        return None if progress is None else progress.to_view()
+
+    async def _until_ready(self, key: str, generation: int, spec: DeploymentSpec,
+                           count: int | None = None) -> str | None:
+        """None once the wanted version is ready (`count` of its instances, by default all),
+        else why it failed or will not be ready, with the last lines of the log of the
+        instance to blame."""
         budget = readiness_budget(spec, self.startup_slack_s)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
-        outcome = self.supervisor.outcome(key)
+        outcome = self.supervisor.outcome(key, count)
         while loop.time() < deadline and self._generation.get(key) == generation:
-            outcome = self.supervisor.outcome(key)
+            outcome = self.supervisor.outcome(key, count)
             if outcome.ready:
                 return None
             if outcome.failure is not None:
@@ -351,12 +483,48 @@ class Runtime:
 
     def _read_committed(self) -> AppliedState:
         state = self.store.state()  # one read transaction: never a mix of two commits
+        running, batches = _running(state), {}
+        for key, record in state.deployments.items():
+            status, held = state.status(key), self._batches.get(key)
+            if key in running and held is not None and held[0] == record.etag:
+                batches[key] = held[1]
+            elif key not in running or not self._rolls(record.spec, status):
+                continue
+            elif status.previous is not None and _interrupted(self._stored(key), record.etag):
+                running[key] = status.previous  # rolled back by its follower: start no new one
+            else:  # just written, its follower not there yet: the first batch
+                plan = rolling.plan(record.spec.instance_count, record.spec.rolling_update)
+                batches[key] = Batch(plan.targets[0], plan.unavailable)
         return AppliedState(
             endpoints={name: record.spec for name, record in state.endpoints.items()},
             deployments={key: record.spec for key, record in state.deployments.items()},
             secrets=state.secrets,
-            running=_running(state),
+            running=running,
+            batches=batches,
         )
+
+    def _stored(self, key: str) -> rolling.Progress | None:
+        """The stored progress of `key` (read in the loop: one small row, only for a rolling
+        update this server does not drive, i.e. at the first start after a stop)."""
+        endpoint, name = key.split("/", 1)
+        progress = self.store.feature_read(lambda conn: rolling.load(conn, endpoint, name))
+        if progress is not None:
+            self._progress.setdefault(key, progress)
+        return progress
+
+
+def _interrupted(progress: rolling.Progress | None, etag: str) -> bool:
+    """A rolling update of this very operation was mid-way when the server stopped."""
+    return (progress is not None and progress.etag == etag
+            and progress.state in (rolling.ROLLING, rolling.BAKING))
+
+
+def _since(start: Mapping[str, WindowSample], routes: tuple[InstanceRoute, ...]) -> WindowSample:
+    """What these instances did since `start` was read (one started since then: everything)."""
+    total = WindowSample()
+    for route in routes:
+        total = total + (rolling.read_instances((route,)) - start.get(route.url, WindowSample()))
+    return total
 
 
 def _not_ready_in_time(spec: DeploymentSpec, budget: float, slack_s: float) -> str:

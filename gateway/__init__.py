@@ -37,6 +37,7 @@ from gateway.snapshot import (
     freeze,
 )
 from gateway.telemetry.access_log import configure_logging
+from gateway.telemetry.instances import instance_counts
 from gateway.telemetry.metrics import (
     RequestCounts,
     count_probe_failure,
@@ -84,6 +85,7 @@ __all__ = [
     "count_scaling_decision",
     "freeze",
     "hardened_protocol",
+    "instance_counts",
     "issue_token",
     "publish_config",
     "render_metrics",

@@ -38,8 +38,15 @@ from gateway.http.pools import (
 from gateway.picking import TrafficTable, least_in_flight, mirror_due
 from gateway.roles import ROLE_DIRECT, ROLE_LIVE
 from gateway.shadow.mirror import Mirror
-from gateway.snapshot import DeploymentRoute, EndpointRoute, RoutingSnapshot, SnapshotHolder
+from gateway.snapshot import (
+    DeploymentRoute,
+    EndpointRoute,
+    InstanceRoute,
+    RoutingSnapshot,
+    SnapshotHolder,
+)
 from gateway.telemetry.access_log import AccessLog, AccessRecord
+from gateway.telemetry.instances import count_answer
 from gateway.telemetry.metrics import BATCH_SIZE_HEADER, BATCH_WAIT_HEADER, NONE, Recorders
 
 DEPLOYMENT_HEADER = b"azureml-model-deployment"
@@ -299,21 +306,36 @@ class ScoreHandler:
         timeout = deployment.request_timeout_s
         try:
             try:
-                return await self._upstream.send(LIVE_POOL, instance, "POST", instance.score_path,
-                                                 body, headers, timeout)
+                return await self._send_to(instance, body, headers, timeout)
             except UpstreamRefused:
                 other = least_in_flight(deployment.instances, in_flight, self._random(),
                                         exclude=instance.id)
                 if other is None:
                     raise
-                return await self._upstream.send(LIVE_POOL, other, "POST", other.score_path,
-                                                 body, headers, timeout)
+                return await self._send_to(other, body, headers, timeout)
         except UpstreamTimeout:
             raise GatewayError(408, f"deployment '{deployment.name}' did not answer within "
                                     f"{timeout:g} s (request_timeout_ms)") from None
         except (UpstreamRefused, UpstreamFailed) as error:
             raise GatewayError(502, f"deployment '{deployment.name}' could not be reached: "
                                     f"{error}") from None
+
+    async def _send_to(self, instance: InstanceRoute, body: bytes, headers: Headers,
+                       timeout: float) -> Answer:
+        """One attempt on one instance, tallied per instance (a refused connection is not an
+        answer: the request goes to another instance)."""
+        started = time.perf_counter()
+        try:
+            answer = await self._upstream.send(LIVE_POOL, instance, "POST", instance.score_path,
+                                               body, headers, timeout)
+        except UpstreamTimeout:
+            count_answer(instance.url, 408, time.perf_counter() - started)
+            raise
+        except UpstreamFailed:
+            count_answer(instance.url, 502, time.perf_counter() - started)
+            raise
+        count_answer(instance.url, answer.status, answer.seconds)
+        return answer
 
     def _record(self, endpoint: EndpointRoute | None, deployment: str, role: str, status: int,
                 model_status: int | None, started: float, request_id: str,

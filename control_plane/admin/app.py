@@ -57,7 +57,8 @@ TOKEN_TTL_S = 3600.0  # aml_token lifetime given by get-credentials; refresh aft
 MAX_LOG_LINES = 100_000
 MAX_ADMIN_BODY_BYTES = 1024 * 1024  # the largest admin body (a deployment spec is a few KB)
 _MERGED_FIELDS = frozenset({"tags", "environment_variables", "request_settings",
-                            "liveness_probe", "readiness_probe", "batching", "scale_settings"})
+                            "liveness_probe", "readiness_probe", "batching", "scale_settings",
+                            "rolling_update"})
 _MODEL_FIELDS = frozenset({"model_path", "model_ref", "model_type"})
 _log = logging.getLogger("scoregate.admin")
 T = TypeVar("T")
@@ -96,6 +97,7 @@ class AdminRuntime(Protocol):
 
     def instance_status(self, key: str) -> Sequence[InstanceStatus]: ...  # "endpoint/deployment"
     def scale_status(self, key: str) -> Mapping[str, Any] | None: ...  # None: a fixed count
+    def rolling_status(self, key: str) -> Mapping[str, object] | None: ...  # batch i/n, state
     def logs(self, key: str, lines: int) -> str: ...
     def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport: ...
 
@@ -383,8 +385,10 @@ class _AdminApi:
         scale_status = self.runtime.scale_status(key)
         if scale_status is not None:  # autoscaled: the count decided and the last decisions
             message["scale_status"] = dict(scale_status)
+        rolling = self.runtime.rolling_status(key)
+        progress = {"rolling_update_status": dict(rolling)} if rolling is not None else {}
         return {**spec.to_dict(), "model": spec.model_ref or spec.model_path,
-                "provisioning_state": provisioning.state, **message,
+                "provisioning_state": provisioning.state, **message, **progress,
                 "instances": [_instance_view(status) for status in statuses],
                 "etag": record.etag}
 

@@ -69,6 +69,19 @@ _SCALE["properties"]["type"] = {"type": "string", "enum": list(SCALE_TYPES)}
 for _name, (_, _highest) in SCALE_BOUNDS.items():
     _SCALE["properties"][_name]["maximum"] = _highest
 
+_COUNT_OR_PERCENT: Schema = {"description": "a whole number of instances (2) or a percent of "
+                                            "instance_count (\"25%\")"}
+_ROLLING_UPDATE: Schema = {
+    "type": "object", "additionalProperties": False,
+    "description": "how an update that replaces instances rolls (docs/rolling-updates.md)",
+    "properties": {
+        "max_surge": _COUNT_OR_PERCENT, "max_unavailable": _COUNT_OR_PERCENT,
+        "bake_s": {"type": "number", "minimum": 0, "maximum": 3600},
+        "max_error_rate": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True},
+        "max_latency_factor": {"type": "number", "minimum": 1, "nullable": True},
+        "min_requests": {"type": "integer", "minimum": 0},
+    }}
+
 _ENDPOINT_FIELDS: Schema = {
     "auth_mode": {"type": "string", "enum": list(AUTH_MODES)},
     "traffic": _PERCENTS,
@@ -97,6 +110,7 @@ _DEPLOYMENT_FIELDS: Schema = {
     "environment": {"nullable": True},
     "batching": _BATCHING,
     "scale_settings": _SCALE,
+    "rolling_update": _ROLLING_UPDATE,
 }
 _STATUS_FIELDS: Schema = {
     "etag": {"type": "string"},
@@ -164,6 +178,12 @@ SCHEMAS: dict[str, Schema] = {
         "scale_status": {"type": "object", "additionalProperties": True, "description": (
             "autoscaled deployments only: desired_instances and the last decisions (time, "
             "utilization_percentage, old_instances, new_instances, reason, message)")},
+        "rolling_update_status": _object({
+            "batch": {"type": "integer"}, "batches": {"type": "integer"},
+            "state": {"type": "string", "enum": ["rolling", "baking", "succeeded",
+                                                 "rolled_back"]},
+            "new_instances": {"type": "integer"}, "message": {"type": "string"},
+        }, extra=True),
         **_STATUS_FIELDS,
     }, ("name", "endpoint_name", "instance_count", "provisioning_state", "instances", "etag"),
         extra=True),
@@ -264,10 +284,11 @@ _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "array": lambda v: isinstance(v, list),
     "string": lambda v: isinstance(v, str),
     "integer": _is_int,
+    "number": lambda v: _is_int(v) or isinstance(v, float),
     "boolean": lambda v: isinstance(v, bool),
 }
 _ARTICLE = {"object": "an object", "array": "a list", "string": "text",
-            "integer": "a whole number", "boolean": "true or false"}
+            "integer": "a whole number", "number": "a number", "boolean": "true or false"}
 
 
 _ENDPOINTS = "/v1/endpoints"

@@ -101,7 +101,11 @@ def _until_done(client: AdminClient, path: str, answer: dict[str, Any],
 def _progress(shown: dict[str, Any]) -> str:
     instances = shown.get("instances") or []
     states = ", ".join(f"{i['id']} {i['state']}" for i in instances) or "no instance yet"
-    return f"{shown['provisioning_state']} {shown['name']}: {states}"
+    rolling = shown.get("rolling_update_status")
+    batch = (f"batch {rolling['batch']}/{rolling['batches']} {rolling['state']}"
+             f" ({rolling['new_instances']} new): "
+             if isinstance(rolling, dict) and rolling.get("state") in ("rolling", "baking") else "")
+    return f"{shown['provisioning_state']} {shown['name']}: {batch}{states}"
 
 
 def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:

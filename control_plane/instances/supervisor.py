@@ -37,18 +37,18 @@ from control_plane.instances.managed import (
     SupervisorTimings,
 )
 from control_plane.instances.model_dir import InstanceFolders, InstancePaths
-from control_plane.specs.resources import DeploymentSpec
+from control_plane.specs.resources import DeploymentSpec, RollingUpdate
 from control_plane.tasks import cancel_and_wait
 from gateway import InstanceRoute, count_probe_failure, count_restart, set_ready_instances
 
-__all__ = ["CommandBuilder", "InstanceStatus", "MetricEvents", "Outcome", "Supervisor",
-           "SupervisorTimings"]
+__all__ = ["Batch", "CommandBuilder", "InstanceStatus", "MetricEvents", "Outcome", "Supervisor",
+           "SupervisorTimings", "replaces_instances"]
 
 log = logging.getLogger("scoregate.instances")
 
 # Fields that do not change what runs: editing them never restarts instances.
 _COSMETIC = {"instance_count": 0, "description": "", "tags": {}, "not_applied": {},
-             "scale_settings": None}
+             "scale_settings": None, "rolling_update": RollingUpdate()}
 # Exits before ready that no restart cures: the script failed (import, init) or the command
 # line is wrong (the scoring server's codes); None: the process could not be spawned at all.
 _HOPELESS_EXIT_CODES = (None, INIT_FAILED_EXIT_CODE, 2)
@@ -77,6 +77,17 @@ class Outcome:
     instance: str | None = None
 
 
+@dataclass(frozen=True)
+class Batch:
+    """A rolling update's bound on one deployment (docs/rolling-updates.md): at most `new`
+    instances of the wanted spec run, and old ones retire only as new ones get ready, never
+    leaving more than `unavailable` below `instance_count`. Without one, every new instance
+    starts at once (the old ones still go only as new ones are ready)."""
+
+    new: int
+    unavailable: int = 0
+
+
 @dataclass
 class _Deployment:
     """What is wanted (spec, or None once removed) and what runs, for one "endpoint/name"."""
@@ -86,6 +97,7 @@ class _Deployment:
     spec: DeploymentSpec | None
     instances: dict[str, ManagedInstance] = field(default_factory=dict)
     external: tuple[InstanceRoute, ...] = ()
+    batch: Batch | None = None
 
 
 class Supervisor:
@@ -120,8 +132,8 @@ class Supervisor:
         return self._timings.drain_margin_s + self._timings.stop_grace_s
 
     async def reconcile(self, deployments: Mapping[str, DeploymentSpec], *,
-                        wait: bool = True) -> None:
-        """Make what runs match `deployments`.
+                        wait: bool = True, batches: Mapping[str, Batch] | None = None) -> None:
+        """Make what runs match `deployments`; `batches` bounds the deployments being rolled.
 
         Removed instances leave the ready set at once and drain in the background. With
         `wait`, returns when every instance this call started is ready or has failed, bounded
@@ -143,6 +155,7 @@ class Supervisor:
                 wanted = self._deployments.setdefault(
                     key, _Deployment(spec.endpoint_name, spec.name, spec))
                 wanted.spec, wanted.external = spec, external[key]
+                wanted.batch = (batches or {}).get(key)
                 started += self._converge(key)
             self._notify_change()
         if wait:
@@ -198,10 +211,20 @@ class Supervisor:
         path = instance_logs.instance_log_path(self._log_root, endpoint, name, instance)
         return "".join(f"{line}\n" for line in instance_logs.tail(path, lines))
 
-    def outcome(self, key: str) -> Outcome:
-        """How the wanted version of `key` stands: enough of its instances ready, or a failure
-        that waiting will not cure (its scoring script failed, bad arguments, a process that
-        cannot be spawned), or neither yet."""
+    def versions(self, key: str) -> tuple[tuple[InstanceRoute, ...], tuple[InstanceRoute, ...]]:
+        """The routable instances of `key`: (of the wanted spec, of an older one)."""
+        deployment = self._deployments.get(key)
+        if deployment is None or deployment.spec is None:
+            return (), ()
+        spec = deployment.spec
+        routable = [i for i in deployment.instances.values() if i.routable]
+        return (tuple(i.route for i in routable if _same_process(i.spec, spec)),
+                tuple(i.route for i in routable if not _same_process(i.spec, spec)))
+
+    def outcome(self, key: str, count: int | None = None) -> Outcome:
+        """How the wanted version of `key` stands: enough of its instances ready (`count`, by
+        default its `instance_count`), or a failure that waiting will not cure (its scoring
+        script failed, bad arguments, a process that cannot be spawned), or neither yet."""
         deployment = self._deployments.get(key)
         if deployment is None or deployment.spec is None:
             return Outcome(False, f"deployment {key} is not running")
@@ -210,7 +233,7 @@ class Supervisor:
             return Outcome(True, None)
         wanted = [i for i in deployment.instances.values()
                   if i.state not in (DRAINING, STOPPED) and _same_process(i.spec, spec)]
-        if sum(1 for i in wanted if i.ready) >= spec.instance_count:
+        if sum(1 for i in wanted if i.ready) >= (spec.instance_count if count is None else count):
             return Outcome(True, None)
         waiting = sorted((i for i in wanted if not i.ready), key=lambda i: _index(i.id))
         for instance in waiting:
@@ -256,13 +279,15 @@ class Supervisor:
         stale = [i for i in live if not _same_process(i.spec, spec)]
         for instance in current:
             instance.spec = spec  # instance_count or cosmetic fields changed
-        started = [self._start(deployment, spec)
-                   for _ in range(spec.instance_count - len(current))]
+        count, batch = spec.instance_count, deployment.batch
+        limit = count if batch is None or not stale else min(batch.new, count)
+        unavailable = 0 if batch is None else batch.unavailable
+        started = [self._start(deployment, spec) for _ in range(limit - len(current))]
         current += started
-        for instance in _retire_order(current)[:max(0, len(current) - spec.instance_count)]:
+        for instance in _retire_order(current)[:max(0, len(current) - count)]:
             self._retire(deployment, instance)
         ready_new = sum(1 for i in current if i.ready)
-        keep = max(0, spec.instance_count - ready_new)
+        keep = max(0, count - limit, count - unavailable - ready_new)
         for instance in _retire_order(stale)[:max(0, len(stale) - keep)]:
             self._retire(deployment, instance)
         return started
@@ -373,6 +398,12 @@ def _split_key(key: str) -> tuple[str, str]:
     instance_logs.checked_name("endpoint", endpoint)
     instance_logs.checked_name("deployment", name)
     return endpoint, name
+
+
+def replaces_instances(old: DeploymentSpec, new: DeploymentSpec) -> bool:
+    """Whether going from `old` to `new` starts new processes (model, code, environment,
+    variables, probes...), not only a count or a description."""
+    return not _same_process(old, new)
 
 
 def _same_process(a: DeploymentSpec, b: DeploymentSpec) -> bool:

@@ -24,6 +24,12 @@ CREATE TABLE IF NOT EXISTS rollouts (
 CREATE UNIQUE INDEX IF NOT EXISTS rollouts_one_active ON rollouts (endpoint)
     WHERE state IN ('running', 'paused');
 """
+# Rolling updates' progress (rolling.py): one JSON row per deployment, its last update's.
+_V2 = """
+CREATE TABLE IF NOT EXISTS rolling_updates (
+    endpoint TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (endpoint, name));
+"""
 _ACTIVE = "state IN ('running', 'paused')"
 
 
@@ -87,4 +93,5 @@ def _live(spec: EndpointSpec) -> tuple[dict[str, int], dict[str, int]]:
 
 
 
-STORE_EXTENSION = StoreExtension(FEATURE, (Migration(1, _V1),), guards=(refuse_manual_change,))
+STORE_EXTENSION = StoreExtension(FEATURE, (Migration(1, _V1), Migration(2, _V2)),
+                                 guards=(refuse_manual_change,))

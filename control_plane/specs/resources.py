@@ -71,6 +71,23 @@ class ScaleSettings:
 
 
 @dataclass(frozen=True)
+class RollingUpdate:
+    """How an update that replaces instances rolls (docs/rolling-updates.md): at most
+    `max_surge` instances above `instance_count` and `max_unavailable` below it, each a count
+    (`2`) or a percent of `instance_count` (`"25%"`; surge rounds up, unavailable down, as in
+    Kubernetes). Each batch bakes `bake_s` seconds (0: none) and is judged against the old
+    instances: error rate at most `max_error_rate`, p99 at most `max_latency_factor` × the
+    old instances' p99 (None: off), once it saw `min_requests` requests."""
+
+    max_surge: int | str = 1
+    max_unavailable: int | str = 0
+    bake_s: float = 0.0
+    max_error_rate: float | None = 0.01
+    max_latency_factor: float | None = None
+    min_requests: int = 10
+
+
+@dataclass(frozen=True)
 class EndpointSpec:
     name: str
     auth_mode: str = "key"
@@ -123,6 +140,7 @@ class DeploymentSpec:
     model_type: str | None = None  # custom_model | mlflow_model | triton_model; None: not said
     batching: BatchingSettings | None = None  # None: every request scored alone
     scale_settings: ScaleSettings | None = None  # None: `type: default`, a fixed instance_count
+    rolling_update: RollingUpdate = field(default_factory=RollingUpdate)
 
     @property
     def is_external(self) -> bool:
@@ -153,6 +171,7 @@ class DeploymentSpec:
         batching = data.get("batching")
         data["batching"] = None if batching is None else BatchingSettings(**batching)
         data["scale_settings"] = ScaleSettings.from_dict(data.get("scale_settings"))
+        data["rolling_update"] = RollingUpdate(**(data.get("rolling_update") or {}))
         return cls(**data)
 
     def with_changes(self, **changes: Any) -> DeploymentSpec:

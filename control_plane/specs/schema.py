@@ -42,6 +42,7 @@ from control_plane.specs.resources import (
     EndpointSpec,
     ProbeSettings,
     RequestSettings,
+    RollingUpdate,
     ScaleSettings,
 )
 
@@ -54,7 +55,10 @@ DEPLOYMENT_KEYS = frozenset({
     "name", "endpoint_name", "model", "code_configuration", "environment",
     "environment_variables", "instance_count", "request_settings", "liveness_probe",
     "readiness_probe", "description", "tags", "url", "urls", "batching", "scale_settings",
+    "rolling_update",
 })
+ROLLING_KEYS = frozenset({"max_surge", "max_unavailable", "bake_s", "max_error_rate",
+                          "max_latency_factor", "min_requests"})
 DEPLOYMENT_CLOUD_KEYS = frozenset({
     "$schema", "instance_type", "app_insights_enabled", "egress_public_network_access",
     "data_collector", "type", "private_network_connection", "with_package",
@@ -138,6 +142,7 @@ def deployment_from_mapping(data: Any, source: str, base_dir: Path, *, name: str
         model_type=model_type,
         batching=_batching(src, data, request_settings, bool(urls)),
         scale_settings=scale,
+        rolling_update=_rolling_update(src, data),
     )
 
 
@@ -435,3 +440,22 @@ def _scale_settings(src: Source, data: Mapping[str, Any],
             "scale_settings")
         raise src.invalid(key, error) from None
     return scale
+
+
+def _rolling_update(src: Source, data: Mapping[str, Any]) -> RollingUpdate:
+    """scoregate's own key (SageMaker's rolling deployment, Kubernetes' strategy):
+    `rolling_update: {max_surge, max_unavailable, bake_s, max_error_rate, max_latency_factor,
+    min_requests}`; absent: surge 1, unavailable 0, no bake (docs/rolling-updates.md)."""
+    value = data.get("rolling_update")
+    if value is None:
+        return RollingUpdate()
+    block = mapping(src, value, "rolling_update")
+    check_keys(src, block, "rolling_update", ROLLING_KEYS, (), {}, "rolling_update")
+    update = RollingUpdate(**{name: block[name] for name in ROLLING_KEYS if name in block})
+    try:
+        validation.check_rolling_update(update, "this deployment")
+    except ValidationError as error:
+        named = [name for name in ROLLING_KEYS if f"rolling_update.{name} " in str(error)]
+        raise src.invalid(f"rolling_update.{named[0]}" if named else "rolling_update",
+                          error) from None
+    return update

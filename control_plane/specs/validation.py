@@ -38,6 +38,7 @@ from control_plane.specs.resources import (
     EndpointSpec,
     ProbeSettings,
     RequestSettings,
+    RollingUpdate,
     ScaleSettings,
 )
 
@@ -180,6 +181,7 @@ def validate_deployment(spec: DeploymentSpec) -> None:
     _check_model_type(where, spec)
     _check_probe(where, "liveness_probe", spec.liveness_probe)
     _check_probe(where, "readiness_probe", spec.readiness_probe)
+    check_rolling_update(spec.rolling_update, where)
     if spec.batching is not None:
         for field_name, (lowest, highest) in BATCHING_BOUNDS.items():
             _require_int("batching", f"batching.{field_name} of {where}",
@@ -207,6 +209,65 @@ def check_scale_settings(scale: ScaleSettings, external: bool, where: str) -> No
         raise ValidationError("scale-settings", f"scale_settings.min_instances of {where} "
                               f"({scale.min_instances}) is above max_instances "
                               f"({scale.max_instances})")
+
+
+_PERCENT = re.compile(r"(\d{1,3})%")
+
+
+def rolling_counts(update: RollingUpdate, instance_count: int) -> tuple[int, int]:
+    """(surge, unavailable) as instance counts for `instance_count` instances: a percent of
+    it, surge rounded up and unavailable down (Kubernetes' rule); at least one of them is 1 or
+    more, so a rolling update always moves."""
+    surge = _count(update.max_surge, instance_count, up=True)
+    unavailable = min(_count(update.max_unavailable, instance_count, up=False), instance_count)
+    if surge == 0 and unavailable == 0:
+        surge = 1  # e.g. 10% of 3 unavailable rounds to 0 with surge 0: still one at a time
+    return surge, unavailable
+
+
+def _count(value: int | str, instance_count: int, *, up: bool) -> int:
+    if isinstance(value, int):
+        return value
+    percent = int(value[:-1])
+    return -(-percent * instance_count // 100) if up else percent * instance_count // 100
+
+
+def check_rolling_update(update: RollingUpdate, where: str) -> None:
+    """`max_surge` / `max_unavailable`: a whole number ≥ 0 or a percent 0–100% (not both 0);
+    `bake_s` 0–3600; `max_error_rate` 0–1; `max_latency_factor` ≥ 1; `min_requests` ≥ 0."""
+    for name in ("max_surge", "max_unavailable"):
+        value = getattr(update, name)
+        if not _count_or_percent(value):
+            raise ValidationError("rolling-update", f"rolling_update.{name} of {where} must be "
+                                  f"a whole number of instances (2) or a percent of "
+                                  f"instance_count (\"25%\"), got {echo(value)}")
+    if update.max_surge in (0, "0%") and update.max_unavailable in (0, "0%"):
+        raise ValidationError("rolling-update", f"rolling_update of {where}: max_surge and "
+                              "max_unavailable cannot both be 0 (nothing could be replaced)")
+    _require_number(f"rolling_update.bake_s of {where}", update.bake_s, 0, 3600)
+    if update.max_error_rate is not None:
+        _require_number(f"rolling_update.max_error_rate of {where}", update.max_error_rate, 0, 1)
+    if update.max_latency_factor is not None:
+        _require_number(f"rolling_update.max_latency_factor of {where}",
+                        update.max_latency_factor, 1, 1000)
+    _require_int("rolling-update", f"rolling_update.min_requests of {where}",
+                 update.min_requests, 0)
+
+
+def _count_or_percent(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    match = _PERCENT.fullmatch(value) if isinstance(value, str) else None
+    return match is not None and int(match.group(1)) <= 100
+
+
+def _require_number(what: str, value: object, lowest: float, highest: float) -> None:
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not lowest <= value <= highest):
+        raise ValidationError("rolling-update", f"{what} must be a number from {lowest:g} to "
+                              f"{highest:g}, got {echo(value)}")
 
 
 def check_batching(batching: BatchingSettings, settings: RequestSettings, external: bool,

@@ -8,6 +8,7 @@ EXPECTED = {
     "DEFAULT_BODY_TIMEOUT_S", "DEFAULT_HEADER_TIMEOUT_S", "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_SEND_TIMEOUT_S", "RESERVED_FDS", "connection_cap", "render_metrics",
     "hardened_protocol",
+    "instance_counts",
     "DeploymentRoute", "EndpointRoute", "GatewaySettings", "InstanceRoute", "RoutingSnapshot",
     "SnapshotHolder", "freeze",
     "GatewayOptions", "ScoringApp", "SettingsError",

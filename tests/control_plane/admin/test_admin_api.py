@@ -73,6 +73,8 @@ class StandInRuntime:
 
     def scale_status(self, key: str) -> None:
         return None  # no autoscaler here
+    def rolling_status(self, key: str) -> None:
+        return None  # no rolling update ever ran
 
     def logs(self, key: str, lines: int) -> str:
         if key.endswith("/explode"):

@@ -61,7 +61,7 @@ def test_a_database_written_before_the_regroup_opens_with_its_data_intact(
     store = Store(tmp_path / "home", ROLLOUTS)
     try:
         # core 2 adds the events outbox (empty: the old changes raised no event), 3 provisioning
-        assert meta(path) == {"schema": CORE.version, "schema:rollouts": 1, "revision": 2}
+        assert meta(path) == {"schema": CORE.version, "schema:rollouts": 2, "revision": 2}
         assert {table: rows(path, table) for table in OLD_TABLES} == before
         assert rows(path, "events") == []
         assert store.revision == 2
@@ -107,9 +107,9 @@ def test_a_newer_database_is_refused_with_schema_too_new(tmp_path: Path) -> None
 def test_a_newer_feature_version_is_refused_too(tmp_path: Path) -> None:
     path = load_dump(tmp_path / "home")
     with sqlite3.connect(path) as conn:
-        conn.execute("INSERT INTO meta (key, value) VALUES ('schema:rollouts', 2)")
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema:rollouts', 3)")
     conn.close()
-    with pytest.raises(SchemaTooNew, match="schema:rollouts .* version 2"):
+    with pytest.raises(SchemaTooNew, match="schema:rollouts .* version 3"):
         Store(tmp_path / "home", ROLLOUTS)
 
 

@@ -226,6 +226,12 @@ class Runtime:
                 scaled[key] = spec.with_changes(instance_count=count)
         return scaled
 
+    def _count(self, key: str, spec: DeploymentSpec) -> int:
+        """How many instances run: an autoscaled deployment's decided count, else its own.
+        A rolling update plans its batches on it, so it replaces what actually runs."""
+        decided = self._autoscaler.desired(key) if self._autoscaler is not None else None
+        return spec.instance_count if decided is None else decided
+
     def _effective_endpoints(self) -> dict[str, EndpointSpec]:
         """`--local` endpoints take requests without a key, as Azure's local endpoints do,
         but only while the scoring listener is bound to loopback: `serve --host 0.0.0.0`
@@ -352,7 +358,7 @@ class Runtime:
             await self._save_progress(key, rolling.step(stored, state=rolling.ROLLED_BACK,
                                                         message=reason))
             return reason
-        plan = rolling.plan(spec.instance_count, spec.rolling_update)
+        plan = rolling.plan(self._count(key, spec), spec.rolling_update)
         progress: rolling.Progress | None = None
         for index, target in enumerate(plan.targets, 1):
             self._batches[key] = (record.etag, Batch(target, plan.unavailable))
@@ -406,7 +412,7 @@ class Runtime:
         state = await anyio.to_thread.run_sync(self.store.state)
         restored = state.deployments.get(key)
         if restored is not None:
-            count = restored.spec.instance_count
+            count = self._count(key, restored.spec)
             self._batches[key] = (restored.etag, Batch(count, count))
 
     async def _load_progress(self, key: str) -> rolling.Progress | None:
@@ -493,7 +499,8 @@ class Runtime:
             elif status.previous is not None and _interrupted(self._stored(key), record.etag):
                 running[key] = status.previous  # rolled back by its follower: start no new one
             else:  # just written, its follower not there yet: the first batch
-                plan = rolling.plan(record.spec.instance_count, record.spec.rolling_update)
+                plan = rolling.plan(self._count(key, record.spec),
+                                    record.spec.rolling_update)
                 batches[key] = Batch(plan.targets[0], plan.unavailable)
         return AppliedState(
             endpoints={name: record.spec for name, record in state.endpoints.items()},

@@ -20,10 +20,13 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 import anyio.to_thread
 
 from control_plane.compile import EndpointKeys, compile_snapshot
+from control_plane.environments.deployments import EnvironmentStatus, Prepared
 from control_plane.events import EventSubscriptions
 from control_plane.home import StateDir
 from control_plane.instances.managed import InstanceStatus
@@ -34,7 +37,7 @@ from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.store.extension import StoreExtension
 from control_plane.store.provisioning import CREATING, DELETING, UPDATING, Provisioning
 from control_plane.store.sqlite_store import Store, StoreState
-from control_plane.tasks import cancel_and_wait
+from control_plane.tasks import cancel_and_wait, off_loop
 from gateway import (
     AUTH_NONE,
     ComparisonReport,
@@ -72,10 +75,23 @@ def stop_budget(spec: DeploymentSpec, grace_s: float) -> float:
     return spec.request_settings.request_timeout_ms / 1000 + grace_s + 5.0
 
 
+class DeploymentEnvironments(Protocol):
+    """Each deployment's environment, built before its instances start (see
+    control_plane/environments/deployments.py; `serve` gives the real one)."""
+
+    def prepare(self, deployments: Mapping[str, DeploymentSpec],
+                build: bool = True) -> Prepared: ...  # blocking: called in a thread
+
+    def status(self, key: str) -> EnvironmentStatus | None: ...
+
+    def build_log(self, key: str, lines: int = 5000) -> str: ...
+
+
 class Runtime:
     def __init__(self, state_dir: StateDir, settings: GatewaySettings, admin_token: str,
                  extensions: tuple[StoreExtension, ...] = (), *,
-                 startup_slack_s: float = STARTUP_SLACK_S) -> None:
+                 startup_slack_s: float = STARTUP_SLACK_S,
+                 environments: DeploymentEnvironments | None = None) -> None:
         self.state_dir = state_dir
         self.startup_slack_s = startup_slack_s
         self.settings = settings
@@ -93,6 +109,9 @@ class Runtime:
         self._events: EventSubscriptions | None = None
         self._operations: dict[str, asyncio.Task[None]] = {}
         self._generation: dict[str, int] = {}
+        self.environments = environments
+        self._running: dict[str, tuple[DeploymentSpec, Path | None]] = {}  # last reconciled
+        self._later: set[asyncio.Task[object]] = set()
         self.scoring_app: ScoringApp | None = None  # set by attach(); its comparison reports
 
     def attach(self, *, holder: SnapshotHolder, supervisor: Supervisor, scoring_url: str,
@@ -136,16 +155,63 @@ class Runtime:
             raise RuntimeError("the runtime is not attached to a supervisor yet")
         return self._supervisor
 
-    async def apply_change(self) -> int:
+    async def apply_change(self, build: bool = True) -> int:
         """Hand the committed state to the supervisor and publish it; returns the snapshot
-        version. Never waits for instances (the lock covers a read and a publish), so changes
-        to different endpoints never wait for each other's start-ups."""
+        version. Never waits for instances.
+
+        Environments are built first, on a thread and outside the lock (a cold build takes
+        minutes): other writes go on meanwhile, and do not wait for a build another write
+        started (that write applies it when done). Under the lock nothing is built: what
+        appeared since is left to a background pass. A deployment whose environment failed
+        ends its create or update Failed with the resolver's message (`mark_failed`: an update
+        goes back to the previous spec, a create runs nothing).
+        `build=False` (at start) leaves every missing environment to the background pass.
+        """
         assert self._lock is not None, "attach() first"
+        if build and self.environments is not None:
+            await off_loop(self.environments.prepare, self._read_committed().deployments, True)
         async with self._lock:
             state = self._read_committed()
-            await self.supervisor.reconcile(state.running, wait=False)
+            prepared = Prepared()
+            if self.environments is not None:
+                prepared = await off_loop(self.environments.prepare, state.running, False)
+            running, pythons = self._runnable(state.running, prepared)
+            await self.supervisor.reconcile(running, pythons, wait=False)
+            self._running = {key: (spec, pythons.get(key)) for key, spec in running.items()}
             self._applied = state
+            if prepared.pending:
+                self._build_later()
+            for key, message in prepared.failed.items():
+                self._fail_later(key, message)
             return self.publish()
+
+    def _runnable(self, deployments: Mapping[str, DeploymentSpec],
+                  prepared: Prepared) -> tuple[dict[str, DeploymentSpec], dict[str, Path]]:
+        """What to run: the committed specs, except where the environment is not there."""
+        running: dict[str, DeploymentSpec] = {}
+        pythons: dict[str, Path] = {}
+        for key, spec in deployments.items():
+            if key not in prepared.failed and key not in prepared.pending \
+                    and key not in prepared.waiting:
+                running[key] = spec
+                if key in prepared.pythons:
+                    pythons[key] = prepared.pythons[key]
+            elif key in self._running:  # it ran before: it goes on as it was
+                running[key], old_python = self._running[key]
+                if old_python is not None:
+                    pythons[key] = old_python
+        return running, pythons
+
+    def _fail_later(self, key: str, message: str) -> None:
+        """Its environment cannot be built: end its create or update (after this lock)."""
+        task = asyncio.create_task(self.mark_failed(key, message), name=f"failed {key}")
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    def _build_later(self) -> None:
+        task = asyncio.create_task(self.apply_change(), name="build environments")
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
 
     def publish(self) -> int:
         """Compile the applied state with the instances ready now, and swap it in."""
@@ -297,7 +363,15 @@ class Runtime:
         return list(self.supervisor.status(key))
 
     def logs(self, key: str, lines: int = 5000) -> str:
-        return self.supervisor.logs(key, lines)
+        """The instances' logs, after the environment's build log when it has one."""
+        build = self.environments.build_log(key, lines) if self.environments else ""
+        instances = self.supervisor.logs(key, lines)
+        if not build:
+            return instances
+        return f"[scoregate] environment build log:\n{build}\n[scoregate] instances:\n{instances}"
+
+    def environment_status(self, key: str) -> EnvironmentStatus | None:
+        return self.environments.status(key) if self.environments else None
 
     def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport:
         """The shadow comparison report of a deployment (the admin API renders it)."""
@@ -306,6 +380,8 @@ class Runtime:
         return self.scoring_app.comparisons(endpoint, deployment)
 
     def close(self) -> None:
+        for task in self._later:
+            task.cancel()
         self.store.close()
 
     def _read_committed(self) -> AppliedState:

@@ -36,10 +36,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control_plane.admin.comparison import comparison_json
+from control_plane.admin.environments import environment_handlers
 from control_plane.admin.events import event_handlers
 from control_plane.admin.models import ModelService, model_handlers
 from control_plane.admin.openapi import PATHS, check_body, openapi_document
 from control_plane.admin.rollouts import RolloutService, rollout_handlers
+from control_plane.environments.deployments import EnvironmentStatus
 from control_plane.errors import Conflict, PayloadTooLarge, ScoregateError, ValidationError, echo
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.specs.schema import deployment_from_mapping
@@ -92,6 +94,9 @@ class AdminRuntime(Protocol):
     def events(self) -> EventSubscriptions | None: ...  # None until `serve` started delivery
 
     def instance_status(self, key: str) -> Sequence[InstanceStatus]: ...  # "endpoint/deployment"
+    def environment_status(self, key: str) -> EnvironmentStatus | None: ...
+    @property
+    def environments(self) -> object: ...  # the server's DeploymentEnvironments
     def logs(self, key: str, lines: int) -> str: ...
     def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport: ...
 
@@ -143,6 +148,7 @@ def _handlers(api: _AdminApi) -> dict[str, dict[str, Handler]]:
         **rollout_handlers(lambda: api.runtime.rollouts),
         **model_handlers(lambda: api.runtime.models, _if_match),
         **event_handlers(lambda: api.runtime.store, lambda: api.runtime.events),
+        **environment_handlers(api.runtime),
     }
 
 
@@ -371,8 +377,10 @@ class _AdminApi:
         key = f"{spec.endpoint_name}/{spec.name}"
         statuses = self.runtime.instance_status(key)  # in memory, owned by this event loop
         message = {"provisioning_message": provisioning.reason} if provisioning.reason else {}
+        environment = self.runtime.environment_status(key)
         return {**spec.to_dict(), "model": spec.model_ref or spec.model_path,
                 "provisioning_state": provisioning.state, **message,
+                "environment_status": environment.to_dict() if environment else None,
                 "instances": [_instance_view(status) for status in statuses],
                 "etag": record.etag}
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from control_plane.admin.environment_doc import PATHS as ENVIRONMENT_PATHS
+from control_plane.admin.environment_doc import SCHEMAS as ENVIRONMENT_SCHEMAS
 from control_plane.admin.events_doc import PATHS as EVENT_PATHS
 from control_plane.admin.events_doc import SCHEMAS as EVENT_SCHEMAS
 from control_plane.admin.model_doc import PATH_PARAMETERS as MODEL_PATH_PARAMETERS
@@ -145,9 +147,22 @@ SCHEMAS: dict[str, Schema] = {
         "instances": {"type": "array", "items": _ref("Instance")},
         "provisioning_message": {"type": "string", "description": "why it Failed (with the "
                                  "instance log's last lines), or a note on its success"},
+        "environment_status": {**_ref("EnvironmentStatus"), "nullable": True},
         **_STATUS_FIELDS,
     }, ("name", "endpoint_name", "instance_count", "provisioning_state", "instances", "etag"),
         extra=True),
+    "EnvironmentStatus": _object({
+        "state": {"type": "string", "enum": ["gateway", "building", "ready", "failed"]},
+        "source": {"type": "string", "description": "the conda file, registered environment "
+                                                    "or MLflow model file it was built from"},
+        "key": {"type": "string"}, "python": {"type": "string"},
+        "interpreter": {"type": "string"},
+        "note": {"type": "string", "description": "e.g. a newer Python stood in"},
+        "message": {"type": "string", "description": "why the build failed (uv's words)"},
+        "phase": {"type": "string"}, "packages": {"type": "integer"},
+        "detail": {"type": "string"}, "started_at": {"type": "number"},
+        "took_s": {"type": "number"}, "log": {"type": "string"},
+    }, ("state", "source")),
     "Percents": _PERCENTS,
     "Logs": _object({"logs": {"type": "string"}}, ("logs",)),
     "Comparison": {**_object({
@@ -182,6 +197,7 @@ SCHEMAS: dict[str, Schema] = {
     **ROLLOUT_SCHEMAS,
     **MODEL_SCHEMAS,
     **EVENT_SCHEMAS,
+    **ENVIRONMENT_SCHEMAS,
 }
 
 
@@ -244,10 +260,11 @@ _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "array": lambda v: isinstance(v, list),
     "string": lambda v: isinstance(v, str),
     "integer": _is_int,
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "boolean": lambda v: isinstance(v, bool),
 }
 _ARTICLE = {"object": "an object", "array": "a list", "string": "text",
-            "integer": "a whole number", "boolean": "true or false"}
+            "integer": "a whole number", "number": "a number", "boolean": "true or false"}
 
 
 _ENDPOINTS = "/v1/endpoints"
@@ -283,7 +300,7 @@ def _json(schema: Schema) -> Schema:
 
 def _path_parameters(path: str) -> list[Schema]:
     return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in ("endpoint", "deployment", *MODEL_PATH_PARAMETERS, "subscription")
+            for name in ("endpoint", "deployment", *MODEL_PATH_PARAMETERS, "subscription", "name")
             if "{" + name + "}" in path]
 
 
@@ -355,6 +372,7 @@ PATHS: dict[str, Schema] = {
     **ROLLOUT_PATHS,
     **MODEL_PATHS,
     **EVENT_PATHS,
+    **ENVIRONMENT_PATHS,
 }
 
 _ERROR_ANSWERS = {
@@ -364,6 +382,7 @@ _ERROR_ANSWERS = {
     "409": "it exists already (update it instead), it is in use, or an operation on it is in "
            "progress",
     "412": "If-Match names a version that is no longer current",
+    "422": "an environment that cannot be built (the message is the resolver's own)",
     "500": "an internal error (details in the server log)",
 }
 

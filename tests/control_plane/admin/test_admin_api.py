@@ -70,6 +70,9 @@ class StandInRuntime:
         return [FakeInstance(f"{name}-{i}", f"http://127.0.0.1:{9000 + i}", "ready")
                 for i in range(count)]
 
+    def environment_status(self, key: str) -> None:
+        return None  # every deployment runs on the gateway's interpreter here
+
     def logs(self, key: str, lines: int) -> str:
         if key.endswith("/explode"):
             raise RuntimeError("secret internal detail")

@@ -300,7 +300,7 @@ def _json(schema: Schema) -> Schema:
 
 def _path_parameters(path: str) -> list[Schema]:
     return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in ("endpoint", "deployment", *MODEL_PATH_PARAMETERS, "subscription", "name")
+            for name in ("endpoint", "deployment", *MODEL_PATH_PARAMETERS, "subscription")
             if "{" + name + "}" in path]
 
 

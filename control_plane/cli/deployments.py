@@ -58,7 +58,8 @@ def update(client: AdminClient, args: argparse.Namespace) -> Any:
     if args.file is not None:
         spec = load(args.file, DeploymentSpec, name=args.name, endpoint_name=args.endpoint_name,
                     overrides=args.overrides)
-        patch = {k: v for k, v in spec.to_dict().items() if k not in ("name", "endpoint_name")}
+        patch = {k: v for k, v in spec.to_dict().items()
+                 if k not in ("name", "endpoint_name", "not_applied")}
     else:
         patch = _model_patch(overridden(patch, args, patch=True))
     if not patch:

@@ -26,7 +26,12 @@ from typing import Protocol
 import anyio.to_thread
 
 from control_plane.compile import EndpointKeys, compile_snapshot
-from control_plane.environments.deployments import EnvironmentStatus, Prepared
+from control_plane.environments.deployments import (
+    BUILDING,
+    READY,
+    EnvironmentStatus,
+    Prepared,
+)
 from control_plane.events import EventSubscriptions
 from control_plane.home import StateDir
 from control_plane.instances.managed import InstanceStatus
@@ -79,8 +84,8 @@ class DeploymentEnvironments(Protocol):
     """Each deployment's environment, built before its instances start (see
     control_plane/environments/deployments.py; `serve` gives the real one)."""
 
-    def prepare(self, deployments: Mapping[str, DeploymentSpec],
-                build: bool = True) -> Prepared: ...  # blocking: called in a thread
+    def prepare(self, deployments: Mapping[str, DeploymentSpec], build: bool = True,
+                known: frozenset[str] | None = None) -> Prepared: ...  # blocking: in a thread
 
     def status(self, key: str) -> EnvironmentStatus | None: ...
 
@@ -169,12 +174,15 @@ class Runtime:
         """
         assert self._lock is not None, "attach() first"
         if build and self.environments is not None:
-            await off_loop(self.environments.prepare, self._read_committed().deployments, True)
+            committed = self._read_committed()
+            await off_loop(self.environments.prepare, committed.running, True,
+                           frozenset(committed.deployments))
         async with self._lock:
             state = self._read_committed()
             prepared = Prepared()
-            if self.environments is not None:
-                prepared = await off_loop(self.environments.prepare, state.running, False)
+            if self.environments is not None:  # a failed create keeps its status and build log
+                prepared = await off_loop(self.environments.prepare, state.running, False,
+                                          frozenset(state.deployments))
             running, pythons = self._runnable(state.running, prepared)
             await self.supervisor.reconcile(running, pythons, wait=False)
             self._running = {key: (spec, pythons.get(key)) for key, spec in running.items()}
@@ -333,6 +341,12 @@ class Runtime:
         deadline = loop.time() + budget
         outcome = self.supervisor.outcome(key)
         while loop.time() < deadline and self._generation.get(key) == generation:
+            preparing = self._preparing(key, spec)
+            if preparing is not None:  # not handed to the supervisor yet: no outcome to read
+                if preparing == BUILDING:  # the budget starts once its environment is there
+                    deadline = loop.time() + budget  # (a failed build ends it: mark_failed)
+                await asyncio.sleep(_POLL_S)
+                continue
             outcome = self.supervisor.outcome(key)
             if outcome.ready:
                 return None
@@ -341,6 +355,17 @@ class Runtime:
             await asyncio.sleep(_POLL_S)
         why = _not_ready_in_time(spec, budget, self.startup_slack_s)
         return await self._with_log_tail(key, why, outcome.instance)
+
+    def _preparing(self, key: str, spec: DeploymentSpec) -> str | None:
+        """The state of its environment while the runtime has not handed `spec` to the
+        supervisor yet (building, or built since the last pass; an update's previous spec
+        runs on meanwhile); None when it did, or when its build failed (`mark_failed`
+        decides) or it needs none."""
+        status = self.environment_status(key)
+        handed = key in self._running and self._running[key][0] == spec
+        if handed or status is None or status.state not in (BUILDING, READY):
+            return None
+        return status.state
 
     async def _until_stopped(self, key: str, generation: int, spec: DeploymentSpec) -> None:
         """Its instances drain and stop (bounded); the row goes after, whatever remains."""

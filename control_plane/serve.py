@@ -82,7 +82,7 @@ DEFAULT_PORT = 8080
 DEFAULT_ADMIN_PORT = 8081
 ADMIN_MAX_CONNECTIONS = 32  # the operator's CLI and scrapers: few; inside RESERVED_FDS
 GC_EVERY_S = 3600.0
-_log = logging.getLogger("scoregate.environments")
+_environments_log = logging.getLogger("scoregate.environments")
 
 
 @dataclass(frozen=True)
@@ -312,6 +312,8 @@ def _start_registry(runtime: Runtime) -> None:
         print(f"model registry: the artifact of {model} is missing (deleted by hand?)",
               flush=True)
     runtime.attach_models(registry)
+
+
 def _environments(runtime: Runtime, options: ServeOptions) -> DeploymentEnvironments:
     """The builder under the state folder (or where the options say), with builds a crash
     left behind removed first."""
@@ -338,10 +340,10 @@ async def _collect_environments(environments: DeploymentEnvironments) -> None:
             removed = await off_loop(environment_gc.collect, environments.builder,
                                      environments.in_use, environments.grace_s)
         except OSError as error:
-            _log.warning("environment gc failed: %s", error)
+            _environments_log.warning("environment gc failed: %s", error)
         else:
             for key in removed:
-                _log.info("removed environment %s (unused for %.0f h)", key,
+                _environments_log.info("removed environment %s (unused for %.0f h)", key,
                           environments.grace_s / 3600)
         await asyncio.sleep(GC_EVERY_S)
 

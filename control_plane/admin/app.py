@@ -77,8 +77,9 @@ class AdminRuntime(Protocol):
     @property
     def scoring_on_loopback(self) -> bool: ...  # whether `--local` endpoints need no key
 
-    async def apply_change(self) -> int:
-        """Bring instances and the data plane in line with the store; the new snapshot version."""
+    async def apply_change(self, build: bool = True) -> int:
+        """Bring instances and the data plane in line with the store; the new snapshot version.
+        `build=False`: environments still to build are built in the background."""
         ...
 
     async def provision(self, key: str, wait: bool = True) -> None:
@@ -323,7 +324,8 @@ class _AdminApi:
         return await anyio.to_thread.run_sync(functools.partial(call, *args, **kwargs))
 
     async def _applied(self) -> dict[str, Any]:
-        version = await self.runtime.apply_change()
+        version = await self.runtime.apply_change(build=False)  # an answer never waits on a
+        # build: the deployment's operation (`provision`) waits for it, its progress in `show`
         effective = datetime.now(UTC).isoformat(timespec="milliseconds")
         return {"snapshot_version": version, "effective_at": effective.replace("+00:00", "Z")}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from control_plane.cli.client import AdminClient, Raw
-from control_plane.cli.progress import BUILD_TIMEOUT_S
+from control_plane.cli.progress import BUILD_TIMEOUT_S, BuildPrinter
 from control_plane.cli.verbs import Verbs, add_overrides, confirm, get, load, overridden
 from control_plane.errors import OperationFailed, ScoregateError
 from control_plane.specs.resources import DeploymentSpec
@@ -97,14 +97,17 @@ def _until_done(client: AdminClient, path: str, answer: dict[str, Any],
     """Polls `show` until the operation ended; progress lines go to stderr when they change."""
     written = {name: answer[name] for name in _WRITE_FIELDS if name in answer}
     shown, last, delay = answer, "", 0.05
+    build, started = BuildPrinter(sys.stderr), time.monotonic()
     while shown.get("provisioning_state") in IN_PROGRESS:
         line = _progress(shown)
         if line != last:
             print(line, file=sys.stderr, flush=True)
             last = line
+        build.show(shown.get("environment_status"))
         time.sleep(delay)
         delay = min(delay * 2, POLL_S)
         shown = client.call("GET", path)
+    build.finish(shown.get("environment_status"), time.monotonic() - started)
     if shown.get("provisioning_state") == "Failed":
         reason, _, details = str(shown.get("provisioning_message", "")).partition("\n")
         kept = " (traffic unchanged: --all-traffic was not applied)" if all_traffic else ""

@@ -103,8 +103,10 @@ class DeploymentEnvironments:
 
     # --- what the runtime calls ------------------------------------------------------------
 
-    def prepare(self, deployments: Mapping[str, DeploymentSpec], build: bool = True) -> Prepared:
-        """Builds the missing environments (when `build`) one after the other; blocking."""
+    def prepare(self, deployments: Mapping[str, DeploymentSpec], build: bool = True,
+                known: frozenset[str] | None = None) -> Prepared:
+        """Builds the missing environments (when `build`) one after the other; blocking.
+        The status of a deployment outside `known` (default: `deployments`) is forgotten."""
         pythons: dict[str, Path] = {}
         failed: dict[str, str] = {}
         pending: set[str] = set()
@@ -122,7 +124,7 @@ class DeploymentEnvironments:
             elif isinstance(outcome, str):
                 failed[key] = outcome
         with self._lock:
-            for gone in set(self._status) - set(deployments):
+            for gone in set(self._status) - (known if known is not None else set(deployments)):
                 self._status.pop(gone, None)
                 self._failed.pop(gone, None)
         return Prepared(pythons, failed, frozenset(pending), frozenset(waiting))

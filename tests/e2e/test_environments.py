@@ -86,6 +86,12 @@ def test_two_deployments_two_environments_weighted_traffic(processes: ProcessGro
     gateway.cli("online-endpoint", "create", "-f", str(folder / "endpoint.yml"))
     created = gateway.cli("online-deployment", "create", "-f", str(blue), "--all-traffic")
     assert json.loads(created.stdout)["provisioning_state"] == "Succeeded"
+    progress = created.stderr.splitlines()  # the build as a person watching sees it
+    phases = ("creating", "resolving", "downloading", "installing", "compiling")  # seen at
+    assert any(line.startswith(f"environment: {phase}")  # the poll's pace: not every one
+               for line in progress for phase in phases), progress
+    assert any(line.startswith("environment: ready: ") and " packages, Python " in line
+               and "built in" in line for line in progress), progress
     gateway.cli("online-deployment", "create", "-f", str(green))
     gateway.cli("online-endpoint", "update", "--name", E, "--traffic", "blue=70 green=30")
     key = gateway.key(E)
@@ -144,12 +150,12 @@ def test_a_failed_build_is_failed_with_the_resolvers_message_and_traffic_stays(
     assert created.returncode != 0 and "six==998.0.0" in created.stderr
     assert show(gateway, "green")["provisioning_state"] == "Failed"
     assert show(gateway, "green")["instances"] == []
+    logs = gateway.cli("online-deployment", "get-logs", "--name", "green", "--endpoint-name",
+                       E).stdout
+    assert "environment build log" in logs and "six==998.0.0" in logs
     assert all(answer(gateway, key)["six"] == "1.16.0" for _ in range(10))
 
 
-@pytest.mark.xfail(strict=True, reason="after the rebase onto the deployment lifecycle "
-                   "(provisioning states), a restart does not bring the deployment up once its "
-                   "environment is rebuilt: to fix in the resume path")
 def test_kill_9_during_a_build_then_restart_builds_again_and_serves(
         processes: ProcessGroup, tmp_path: Path) -> None:
     folder = setup_folder(tmp_path)
@@ -174,6 +180,7 @@ def test_kill_9_during_a_build_then_restart_builds_again_and_serves(
     key = gateway.key(E)
     wait_until(partial(_answers, gateway, key), timeout=180, what="blue to come up")
     assert answer(gateway, key)["six"] == "1.14.0"
+    assert show(gateway, "blue")["provisioning_state"] == "Succeeded"  # the create resumed
     assert not list(environments.glob(".build-*"))
 
 

@@ -52,7 +52,7 @@ class StandInRuntime:
     version: int = 0
     rollouts: None = None  # no rollout engine: the rollout routes answer 503
 
-    async def apply_change(self) -> int:
+    async def apply_change(self, build: bool = True) -> int:
         self.version += 1
         return self.version
 

@@ -325,7 +325,8 @@ def _environments(runtime: Runtime, options: ServeOptions) -> DeploymentEnvironm
         print(f"removed an unfinished environment build: {folder}", flush=True)
     return DeploymentEnvironments(builder, EnvironmentService(runtime.store),
                                   strict=options.strict_python,
-                                  grace_s=options.environment_grace_s)
+                                  grace_s=options.environment_grace_s,
+                                  conda_files=home / "conda-files")
 
 
 def _env_path(name: str) -> Path | None:
@@ -344,7 +345,7 @@ async def _collect_environments(environments: DeploymentEnvironments) -> None:
         else:
             for key in removed:
                 _environments_log.info("removed environment %s (unused for %.0f h)", key,
-                          environments.grace_s / 3600)
+                                       environments.grace_s / 3600)
         await asyncio.sleep(GC_EVERY_S)
 
 
@@ -364,6 +365,8 @@ def _apply_sources(runtime: Runtime, sources: Sequence[Path]) -> None:
                 endpoints.append(spec)
     if runtime.models is not None:  # references resolve, inline models register, as at create
         deployments = [runtime.models.bind(spec) for spec in deployments]
+    if isinstance(runtime.environments, DeploymentEnvironments):  # conda files copied, as at create
+        deployments = [runtime.environments.capture(spec) for spec in deployments]
     for line in runtime.store.apply(endpoints, deployments):
         print(line, flush=True)
     applied: list[EndpointSpec | DeploymentSpec] = [*endpoints, *deployments]

@@ -41,7 +41,7 @@ from control_plane.admin.events import event_handlers
 from control_plane.admin.models import ModelService, model_handlers
 from control_plane.admin.openapi import PATHS, check_body, openapi_document
 from control_plane.admin.rollouts import RolloutService, rollout_handlers
-from control_plane.environments.deployments import EnvironmentStatus
+from control_plane.environments.deployments import DeploymentEnvironments, EnvironmentStatus
 from control_plane.errors import Conflict, PayloadTooLarge, ScoregateError, ValidationError, echo
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.specs.schema import deployment_from_mapping
@@ -251,7 +251,7 @@ class _AdminApi:
         if f"{endpoint}/{spec.name}" in existing:  # refused before an inline model registers
             raise Conflict(f"deployment {spec.name} of endpoint {endpoint} exists; update it "
                            "instead")
-        spec = await self._bound(spec)
+        spec = await self._store(self._captured, await self._bound(spec))
         await self._store(self.runtime.store.create_deployment, spec, all_traffic=all_traffic)
         applied = await self._applied()
         await self.runtime.provision(f"{endpoint}/{spec.name}", wait)
@@ -264,7 +264,7 @@ class _AdminApi:
 
         def revise(spec: DeploymentSpec) -> DeploymentSpec:
             revised = _checked_sources(DeploymentSpec.from_dict(_merge(spec.to_dict(), patch)))
-            return revised if model is None else revised.with_changes(**model)
+            return self._captured(revised if model is None else revised.with_changes(**model))
 
         wait = _flag(request.query_params.get("wait"), "wait", default=True)
         await self._store(self.runtime.store.patch_deployment, endpoint, name, revise,
@@ -305,6 +305,13 @@ class _AdminApi:
             raise ScoregateError("the model registry is not running on this server yet; "
                                  "retry in a moment")
         return await self._store(registry.bind, spec)
+
+    def _captured(self, spec: DeploymentSpec) -> DeploymentSpec:
+        """An inline conda file copied into the state folder, as stored (blocking)."""
+        environments = self.runtime.environments
+        if isinstance(environments, DeploymentEnvironments):
+            return environments.capture(spec)
+        return spec
 
     async def _patched_model(self, endpoint: str, name: str,
                              patch: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from control_plane.environments import captured
 from control_plane.environments.builder import Builder, BuildFailed
 from control_plane.environments.conda import parse_conda_text
 from control_plane.environments.gc import DEFAULT_GRACE_S
@@ -85,12 +86,15 @@ class _Plan:
 
 
 class DeploymentEnvironments:
-    """`registered` resolves `azureml:` references; `strict` refuses a nearest-newer Python."""
+    """`registered` resolves `azureml:` references; `strict` refuses a nearest-newer Python;
+    `conda_files` keeps the inline conda files captured at create (`captured.py`)."""
 
     def __init__(self, builder: Builder, registered: EnvironmentService | None = None,
                  strict: bool = False, grace_s: float = DEFAULT_GRACE_S,
-                 interpreters: Callable[[], Sequence[Interpreter]] = discover) -> None:
+                 interpreters: Callable[[], Sequence[Interpreter]] = discover,
+                 conda_files: Path | None = None) -> None:
         self.builder = builder
+        self.conda_files = conda_files or builder.root / "conda-files"
         self.strict = strict
         self.grace_s = grace_s  # gc: how long an unused environment is kept
         self._registered = registered
@@ -162,6 +166,10 @@ class DeploymentEnvironments:
                                  took_s=(_build_time(built.ready) if built.built_now
                                          else round(time.monotonic() - started, 3)),
                                  log=str(self.builder.log_path(built.key)))
+
+    def capture(self, spec: DeploymentSpec) -> DeploymentSpec:
+        """The spec as it is stored: its inline conda file copied (blocking: a file write)."""
+        return captured.capture(spec, self.conda_files)
 
     def conda_request(self, content: str, source: str) -> EnvironmentRequest:
         conda = parse_conda_text(content, source)

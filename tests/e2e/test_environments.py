@@ -105,6 +105,13 @@ def test_two_deployments_two_environments_weighted_traffic(processes: ProcessGro
     assert set(seen) == {("blue", "1.15.0"), ("green", "1.16.0")}, seen
     assert seen["blue", "1.15.0"] > seen["green", "1.16.0"]  # 70/30 (wrong way: p < 0.1%)
 
+    # the conda files were copied at create: deleting or editing them now changes nothing
+    (folder / "envs" / "old.conda.yml").unlink()
+    (folder / "envs" / "new.conda.yml").write_text("dependencies:\n  - pip:\n    - six==999\n")
+    stored = show(gateway, "blue")["environment"]["conda_file"]
+    assert stored.startswith(str(tmp_path / "home" / "conda-files")), stored
+    assert stored.endswith("/old.conda.yml") and "six==1.15.0" in Path(stored).read_text()
+
     # an MLflow model folder without a deployment environment: the model's own files count
     model = folder / "mlflow-model"
     model.mkdir()
@@ -114,6 +121,7 @@ def test_two_deployments_two_environments_weighted_traffic(processes: ProcessGro
     gateway.cli("online-deployment", "create", "-f", str(grey))
     assert answer(gateway, key, "grey")["six"] == "1.14.0"
     assert show(gateway, "grey")["environment_status"]["source"].endswith("requirements.txt")
+    assert answer(gateway, key, "blue")["six"] == "1.15.0"  # after the writes grey made
 
     status = show(gateway, "green")
     assert status["provisioning_state"] == "Succeeded"

@@ -170,7 +170,9 @@ class Runtime:
         appeared since is left to a background pass. A deployment whose environment failed
         ends its create or update Failed with the resolver's message (`mark_failed`: an update
         goes back to the previous spec, a create runs nothing).
-        `build=False` (at start) leaves every missing environment to the background pass.
+        `build=False` (at start, and for the admin API's writes, whose answer never waits on a
+        build) leaves every missing environment to a background pass; the operation's follower
+        (`provision`) builds too, and starts its readiness budget once the build is done.
         """
         assert self._lock is not None, "attach() first"
         if build and self.environments is not None:

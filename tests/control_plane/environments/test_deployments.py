@@ -21,7 +21,7 @@ from control_plane.environments.deployments import (
 from control_plane.environments.interpreters import Interpreter, PythonRequest
 from control_plane.environments.registered import EnvironmentSpec
 from control_plane.environments.service import EnvironmentService
-from control_plane.errors import NotFound
+from control_plane.errors import NotFound, ScoregateError
 from control_plane.specs.resources import DeploymentSpec
 from control_plane.store.sqlite_store import Store
 from tests.support.processes import wait_until
@@ -167,3 +167,34 @@ def test_a_build_in_progress_is_not_waited_for_by_another_caller(
         builder.join(120)
     assert "ep/blue" in first[0].pythons
     assert environments.prepare(wanted).pythons == first[0].pythons
+
+
+def test_an_inline_conda_file_is_captured_once_by_name_and_content(
+        tmp_path: Path, environments: DeploymentEnvironments) -> None:
+    conda = tmp_path / "env.yml"
+    conda.write_text(SIX)
+    spec = deployment(environment={"conda_file": str(conda), "image": "x:1"})
+    stored = environments.capture(spec)
+    copy = Path(stored.environment["conda_file"])
+    assert copy.parent.parent == environments.conda_files and copy.name == "env.yml"
+    assert copy.read_text() == SIX and stored.environment["image"] == "x:1"
+    assert environments.capture(stored) == stored  # captured already: left alone
+    assert environments.capture(spec) == stored  # the same file again: the same spec
+    conda.unlink()  # the deployment no longer needs it
+    assert environments.request_for(stored) is not None
+    conda.write_text(SIX.replace("1.16.0", "1.15.0"))
+    assert environments.capture(spec) != stored  # new content: a new copy
+
+
+def test_a_bad_or_missing_conda_file_is_refused_at_capture_naming_it(
+        tmp_path: Path, environments: DeploymentEnvironments) -> None:
+    missing = tmp_path / "absent.yml"
+    with pytest.raises(ScoregateError, match="absent.yml"):
+        environments.capture(deployment(environment={"conda_file": str(missing)}))
+    bad = tmp_path / "bad.yml"
+    bad.write_text("dependencies:\n  - cudatoolkit=11\n")
+    with pytest.raises(ScoregateError, match="bad.yml"):
+        environments.capture(deployment(environment={"conda_file": str(bad)}))
+    assert not environments.conda_files.exists()
+    reference = deployment(environment="azureml:six-env@latest")
+    assert environments.capture(reference) is reference

@@ -51,6 +51,7 @@ class StandInRuntime:
     scoring_on_loopback: bool = True
     version: int = 0
     rollouts: None = None  # no rollout engine: the rollout routes answer 503
+    environments: None = None  # no environments built: deployments run on the gateway's Python
 
     async def apply_change(self, build: bool = True) -> int:
         self.version += 1

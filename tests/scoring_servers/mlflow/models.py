@@ -20,6 +20,7 @@ import mlflow.pyfunc
 import mlflow.sklearn
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
+import sklearn  # type: ignore[import-untyped]
 from mlflow.models import infer_signature
 from mlflow.models.signature import ModelSignature
 from mlflow.pyfunc.model import PythonModel
@@ -111,8 +112,10 @@ def save_frame_model(path: Path) -> Path:
         inputs=Schema([ColSpec("double", "a"), ColSpec("double", "b")]),
         outputs=Schema([ColSpec("double", "total"), ColSpec("double", "scaled")]),
         params=ParamSchema([ParamSpec("scale", "double", 1.0)]))
-    with mlflow_advice_silenced(), _by_value():
-        mlflow.pyfunc.save_model(str(path), python_model=FrameModel(), signature=signature)
+    with mlflow_advice_silenced(), _by_value():  # the sklearn model's requirements: one
+        mlflow.pyfunc.save_model(  # environment for the test models, as a project's share one
+            str(path), python_model=FrameModel(), signature=signature,
+            extra_pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
     return path
 
 

@@ -27,13 +27,20 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import anyio.to_thread
 
 from control_plane.autodeploy import AutoDeploy
 from control_plane.autoscaling import Autoscaler
 from control_plane.compile import EndpointKeys, compile_snapshot
+from control_plane.environments.deployments import (
+    BUILDING,
+    READY,
+    EnvironmentStatus,
+    Prepared,
+)
 from control_plane.events import EventSubscriptions
 from control_plane.home import StateDir
 from control_plane.instances.managed import InstanceStatus
@@ -48,7 +55,7 @@ from control_plane.specs.rollout import TRIPPED
 from control_plane.store.extension import StoreExtension
 from control_plane.store.provisioning import CREATING, DELETING, UPDATING, Provisioning
 from control_plane.store.sqlite_store import Record, Store, StoreState
-from control_plane.tasks import cancel_and_wait
+from control_plane.tasks import cancel_and_wait, off_loop
 from gateway import (
     AUTH_NONE,
     ComparisonReport,
@@ -90,10 +97,23 @@ def stop_budget(spec: DeploymentSpec, grace_s: float) -> float:
     return spec.request_settings.request_timeout_ms / 1000 + grace_s + 5.0
 
 
+class DeploymentEnvironments(Protocol):
+    """Each deployment's environment, built before its instances start (see
+    control_plane/environments/deployments.py; `serve` gives the real one)."""
+
+    def prepare(self, deployments: Mapping[str, DeploymentSpec], build: bool = True,
+                known: frozenset[str] | None = None) -> Prepared: ...  # blocking: in a thread
+
+    def status(self, key: str) -> EnvironmentStatus | None: ...
+
+    def build_log(self, key: str, lines: int = 5000) -> str: ...
+
+
 class Runtime:
     def __init__(self, state_dir: StateDir, settings: GatewaySettings, admin_token: str,
                  extensions: tuple[StoreExtension, ...] = (), *,
-                 startup_slack_s: float = STARTUP_SLACK_S) -> None:
+                 startup_slack_s: float = STARTUP_SLACK_S,
+                 environments: DeploymentEnvironments | None = None) -> None:
         self.state_dir = state_dir
         self.startup_slack_s = startup_slack_s
         self.settings = settings
@@ -118,6 +138,9 @@ class Runtime:
         self._progress: dict[str, rolling.Progress] = {}  # the last stored, for `show`
         self._tripped: set[str] = set()  # rolled back by a guardrail: its new instances fail
         self._rolling_rows = rollout_rows.STORE_EXTENSION in extensions
+        self.environments = environments
+        self._running: dict[str, tuple[DeploymentSpec, Path | None]] = {}  # last reconciled
+        self._later: set[asyncio.Task[object]] = set()
         self.scoring_app: ScoringApp | None = None  # set by attach(); its comparison reports
 
     def attach(self, *, holder: SnapshotHolder, supervisor: Supervisor, scoring_url: str,
@@ -184,17 +207,68 @@ class Runtime:
             raise RuntimeError("the runtime is not attached to a supervisor yet")
         return self._supervisor
 
-    async def apply_change(self) -> int:
+    async def apply_change(self, build: bool = True) -> int:
         """Hand the committed state to the supervisor and publish it; returns the snapshot
-        version. Never waits for instances (the lock covers a read and a publish), so changes
-        to different endpoints never wait for each other's start-ups."""
+        version. Never waits for instances.
+
+        Environments are built first, on a thread and outside the lock (a cold build takes
+        minutes): other writes go on meanwhile, and do not wait for a build another write
+        started (that write applies it when done). Under the lock nothing is built: what
+        appeared since is left to a background pass. A deployment whose environment failed
+        ends its create or update Failed with the resolver's message (`mark_failed`: an update
+        goes back to the previous spec, a create runs nothing).
+        `build=False` (at start, and for the admin API's writes, whose answer never waits on a
+        build) leaves every missing environment to a background pass; the operation's follower
+        (`provision`) builds too, and starts its readiness budget once the build is done.
+        """
         assert self._lock is not None, "attach() first"
+        if build and self.environments is not None:
+            committed = self._read_committed()
+            await off_loop(self.environments.prepare, committed.running, True,
+                           frozenset(committed.deployments))
         async with self._lock:
             state = self._read_committed()
-            await self.supervisor.reconcile(self._scaled(state.running), wait=False,
-                                            batches=state.batches)
+            prepared = Prepared()
+            if self.environments is not None:  # a failed create keeps its status and build log
+                prepared = await off_loop(self.environments.prepare, state.running, False,
+                                          frozenset(state.deployments))
+            running, pythons = self._runnable(self._scaled(state.running), prepared)
+            await self.supervisor.reconcile(running, pythons, wait=False, batches=state.batches)
+            self._running = {key: (spec, pythons.get(key)) for key, spec in running.items()}
             self._applied = state
+            if prepared.pending:
+                self._build_later()
+            for key, message in prepared.failed.items():
+                self._fail_later(key, message)
             return self.publish()
+
+    def _runnable(self, deployments: Mapping[str, DeploymentSpec],
+                  prepared: Prepared) -> tuple[dict[str, DeploymentSpec], dict[str, Path]]:
+        """What to run: the committed specs, except where the environment is not there."""
+        running: dict[str, DeploymentSpec] = {}
+        pythons: dict[str, Path] = {}
+        for key, spec in deployments.items():
+            if key not in prepared.failed and key not in prepared.pending \
+                    and key not in prepared.waiting:
+                running[key] = spec
+                if key in prepared.pythons:
+                    pythons[key] = prepared.pythons[key]
+            elif key in self._running:  # it ran before: it goes on as it was
+                running[key], old_python = self._running[key]
+                if old_python is not None:
+                    pythons[key] = old_python
+        return running, pythons
+
+    def _fail_later(self, key: str, message: str) -> None:
+        """Its environment cannot be built: end its create or update (after this lock)."""
+        task = asyncio.create_task(self.mark_failed(key, message), name=f"failed {key}")
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    def _build_later(self) -> None:
+        task = asyncio.create_task(self.apply_change(), name="build environments")
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
 
     def publish(self) -> int:
         """Compile the applied state with the instances ready now, and swap it in."""
@@ -446,6 +520,12 @@ class Runtime:
         deadline = loop.time() + budget
         outcome = self.supervisor.outcome(key, count)
         while loop.time() < deadline and self._generation.get(key) == generation:
+            preparing = self._preparing(key, spec)
+            if preparing is not None:  # not handed to the supervisor yet: no outcome to read
+                if preparing == BUILDING:  # the budget starts once its environment is there
+                    deadline = loop.time() + budget  # (a failed build ends it: mark_failed)
+                await asyncio.sleep(_POLL_S)
+                continue
             outcome = self.supervisor.outcome(key, count)
             if outcome.ready:
                 return None
@@ -454,6 +534,17 @@ class Runtime:
             await asyncio.sleep(_POLL_S)
         why = _not_ready_in_time(spec, budget, self.startup_slack_s)
         return await self._with_log_tail(key, why, outcome.instance)
+
+    def _preparing(self, key: str, spec: DeploymentSpec) -> str | None:
+        """The state of its environment while the runtime has not handed `spec` to the
+        supervisor yet (building, or built since the last pass; an update's previous spec
+        runs on meanwhile); None when it did, or when its build failed (`mark_failed`
+        decides) or it needs none."""
+        status = self.environment_status(key)
+        handed = key in self._running and self._running[key][0] == spec
+        if handed or status is None or status.state not in (BUILDING, READY):
+            return None
+        return status.state
 
     async def _until_stopped(self, key: str, generation: int, spec: DeploymentSpec) -> None:
         """Its instances drain and stop (bounded); the row goes after, whatever remains."""
@@ -476,7 +567,15 @@ class Runtime:
         return list(self.supervisor.status(key))
 
     def logs(self, key: str, lines: int = 5000) -> str:
-        return self.supervisor.logs(key, lines)
+        """The instances' logs, after the environment's build log when it has one."""
+        build = self.environments.build_log(key, lines) if self.environments else ""
+        instances = self.supervisor.logs(key, lines)
+        if not build:
+            return instances
+        return f"[scoregate] environment build log:\n{build}\n[scoregate] instances:\n{instances}"
+
+    def environment_status(self, key: str) -> EnvironmentStatus | None:
+        return self.environments.status(key) if self.environments else None
 
     def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport:
         """The shadow comparison report of a deployment (the admin API renders it)."""
@@ -485,6 +584,8 @@ class Runtime:
         return self.scoring_app.comparisons(endpoint, deployment)
 
     def close(self) -> None:
+        for task in self._later:
+            task.cancel()
         self.store.close()
 
     def _read_committed(self) -> AppliedState:

@@ -39,6 +39,11 @@ from control_plane.autodeploy import AutoDeploy
 from control_plane.autoscaling import STORE_EXTENSION as AUTOSCALING_EXTENSION
 from control_plane.autoscaling import Autoscaler
 from control_plane.compare_flags import add_compare_arguments, compare_from_args
+from control_plane.environments import gc as environment_gc
+from control_plane.environments import rows as environment_rows
+from control_plane.environments.builder import Builder
+from control_plane.environments.deployments import DeploymentEnvironments
+from control_plane.environments.service import EnvironmentService
 from control_plane.errors import ScoregateError
 from control_plane.events import STORE_EXTENSION as EVENTS_EXTENSION
 from control_plane.events import (
@@ -60,6 +65,7 @@ from control_plane.rollouts.plan import check_request
 from control_plane.runtime import Runtime
 from control_plane.specs import loader as yaml_loader
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
+from control_plane.tasks import off_loop
 from gateway import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_HEADER_TIMEOUT_S,
@@ -81,6 +87,8 @@ _log = logging.getLogger("scoregate.serve")
 DEFAULT_PORT = 8080
 DEFAULT_ADMIN_PORT = 8081
 ADMIN_MAX_CONNECTIONS = 32  # the operator's CLI and scrapers: few; inside RESERVED_FDS
+GC_EVERY_S = 3600.0
+_environments_log = logging.getLogger("scoregate.environments")
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,10 @@ class ServeOptions:
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S  # an answer may not stall longer unread
     event_delivery: DeliveryPolicy = DeliveryPolicy()
     event_retention: Retention = Retention()
+    environments: Path | None = None  # built environments (default <home>/environments)
+    uv_cache: Path | None = None  # uv's package cache (default <home>/uv-cache)
+    strict_python: bool = False  # refuse a nearest-newer interpreter instead of noting it
+    environment_grace_s: float = environment_gc.DEFAULT_GRACE_S
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -152,6 +164,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--event-first-retry-s", type=float,
                         default=DeliveryPolicy.first_retry_s,
                         help="wait after a failed delivery, doubled after each (up to 60 s)")
+    parser.add_argument("--environments", type=Path, default=None,
+                        help="where deployment environments are built (default "
+                             "$SCOREGATE_ENVIRONMENTS or <home>/environments)")
+    parser.add_argument("--uv-cache", type=Path, default=None,
+                        help="uv's package cache (default $SCOREGATE_UV_CACHE or <home>/uv-cache; "
+                             "on the same filesystem uv hard-links from it)")
+    parser.add_argument("--strict-python", action="store_true",
+                        help="refuse an environment whose Python minor version is not installed "
+                             "(default: use the nearest newer one and say so in its status)")
+    parser.add_argument("--environment-grace-hours", type=float,
+                        default=environment_gc.DEFAULT_GRACE_S / 3600,
+                        help="remove environments no deployment used for this long (default 168)")
 
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
@@ -188,6 +212,10 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
                                       first_retry_s=args.event_first_retry_s),
         event_retention=Retention(max_age_s=retention_s,
                                   max_count=args.event_retention_count),
+        environments=args.environments,
+        uv_cache=args.uv_cache,
+        strict_python=args.strict_python,
+        environment_grace_s=args.environment_grace_hours * 3600,
         settings=GatewaySettings(
             max_body_bytes=int(args.max_body_mb * 1024 * 1024),
             mirror_max_in_flight=args.mirror_max_in_flight,
@@ -238,13 +266,14 @@ async def _serve_locked(state_dir: StateDir, options: ServeOptions) -> int:
                           admin_token=load_admin_token(state_dir.path),
                           extensions=(rollout_rows.STORE_EXTENSION, REGISTRY_EXTENSION,
                                       EVENTS_EXTENSION, AUTODEPLOY_EXTENSION,
-                                      AUTOSCALING_EXTENSION))
+                                      AUTOSCALING_EXTENSION, environment_rows.STORE_EXTENSION))
     except ScoregateError as error:
         listeners.close()
         print(f"error: {error}", file=sys.stderr)
         return 1
     try:
         _start_registry(runtime)
+        runtime.environments = _environments(runtime, options)
         if options.sources:
             _apply_sources(runtime, options.sources)
         return await _run(runtime, options, listeners)
@@ -292,6 +321,41 @@ def _start_registry(runtime: Runtime) -> None:
     runtime.attach_models(registry)
 
 
+def _environments(runtime: Runtime, options: ServeOptions) -> DeploymentEnvironments:
+    """The builder under the state folder (or where the options say), with builds a crash
+    left behind removed first."""
+    home = runtime.state_dir.path
+    root = options.environments or _env_path("SCOREGATE_ENVIRONMENTS") or home / "environments"
+    cache = options.uv_cache or _env_path("SCOREGATE_UV_CACHE") or home / "uv-cache"
+    builder = Builder(root, cache)
+    for folder in builder.recover():
+        print(f"removed an unfinished environment build: {folder}", flush=True)
+    return DeploymentEnvironments(builder, EnvironmentService(runtime.store),
+                                  strict=options.strict_python,
+                                  grace_s=options.environment_grace_s,
+                                  conda_files=home / "conda-files")
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+async def _collect_environments(environments: DeploymentEnvironments) -> None:
+    """Every hour: remove the environments no deployment used for the grace period."""
+    while True:
+        try:
+            removed = await off_loop(environment_gc.collect, environments.builder,
+                                     environments.in_use, environments.grace_s)
+        except OSError as error:
+            _environments_log.warning("environment gc failed: %s", error)
+        else:
+            for key in removed:
+                _environments_log.info("removed environment %s (unused for %.0f h)", key,
+                                       environments.grace_s / 3600)
+        await asyncio.sleep(GC_EVERY_S)
+
+
 def _apply_sources(runtime: Runtime, sources: Sequence[Path]) -> None:
     endpoints: list[EndpointSpec] = []
     deployments: list[DeploymentSpec] = []
@@ -308,6 +372,8 @@ def _apply_sources(runtime: Runtime, sources: Sequence[Path]) -> None:
                 endpoints.append(spec)
     if runtime.models is not None:  # references resolve, inline models register, as at create
         deployments = [runtime.models.bind(spec) for spec in deployments]
+    if isinstance(runtime.environments, DeploymentEnvironments):  # conda files copied, as at create
+        deployments = [runtime.environments.capture(spec) for spec in deployments]
     for line in runtime.store.apply(endpoints, deployments):
         print(line, flush=True)
     applied: list[EndpointSpec | DeploymentSpec] = [*endpoints, *deployments]
@@ -356,10 +422,13 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
         asyncio.create_task(admin_server.serve(sockets=[admin_socket])),
     ]
     reloader: asyncio.Task[None] | None = None
+    collecting: asyncio.Task[None] | None = None
     dispatcher = Dispatcher(runtime.store, options.event_delivery, options.event_retention)
     try:
-        await runtime.apply_change()  # never waits for an instance: ready ones serve now
+        await runtime.apply_change(build=False)  # never waits for an instance, nor a build
         await autoscaler.start()
+        if isinstance(runtime.environments, DeploymentEnvironments):
+            collecting = asyncio.create_task(_collect_environments(runtime.environments))
         await dispatcher.start()
         runtime.attach_events(EventSubscriptions(runtime.store,
                                                  dispatcher.subscriptions_changed))
@@ -388,6 +457,8 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
                                    options.graceful_timeout_s + 5)
         if runtime.autodeploy is not None:
             await runtime.autodeploy.close()  # runs stay stored at their stage; resumed at start
+        if collecting is not None:
+            collecting.cancel()
         if runtime.rollouts is not None:
             await runtime.rollouts.close()  # running rollouts stay stored; the next start resumes
         await runtime.stop_provisioning()  # before the instances stop: that is no verdict

@@ -1,11 +1,32 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.processes import ProcessGroup
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_environments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every `scoregate serve` of the session builds deployment environments into one folder
+    with one uv cache (both under the session's temporary folder): the bundled example's
+    environment is built once per session, not once per test."""
+    root = tmp_path_factory.mktemp("shared-environments")
+    saved = {name: os.environ.get(name) for name in _SHARED}
+    os.environ["SCOREGATE_ENVIRONMENTS"] = str(root / "environments")
+    os.environ["SCOREGATE_UV_CACHE"] = str(root / "uv-cache")
+    yield root
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+_SHARED = ("SCOREGATE_ENVIRONMENTS", "SCOREGATE_UV_CACHE")
 
 
 @pytest.fixture

@@ -37,10 +37,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control_plane.admin.autodeploy import AutoDeployService, autodeploy_handlers
 from control_plane.admin.comparison import comparison_json
+from control_plane.admin.environments import environment_handlers
 from control_plane.admin.events import event_handlers
 from control_plane.admin.models import ModelService, model_handlers
 from control_plane.admin.openapi import PATHS, check_body, openapi_document
 from control_plane.admin.rollouts import RolloutService, rollout_handlers
+from control_plane.environments.deployments import DeploymentEnvironments, EnvironmentStatus
 from control_plane.errors import Conflict, PayloadTooLarge, ScoregateError, ValidationError, echo
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.specs.schema import deployment_from_mapping
@@ -77,8 +79,9 @@ class AdminRuntime(Protocol):
     @property
     def scoring_on_loopback(self) -> bool: ...  # whether `--local` endpoints need no key
 
-    async def apply_change(self) -> int:
-        """Bring instances and the data plane in line with the store; the new snapshot version."""
+    async def apply_change(self, build: bool = True) -> int:
+        """Bring instances and the data plane in line with the store; the new snapshot version.
+        `build=False`: environments still to build are built in the background."""
         ...
 
     async def provision(self, key: str, wait: bool = True) -> None:
@@ -98,6 +101,9 @@ class AdminRuntime(Protocol):
     def instance_status(self, key: str) -> Sequence[InstanceStatus]: ...  # "endpoint/deployment"
     def scale_status(self, key: str) -> Mapping[str, Any] | None: ...  # None: a fixed count
     def rolling_status(self, key: str) -> Mapping[str, object] | None: ...  # batch i/n, state
+    def environment_status(self, key: str) -> EnvironmentStatus | None: ...
+    @property
+    def environments(self) -> object: ...  # the server's DeploymentEnvironments
     def logs(self, key: str, lines: int) -> str: ...
     def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport: ...
 
@@ -150,6 +156,7 @@ def _handlers(api: _AdminApi) -> dict[str, dict[str, Handler]]:
         **model_handlers(lambda: api.runtime.models, _if_match),
         **event_handlers(lambda: api.runtime.store, lambda: api.runtime.events),
         **autodeploy_handlers(lambda: api.runtime.autodeploy),
+        **environment_handlers(api.runtime),
     }
 
 
@@ -254,7 +261,7 @@ class _AdminApi:
         if f"{endpoint}/{spec.name}" in existing:  # refused before an inline model registers
             raise Conflict(f"deployment {spec.name} of endpoint {endpoint} exists; update it "
                            "instead")
-        spec = await self._bound(spec)
+        spec = await self._store(self._captured, await self._bound(spec))
         await self._store(self.runtime.store.create_deployment, spec, all_traffic=all_traffic)
         applied = await self._applied()
         await self.runtime.provision(f"{endpoint}/{spec.name}", wait)
@@ -267,7 +274,7 @@ class _AdminApi:
 
         def revise(spec: DeploymentSpec) -> DeploymentSpec:
             revised = _checked_sources(DeploymentSpec.from_dict(_merge(spec.to_dict(), patch)))
-            return revised if model is None else revised.with_changes(**model)
+            return self._captured(revised if model is None else revised.with_changes(**model))
 
         wait = _flag(request.query_params.get("wait"), "wait", default=True)
         await self._store(self.runtime.store.patch_deployment, endpoint, name, revise,
@@ -309,6 +316,13 @@ class _AdminApi:
                                  "retry in a moment")
         return await self._store(registry.bind, spec)
 
+    def _captured(self, spec: DeploymentSpec) -> DeploymentSpec:
+        """An inline conda file copied into the state folder, as stored (blocking)."""
+        environments = self.runtime.environments
+        if isinstance(environments, DeploymentEnvironments):
+            return environments.capture(spec)
+        return spec
+
     async def _patched_model(self, endpoint: str, name: str,
                              patch: Mapping[str, Any]) -> dict[str, Any] | None:
         """A patch that names the model replaces all of it (path, reference and type), resolved
@@ -327,7 +341,8 @@ class _AdminApi:
         return await anyio.to_thread.run_sync(functools.partial(call, *args, **kwargs))
 
     async def _applied(self) -> dict[str, Any]:
-        version = await self.runtime.apply_change()
+        version = await self.runtime.apply_change(build=False)  # an answer never waits on a
+        # build: the deployment's operation (`provision`) waits for it, its progress in `show`
         effective = datetime.now(UTC).isoformat(timespec="milliseconds")
         return {"snapshot_version": version, "effective_at": effective.replace("+00:00", "Z")}
 
@@ -387,8 +402,10 @@ class _AdminApi:
             message["scale_status"] = dict(scale_status)
         rolling = self.runtime.rolling_status(key)
         progress = {"rolling_update_status": dict(rolling)} if rolling is not None else {}
+        environment = self.runtime.environment_status(key)
         return {**spec.to_dict(), "model": spec.model_ref or spec.model_path,
                 "provisioning_state": provisioning.state, **message, **progress,
+                "environment_status": environment.to_dict() if environment else None,
                 "instances": [_instance_view(status) for status in statuses],
                 "etag": record.etag}
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from control_plane.admin.autodeploy_doc import PATHS as AUTODEPLOY_PATHS
 from control_plane.admin.autodeploy_doc import SCHEMAS as AUTODEPLOY_SCHEMAS
+from control_plane.admin.environment_doc import PATHS as ENVIRONMENT_PATHS
+from control_plane.admin.environment_doc import SCHEMAS as ENVIRONMENT_SCHEMAS
 from control_plane.admin.events_doc import PATHS as EVENT_PATHS
 from control_plane.admin.events_doc import SCHEMAS as EVENT_SCHEMAS
 from control_plane.admin.model_doc import PATH_PARAMETERS as MODEL_PATH_PARAMETERS
@@ -184,9 +186,22 @@ SCHEMAS: dict[str, Schema] = {
                                                  "rolled_back"]},
             "new_instances": {"type": "integer"}, "message": {"type": "string"},
         }, extra=True),
+        "environment_status": {**_ref("EnvironmentStatus"), "nullable": True},
         **_STATUS_FIELDS,
     }, ("name", "endpoint_name", "instance_count", "provisioning_state", "instances", "etag"),
         extra=True),
+    "EnvironmentStatus": _object({
+        "state": {"type": "string", "enum": ["gateway", "building", "ready", "failed"]},
+        "source": {"type": "string", "description": "the conda file, registered environment "
+                                                    "or MLflow model file it was built from"},
+        "key": {"type": "string"}, "python": {"type": "string"},
+        "interpreter": {"type": "string"},
+        "note": {"type": "string", "description": "e.g. a newer Python stood in"},
+        "message": {"type": "string", "description": "why the build failed (uv's words)"},
+        "phase": {"type": "string"}, "packages": {"type": "integer"},
+        "detail": {"type": "string"}, "started_at": {"type": "number"},
+        "took_s": {"type": "number"}, "log": {"type": "string"},
+    }, ("state", "source")),
     "Percents": _PERCENTS,
     "Logs": _object({"logs": {"type": "string"}}, ("logs",)),
     "Comparison": {**_object({
@@ -222,6 +237,7 @@ SCHEMAS: dict[str, Schema] = {
     **MODEL_SCHEMAS,
     **EVENT_SCHEMAS,
     **AUTODEPLOY_SCHEMAS,
+    **ENVIRONMENT_SCHEMAS,
 }
 
 
@@ -397,6 +413,7 @@ PATHS: dict[str, Schema] = {
     **MODEL_PATHS,
     **EVENT_PATHS,
     **AUTODEPLOY_PATHS,
+    **ENVIRONMENT_PATHS,
 }
 
 _ERROR_ANSWERS = {
@@ -406,6 +423,7 @@ _ERROR_ANSWERS = {
     "409": "it exists already (update it instead), it is in use, or an operation on it is in "
            "progress",
     "412": "If-Match names a version that is no longer current",
+    "422": "an environment that cannot be built (the message is the resolver's own)",
     "500": "an internal error (details in the server log)",
 }
 

@@ -32,6 +32,7 @@ class Raw:
 class AdminClient:
     def __init__(self, url: str, token: str) -> None:
         self.url = url.rstrip("/")
+        self._token = token
         self._http = httpx.Client(base_url=self.url, timeout=ADMIN_TIMEOUT_S,
                                   headers={"Authorization": f"Bearer {token}"})
 
@@ -49,6 +50,10 @@ class AdminClient:
                     "start one with `scoregate serve`, or pass --url / set SCOREGATE_URL")
         return cls(url, _admin_token(home))
 
+    def clone(self) -> AdminClient:
+        """A second connection to the same server (for polling while a call waits)."""
+        return AdminClient(self.url, self._token)
+
     def __enter__(self) -> AdminClient:
         return self
 
@@ -56,12 +61,16 @@ class AdminClient:
         self._http.close()
 
     def call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        """`timeout_s=` (not a query parameter): longer than the default, for calls that build
+        an environment."""
+        timeout_s = params.pop("timeout_s", None)
         query = {k: v for k, v in params.items() if v is not None}
+        timeout = timeout_s or ADMIN_TIMEOUT_S
         try:
-            response = self._http.request(method, path, json=body, params=query)
+            response = self._http.request(method, path, json=body, params=query, timeout=timeout)
         except httpx.TimeoutException:
             raise ScoregateError(f"the admin API at {self.url} did not answer within "
-                                 f"{ADMIN_TIMEOUT_S:.0f} s") from None
+                                 f"{timeout:.0f} s") from None
         except httpx.HTTPError as error:
             raise ScoregateError(f"cannot reach the scoregate admin API at {self.url} ({error}); "
                                  "is `scoregate serve` running?") from None

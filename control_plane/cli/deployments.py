@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from control_plane.cli.client import AdminClient, Raw
+from control_plane.cli.progress import BUILD_TIMEOUT_S, BuildPrinter
 from control_plane.cli.verbs import Verbs, add_overrides, confirm, get, load, overridden
 from control_plane.errors import OperationFailed, ScoregateError
 from control_plane.specs.resources import DeploymentSpec
@@ -32,6 +33,8 @@ def create(client: AdminClient, args: argparse.Namespace) -> Any:
     spec = load(args.file, DeploymentSpec, name=args.name, endpoint_name=args.endpoint_name,
                 overrides=args.overrides)
     path = f"/v1/endpoints/{spec.endpoint_name}/deployments"
+    if args.with_package:
+        package(client, spec.to_dict())
     answer = client.call("POST", path, spec.to_dict(), wait="false",
                          all_traffic="true" if args.all_traffic else None)
     if args.no_wait:
@@ -39,12 +42,24 @@ def create(client: AdminClient, args: argparse.Namespace) -> Any:
     return _until_done(client, f"{path}/{answer['name']}", answer, args.all_traffic)
 
 
+def package(client: AdminClient, body: dict[str, Any]) -> None:
+    """Azure's model packaging, here: the environment built completely, before the create."""
+    print("environment: building it first (--with-package)", file=sys.stderr, flush=True)
+    built = client.call("POST", "/v1/environment-builds", {"deployment": body},
+                        timeout_s=BUILD_TIMEOUT_S)
+    if built.get("state") == "ready":
+        print(f"environment: packaged: {built.get('packages')} packages, Python "
+              f"{built.get('python')}, in {built.get('took_s', 0):.1f} s", file=sys.stderr,
+              flush=True)
+
+
 def update(client: AdminClient, args: argparse.Namespace) -> Any:
     patch: dict[str, Any] = {}
     if args.file is not None:
         spec = load(args.file, DeploymentSpec, name=args.name, endpoint_name=args.endpoint_name,
                     overrides=args.overrides)
-        patch = {k: v for k, v in spec.to_dict().items() if k not in ("name", "endpoint_name")}
+        patch = {k: v for k, v in spec.to_dict().items()
+                 if k not in ("name", "endpoint_name", "not_applied")}
     else:
         patch = _model_patch(overridden(patch, args, patch=True))
     if not patch:
@@ -82,14 +97,17 @@ def _until_done(client: AdminClient, path: str, answer: dict[str, Any],
     """Polls `show` until the operation ended; progress lines go to stderr when they change."""
     written = {name: answer[name] for name in _WRITE_FIELDS if name in answer}
     shown, last, delay = answer, "", 0.05
+    build, started = BuildPrinter(sys.stderr), time.monotonic()
     while shown.get("provisioning_state") in IN_PROGRESS:
         line = _progress(shown)
         if line != last:
             print(line, file=sys.stderr, flush=True)
             last = line
+        build.show(shown.get("environment_status"))
         time.sleep(delay)
         delay = min(delay * 2, POLL_S)
         shown = client.call("GET", path)
+    build.finish(shown.get("environment_status"), time.monotonic() - started)
     if shown.get("provisioning_state") == "Failed":
         reason, _, details = str(shown.get("provisioning_message", "")).partition("\n")
         kept = " (traffic unchanged: --all-traffic was not applied)" if all_traffic else ""
@@ -118,6 +136,9 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
                               "other deployment 0%% (never if it Failed)")
     _add_no_wait(created)
     add_overrides(created)
+    created.add_argument("--with-package", action="store_true",
+                         help="build its environment completely before creating it (Azure's "
+                              "model packaging); the command fails if the build does")
     updated = verbs.add("update", update, "change instance_count, settings, variables")
     updated.add_argument("-f", "--file", help="deployment YAML with the new settings")
     _add_no_wait(updated)
@@ -127,7 +148,8 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
               "list the deployments of an endpoint", named=False)
     deleted = verbs.add_delete(delete, "delete a deployment (not one with traffic)")
     _add_no_wait(deleted)
-    logged = verbs.add("get-logs", logs, "print the last lines of its instances' logs")
+    logged = verbs.add("get-logs", logs, "print the last lines of its environment's build "
+                       "log and of its instances' logs")
     logged.add_argument("-l", "--lines", type=int, default=5000, help="how many (default 5000)")
     verbs.add("compare", get(lambda args: _path(args, "/compare")),
               "shadow comparison of its mirror copies with the live answers: counts, "

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from control_plane.cli import deployments, endpoints, events, models
+from control_plane.cli import deployments, endpoints, environments, events, models
 from control_plane.cli import output as cli_output
 from control_plane.cli.client import URL_ENV, AdminClient, Raw
 from control_plane.errors import OperationFailed, ScoregateError
@@ -55,7 +55,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command is None:
         build_parser().print_usage(sys.stderr)
         print("scoregate: error: choose online-endpoint, online-deployment, model, "
-              "event-subscription, event or serve",
+              "event-subscription, event, environment or serve",
               file=sys.stderr)
         return 2
     try:
@@ -99,4 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
                              common)
     models.add_commands(groups.add_parser("model", help="manage registered models"), common)
     events.add_commands(groups, common)
+    environments.add_commands(groups.add_parser("environment", help="registered and built "
+                                                "environments"), common)
     return parser

@@ -89,8 +89,8 @@ class EnvironmentService:
         def write(conn: sqlite3.Connection) -> list[RegisteredEnvironment]:
             chosen = ([_pick(conn, name, version, None)] if version is not None
                       else rows.versions(conn, name))
-            if not chosen:
-                raise self._not_found(name, None)
+            if not chosen:  # the same connection: the store's lock is held here
+                raise _not_found_in(rows.versions(conn), name, None)
             changed = [e.with_archived(archived) for e in chosen]
             for environment in changed:
                 rows.update(conn, environment)

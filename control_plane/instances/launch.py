@@ -25,8 +25,8 @@ from pathlib import Path
 
 from control_plane.specs.resources import DeploymentSpec
 
-# (spec, fd of the listening socket) -> argv of the instance process
-CommandBuilder = Callable[[DeploymentSpec, int], list[str]]
+# (spec, fd of the listening socket, the environment's python or None) -> argv
+CommandBuilder = Callable[[DeploymentSpec, int, Path | None], list[str]]
 
 _PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: no dlopen after fork
@@ -34,17 +34,24 @@ _PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # where scoring_servers/ is
 _OURS = "SCOREGATE_"  # the server's settings and secrets: never passed on to an instance
 
 
-def default_command(spec: DeploymentSpec, fd: int) -> list[str]:
+def default_command(spec: DeploymentSpec, fd: int, python: Path | None = None) -> list[str]:
     """`python -m scoring_servers.azureml --fd N --code DIR --entry SCRIPT`, or for an MLflow
     model without a script `python -m scoring_servers.mlflow --fd N` (it finds the model
     under AZUREML_MODEL_DIR, as Azure's no-code deployment does)."""
     server = "scoring_servers.mlflow" if spec.serves_mlflow_model else "scoring_servers.azureml"
-    argv = [sys.executable, "-m", server, "--fd", str(fd)]
+    argv = [*interpreter(python), "-m", server, "--fd", str(fd)]
     if spec.code_dir:
         argv += ["--code", spec.code_dir]
     if spec.scoring_script:
         argv += ["--entry", spec.scoring_script]
     return argv
+
+
+def interpreter(python: Path | None) -> list[str]:
+    """The gateway's own interpreter, or a deployment environment's, isolated (`-I`: no
+    PYTHONPATH, no user site-packages; the environment holds its own copy of the scoring
+    server) and unbuffered (`-I` ignores PYTHONUNBUFFERED)."""
+    return [sys.executable] if python is None else [str(python), "-I", "-u"]
 
 
 def bind_listener(path: Path, backlog: int = 1024) -> socket.socket:

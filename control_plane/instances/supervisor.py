@@ -98,6 +98,8 @@ class _Deployment:
     instances: dict[str, ManagedInstance] = field(default_factory=dict)
     external: tuple[InstanceRoute, ...] = ()
     batch: Batch | None = None
+    python: Path | None = None  # the environment's interpreter (None: the gateway's own)
+    pythons: dict[str, Path | None] = field(default_factory=dict)  # instance id -> its python
 
 
 class Supervisor:
@@ -131,9 +133,12 @@ class Supervisor:
         """What stopping an instance adds to its request timeout (drain margin, then TERM→KILL)."""
         return self._timings.drain_margin_s + self._timings.stop_grace_s
 
-    async def reconcile(self, deployments: Mapping[str, DeploymentSpec], *,
+    async def reconcile(self, deployments: Mapping[str, DeploymentSpec],
+                        pythons: Mapping[str, Path] | None = None, *,
                         wait: bool = True, batches: Mapping[str, Batch] | None = None) -> None:
-        """Make what runs match `deployments`; `batches` bounds the deployments being rolled.
+        """Make what runs match `deployments`; `pythons` (same keys) names the interpreter of
+        a deployment's own environment (absent: the gateway's; a new python is a new process);
+        `batches` bounds the deployments being rolled.
 
         Removed instances leave the ready set at once and drain in the background. With
         `wait`, returns when every instance this call started is ready or has failed, bounded
@@ -156,6 +161,7 @@ class Supervisor:
                     key, _Deployment(spec.endpoint_name, spec.name, spec))
                 wanted.spec, wanted.external = spec, external[key]
                 wanted.batch = (batches or {}).get(key)
+                wanted.python = (pythons or {}).get(key)
                 started += self._converge(key)
             self._notify_change()
         if wait:
@@ -275,8 +281,8 @@ class Supervisor:
             for instance in live:
                 self._retire(deployment, instance)
             return []
-        current = [i for i in live if _same_process(i.spec, spec)]
-        stale = [i for i in live if not _same_process(i.spec, spec)]
+        current = [i for i in live if self._same(deployment, i)]
+        stale = [i for i in live if not self._same(deployment, i)]
         for instance in current:
             instance.spec = spec  # instance_count or cosmetic fields changed
         count, batch = spec.instance_count, deployment.batch
@@ -302,7 +308,7 @@ class Supervisor:
         try:
             sock = launch.bind_listener(paths.socket)
             try:
-                plan = Launch(self._command(spec, sock.fileno()),
+                plan = Launch(self._command(spec, sock.fileno(), deployment.python),
                               launch.instance_env(spec, paths.model_dir), log_path,
                               self._log_max_bytes, memory_limit_mb(spec, self._memory_mb))
                 instance = ManagedInstance(instance_id, spec, sock, plan, self._timings,
@@ -315,6 +321,7 @@ class Supervisor:
             raise
         self._paths[instance] = paths
         deployment.instances[instance_id] = instance
+        deployment.pythons[instance_id] = deployment.python
         instance.start()
         return instance
 
@@ -338,6 +345,7 @@ class Supervisor:
                         instance.id, timeout_s + self._timings.drain_margin_s)
         await self._stop(instance)
         deployment.instances.pop(instance.id, None)
+        deployment.pythons.pop(instance.id, None)
         key = f"{deployment.endpoint}/{deployment.name}"
         if deployment.spec is None and not deployment.instances:
             if self._deployments.get(key) is deployment:
@@ -380,7 +388,14 @@ class Supervisor:
             return not deployment.instances
         instances = list(deployment.instances.values())
         return (len(instances) == deployment.spec.instance_count
-                and all(i.ready and _same_process(i.spec, deployment.spec) for i in instances))
+                and all(i.ready and self._same(deployment, i) for i in instances))
+
+    @staticmethod
+    def _same(deployment: _Deployment, instance: ManagedInstance) -> bool:
+        """The instance runs what the deployment wants now (spec and interpreter)."""
+        assert deployment.spec is not None
+        return (_same_process(instance.spec, deployment.spec)
+                and deployment.pythons.get(instance.id) == deployment.python)
 
     def _checked_external(self, key: str, spec: DeploymentSpec) -> tuple[InstanceRoute, ...]:
         """Check everything before changing anything; the external routes of `spec`."""

@@ -326,20 +326,29 @@ def _code(src: Source, data: Mapping[str, Any], urls: tuple[str, ...],
 
 
 def _environment(src: Source, data: Mapping[str, Any], not_applied: dict[str, Any]) -> Any:
-    """Kept as given (conda_file made absolute); every part of it is cloud-only here."""
+    """Kept as given (conda_file made absolute). Applied: `conda_file`, and references to
+    registered environments (`azureml:name:version`, `azureml:name@latest`); the rest (`image`,
+    Azure's curated environments and registries) is cloud-only here."""
     value = data.get("environment")
     if value is None:
         return None
     if isinstance(value, str):
-        not_applied["environment"] = value
+        if not value.startswith("azureml:") or is_cloud_environment(value):
+            not_applied["environment"] = value
         return value
     env = mapping(src, value, "environment")
-    check_keys(src, env, "environment", (), ENVIRONMENT_KEYS, not_applied, "an environment")
+    check_keys(src, env, "environment", ("conda_file",), ENVIRONMENT_KEYS - {"conda_file"},
+               not_applied, "an environment")
     kept = plain(src, env, "environment")
     conda = text(src, env, "conda_file", "environment")
     if conda is not None and not conda.startswith("azureml:"):
         kept["conda_file"] = os.path.abspath(os.path.join(src.base_dir, conda))
     return kept
+
+
+def is_cloud_environment(reference: str) -> bool:
+    """Azure's curated environments (`AzureML-...`) and registries exist only in the cloud."""
+    return reference.startswith(("azureml://", "azureml:AzureML-", "AzureML-"))
 
 
 def _request_settings(src: Source, data: Mapping[str, Any],

@@ -23,7 +23,8 @@ def main() -> int:
         stuck = serve(parse_settings(sys.argv[1:], os.environ))
     except ScoringServerError as exc:
         if isinstance(exc, ScriptError):
-            traceback.print_exception(exc, file=sys.stderr)
+            # the three-argument form: the one-argument one is 3.10+ (environments go to 3.8)
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         print(f"scoring server: {exc.message}", file=sys.stderr, flush=True)
         return exc.exit_code
     if stuck:

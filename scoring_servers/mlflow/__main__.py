@@ -48,7 +48,7 @@ def _fail(exc: ScoringServerError) -> int:
     """One clear line last; the traceback before it only when the cause is not already named."""
     cause = exc.__cause__
     if cause is not None and not isinstance(cause, ModuleNotFoundError):
-        traceback.print_exception(cause, file=sys.stderr)
+        traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
     print(f"scoring server: {exc.message}", file=sys.stderr, flush=True)
     return exc.exit_code
 

@@ -57,7 +57,7 @@ def test_an_autoscaled_deployment_rolls_under_load_failing_nothing(
     load = Load(gateway, key, b"{}", endpoint=E)
     threads = [threading.Thread(target=load.run, daemon=True) for _ in range(4)]
     try:
-        for thread in threads:  # four clients: 4 in flight of 4 per instance at 30% want 4 instances, capped at 3
+        for thread in threads:  # 4 in flight, 4 per instance at 30%: 4 wanted, capped at 3
             thread.start()
         wait_until(lambda: _ready(gateway, 3), timeout=120, what="scaled out to 3 instances")
         assert _show(gateway)["instance_count"] == 1  # the YAML's first count, kept as written

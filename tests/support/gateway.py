@@ -26,6 +26,9 @@ import httpx
 from tests.support.processes import REPO_ROOT, ProcessGroup, Started, free_port, http_ok, wait_until
 
 EXAMPLE = REPO_ROOT / "config" / "examples" / "blue-green"
+# A bound on waits that include building a deployment's environment with a cold uv cache (the
+# first sklearn or MLflow environment of a session downloads its wheels): only a hang hits it.
+PROVISION_TIMEOUT_S = 900.0
 
 
 def wait_port_file(path: Path, started: Started, what: str) -> int:
@@ -137,7 +140,12 @@ class RunningGateway:
         return env
 
     def cli(self, *args: str, check: bool = True,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+            timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        """`scoregate ARGS`; the timeout only bounds a hang: a deployment's create or update
+        waits for its provisioning state, which includes a cold environment build."""
+        if timeout is None:
+            timeout = PROVISION_TIMEOUT_S if args[:1] == ("online-deployment",) and \
+                args[1:2] in (("create",), ("update",)) else 120
         result = subprocess.run([sys.executable, "-m", "control_plane", *args], env=self.env(),
                                 capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
         if check and result.returncode != 0:
@@ -166,7 +174,8 @@ class RunningGateway:
 def start_serve(processes: ProcessGroup, home: Path, *sources: str,
                 extra: tuple[str, ...] = ()) -> RunningGateway:
     """Start `scoregate serve` with its state in `home`; wait until it wrote server.json and its
-    scoring listener answers."""
+    scoring listener answers. With `sources`, serve writes it once their deployments are
+    provisioned, their environments built (see PROVISION_TIMEOUT_S)."""
     home.mkdir(parents=True, exist_ok=True)
     started = processes.python("-m", "control_plane", "serve", *sources, "--port", "0",
                                "--admin-port", "0", "--log-format", "json", *extra,
@@ -182,7 +191,8 @@ def start_serve(processes: ProcessGroup, home: Path, *sources: str,
             return False
         return info.get("pid") == started.proc.pid and http_ok(f"{info['scoring_url']}/healthz")
 
-    wait_until(up, timeout=90, what="scoregate serve to start")
+    wait_until(up, timeout=PROVISION_TIMEOUT_S if sources else 90,
+               what="scoregate serve to start")
     return gateway
 
 

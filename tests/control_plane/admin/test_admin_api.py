@@ -52,8 +52,9 @@ class StandInRuntime:
     version: int = 0
     rollouts: None = None  # no rollout engine: the rollout routes answer 503
     autodeploy: None = None  # nor auto-deploy: its routes answer 503, show has no policy
+    environments: None = None  # no environments built: deployments run on the gateway's Python
 
-    async def apply_change(self) -> int:
+    async def apply_change(self, build: bool = True) -> int:
         self.version += 1
         return self.version
 
@@ -75,6 +76,8 @@ class StandInRuntime:
         return None  # no autoscaler here
     def rolling_status(self, key: str) -> None:
         return None  # no rolling update ever ran
+    def environment_status(self, key: str) -> None:
+        return None  # every deployment runs on the gateway's interpreter here
 
     def logs(self, key: str, lines: int) -> str:
         if key.endswith("/explode"):

@@ -115,3 +115,11 @@ def test_registrations_survive_reopening(tmp_path: Path) -> None:
         assert EnvironmentService(again).show("sklearn-env").spec.conda_file == CONDA
     finally:
         again.close()
+
+
+def test_archiving_or_restoring_an_unknown_name_is_not_found(service: EnvironmentService) -> None:
+    """Inside the write transaction (reading the names again outside it deadlocked)."""
+    service.create(spec("known"))
+    for change in (service.archive, service.restore):
+        with pytest.raises(NotFound, match="no environment named ghost; registered: known"):
+            change("ghost")

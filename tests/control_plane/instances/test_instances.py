@@ -45,9 +45,9 @@ PATIENT_PROBE = ProbeSettings(initial_delay=0, period=1, timeout=1, success_thre
                               failure_threshold=30)
 
 
-def command(spec: DeploymentSpec, fd: int) -> list[str]:
-    return [sys.executable, str(STANDIN), "--fd", str(fd), "--code", spec.code_dir or "",
-            "--entry", spec.scoring_script or ""]
+def command(spec: DeploymentSpec, fd: int, python: Path | None = None) -> list[str]:
+    return [str(python or sys.executable), str(STANDIN), "--fd", str(fd),
+            "--code", spec.code_dir or "", "--entry", spec.scoring_script or ""]
 
 
 @dataclass
@@ -396,6 +396,27 @@ def test_changed_spec_rolls_over_without_an_empty_ready_set(
         await h.until(lambda: not any(alive(pid or 0) for pid in old), "old instances to stop")
         logs = h.supervisor.logs(KEY)
         assert "[blue-2] standin start" in logs and "greeting=v2" in logs
+
+    run_with_supervisor(body)
+
+
+def test_a_new_interpreter_for_a_deployment_is_a_new_process(
+        run_with_supervisor: Runner) -> None:
+    """The environment's python comes through reconcile; changing it rolls the instances over
+    (and the same spec with the same python changes nothing)."""
+    async def body(h: Harness) -> None:
+        await h.start(h.spec(count=1))
+        [old] = h.pids().values()
+        other = h.tmp / "env-python"  # another path to an interpreter: another environment
+        other.symlink_to(sys.executable)
+        await h.supervisor.reconcile({KEY: h.spec(count=1)}, {KEY: other})
+        assert await h.supervisor.wait_ready(KEY, 30), h.supervisor.status(KEY)
+        [new] = h.pids().values()
+        assert new != old and new is not None
+        argv0 = Path(f"/proc/{new}/cmdline").read_bytes().split(b"\0")[0]
+        assert argv0 == str(other).encode()
+        await h.supervisor.reconcile({KEY: h.spec(count=1)}, {KEY: other})
+        assert list(h.pids().values()) == [new]
 
     run_with_supervisor(body)
 

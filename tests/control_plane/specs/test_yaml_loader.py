@@ -122,7 +122,7 @@ def test_sample_blue_deployment_fields_and_not_applied() -> None:
     assert spec.model_path == str(ONLINE / "model-1" / "model")  # trailing slash dropped
     assert spec.code_dir == str(ONLINE / "model-1" / "onlinescoring")
     assert spec.not_applied["instance_type"] == "Standard_DS3_v2"
-    assert spec.not_applied["environment.conda_file"] == "../../model-1/environment/conda.yaml"
+    assert "environment.conda_file" not in spec.not_applied  # built into its environment
     assert spec.environment["conda_file"] == str(ONLINE / "model-1/environment/conda.yaml")
     [line] = describe_not_applied(spec)
     assert line.startswith("deployment my-endpoint/blue: not applied here: ")
@@ -308,9 +308,13 @@ def test_environment_forms(folder: Path) -> None:
     text = DEPLOYMENT + "environment: azureml:my-env:1\nenvironment_variables: {A: 1, B: false}\n"
     spec = load_file(write(folder, "blue.yml", text))
     assert isinstance(spec, DeploymentSpec)
-    assert spec.environment == "azureml:my-env:1" == spec.not_applied["environment"]
+    assert spec.environment == "azureml:my-env:1" and "environment" not in spec.not_applied
     assert spec.environment_variables == {"A": "1", "B": "false"}
-    assert "environment=azureml:my-env:1" in describe_not_applied(spec)[0]
+    assert not any("environment" in line for line in describe_not_applied(spec))
+    curated = DEPLOYMENT + "environment: azureml:AzureML-sklearn-1.0:1\n"
+    (folder / "curated.yml").write_text(curated)
+    spec = load_file(folder / "curated.yml")
+    assert "environment=azureml:AzureML-sklearn-1.0:1" in describe_not_applied(spec)[0]
 
 
 def test_fully_applied_spec_has_no_not_applied_line(folder: Path) -> None:

@@ -1,22 +1,26 @@
 """Small MLflow models saved in a test's tmp_path: each test compares the server's answers with
 `mlflow.pyfunc.load_model(path).predict(...)` of the same folder.
 
-The pyfunc classes live in this importable module so that the server process unpickles them by
-reference (its PYTHONPATH has the repository root).
+The pyfunc classes live in this module and are pickled by value (`_by_value`): a deployment of
+an MLflow model runs in the environment its requirements ask for (docs/environments.md), where
+this repository's `tests` package is not importable, as a user's notebook module would not be.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import cloudpickle  # type: ignore[import-untyped]
 import mlflow.pyfunc
 import mlflow.sklearn
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
+import sklearn  # type: ignore[import-untyped]
 from mlflow.models import infer_signature
 from mlflow.models.signature import ModelSignature
 from mlflow.pyfunc.model import PythonModel
@@ -81,13 +85,24 @@ with mlflow_advice_silenced():
                                  "scaled": model_input["a"] * scale})
 
 
+@contextmanager
+def _by_value() -> Iterator[None]:
+    """The classes of this module pickled with their code, not as `tests....FrameModel`."""
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        yield
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+
+
 def save_named_tensor_model(path: Path) -> Path:
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype("float64"), (-1, 2), "x"),
                        TensorSpec(np.dtype("float64"), (-1, 2), "y")]),
         outputs=Schema([TensorSpec(np.dtype("float64"), (-1, 2))]),
         params=ParamSchema([ParamSpec("scale", "double", 1.0)]))
-    with mlflow_advice_silenced():
+    with mlflow_advice_silenced(), _by_value():
         mlflow.pyfunc.save_model(str(path), python_model=NamedTensorModel(), signature=signature)
     return path
 
@@ -97,8 +112,10 @@ def save_frame_model(path: Path) -> Path:
         inputs=Schema([ColSpec("double", "a"), ColSpec("double", "b")]),
         outputs=Schema([ColSpec("double", "total"), ColSpec("double", "scaled")]),
         params=ParamSchema([ParamSpec("scale", "double", 1.0)]))
-    with mlflow_advice_silenced():
-        mlflow.pyfunc.save_model(str(path), python_model=FrameModel(), signature=signature)
+    with mlflow_advice_silenced(), _by_value():  # the sklearn model's requirements: one
+        mlflow.pyfunc.save_model(  # environment for the test models, as a project's share one
+            str(path), python_model=FrameModel(), signature=signature,
+            extra_pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
     return path
 
 

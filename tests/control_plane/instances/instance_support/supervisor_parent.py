@@ -19,8 +19,8 @@ from control_plane.specs.resources import DeploymentSpec
 STANDIN = Path(__file__).with_name("standin_server.py")
 
 
-def command(spec: DeploymentSpec, fd: int) -> list[str]:
-    return [sys.executable, str(STANDIN), "--fd", str(fd)]
+def command(spec: DeploymentSpec, fd: int, python: Path | None = None) -> list[str]:
+    return [str(python or sys.executable), str(STANDIN), "--fd", str(fd)]
 
 
 async def main(work: Path, pids_file: Path) -> None:

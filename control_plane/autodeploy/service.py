@@ -155,9 +155,11 @@ class AutoDeploy:
     async def _watch(self) -> None:
         while True:
             self._wake.clear()
-            try:
-                endpoints, more = await self._thread(self.store.feature_write,
-                                                     _queue_new_versions)
+            try:  # a read first: a write commits, and every commit wakes this loop again
+                endpoints, more = [], False
+                if await self._thread(self.store.feature_read, _has_new_events):
+                    endpoints, more = await self._thread(self.store.feature_write,
+                                                         _queue_new_versions)
             except ScoregateError:
                 _log.exception("auto-deploy: reading the outbox failed; retrying")
                 endpoints, more = [], False
@@ -193,6 +195,11 @@ class AutoDeploy:
 
     async def _thread(self, call: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(functools.partial(call, *args))
+
+
+def _has_new_events(conn: sqlite3.Connection) -> bool:
+    """Whether the outbox has events after the cursor (most commits add none for it)."""
+    return bool(outbox.after(conn, rows.cursor(conn) or 0, limit=1))
 
 
 def _queue_new_versions(conn: sqlite3.Connection) -> tuple[list[str], bool]:

@@ -103,3 +103,31 @@ def test_a_deleted_endpoint_takes_its_policy_along(store: Store) -> None:
     store.delete_endpoint("ep1")
     store.create_endpoint(EndpointSpec(name="ep1"))
     assert store.feature_read(lambda conn: rows.policy(conn, "ep1")) is None
+
+
+def test_an_idle_watcher_writes_nothing(store: Store, registry: ModelRegistry,
+                                       tmp_path: Path) -> None:
+    """The watcher is woken by every commit, its own included: it writes only when the outbox
+    has something after its cursor, or it would wake itself forever (a busy loop)."""
+    import asyncio
+
+    from control_plane.autodeploy.service import AutoDeploy
+
+    commits: list[int] = []
+    store.on_commit(lambda: commits.append(1))
+
+    async def scenario() -> tuple[int, int]:
+        service = AutoDeploy(store, None, None, None)  # type: ignore[arg-type]  # no run here
+        await service.start()
+        register(registry, tmp_path)  # one event: the cursor moves past it, once
+        for _ in range(500):
+            if store.feature_read(rows.cursor) == store.feature_read(outbox.last_seq):
+                break
+            await asyncio.sleep(0.01)
+        settled = len(commits)
+        await asyncio.sleep(0.5)  # a window in which an idle watcher must not commit at all
+        await service.close()
+        return settled, len(commits)
+
+    settled, later = asyncio.run(scenario())
+    assert later == settled, f"{later - settled} commits while idle"

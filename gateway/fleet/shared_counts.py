@@ -37,20 +37,18 @@ def create_counts_fd(workers: int) -> int:
 class SharedCounts:
     """The rows of every worker, mapped from the memfd `fd`."""
 
-    __slots__ = ("_map", "_view", "workers")
+    __slots__ = ("_map", "view", "workers")
 
     def __init__(self, fd: int, workers: int) -> None:
         self.workers = workers
         self._map = mmap.mmap(fd, workers * SLOTS * _WORD)
-        self._view = memoryview(self._map).cast("q")
+        self.view = memoryview(self._map).cast("q")  # row r, slot s at r * SLOTS + s
 
     def add(self, row: int, slot: int, delta: int) -> None:
-        index = row * SLOTS + slot
-        self._view[index] += delta
+        self.view[row * SLOTS + slot] += delta
 
     def total(self, slot: int) -> int:
-        view = self._view
-        return sum(view[row * SLOTS + slot] for row in range(self.workers))
+        return sum(self.view[slot::SLOTS])  # one column: a strided view, summed in C
 
     def clear_row(self, row: int) -> None:
         """A dead worker's requests died with it: its row starts again at zero."""
@@ -58,31 +56,34 @@ class SharedCounts:
         self._map[start:start + SLOTS * _WORD] = bytes(SLOTS * _WORD)
 
     def close(self) -> None:
-        self._view.release()
+        self.view.release()
         self._map.close()
+
+
+_LIVE = "live "
 
 
 def deployment_slot_key(endpoint: str, deployment: str) -> str:
     """The slot table's key for the live requests of one deployment (instance ids never
-    contain a space)."""
-    return f"live {endpoint}/{deployment}"
+    contain a space, names never a slash)."""
+    return f"{_LIVE}{endpoint}/{deployment}"
 
 
 class _FleetInstances(Mapping[str, int]):
     """Requests in flight per instance across the fleet, for the picker (`get` is all it
     calls); keys without a slot count this worker's requests only."""
 
-    __slots__ = ("_counts", "_slots", "_local")
+    __slots__ = ("_view", "_slots", "_local")
 
     def __init__(self, counts: SharedCounts, slots: dict[str, int],
                  local: Mapping[str, int]) -> None:
-        self._counts, self._slots, self._local = counts, slots, local
+        self._view, self._slots, self._local = counts.view, slots, local
 
     def get(self, key: str, default: int = 0) -> int:  # type: ignore[override]
         slot = self._slots.get(key)
         if slot is None:
             return self._local.get(key, default)
-        return self._counts.total(slot)
+        return sum(self._view[slot::SLOTS])
 
     def __getitem__(self, key: str) -> int:
         return self.get(key)
@@ -99,18 +100,24 @@ class SharedAdmission(Admission):
     fleet's /metrics sums) and in its row of the shared counts, and decides the picker's
     choice and the 429 rule from the fleet-wide sums."""
 
-    __slots__ = ("_shared", "_row", "_slots", "_fleet_instances")
+    __slots__ = ("_view", "_base", "_slots", "_deployment_slots", "_fleet_instances")
 
     def __init__(self, shared: SharedCounts, row: int) -> None:
         super().__init__()
-        self._shared = shared
-        self._row = row
-        self._slots: dict[str, int] = {}
+        self._view = shared.view
+        self._base = row * SLOTS  # this worker's row: the only one it writes
+        self._slots: dict[str, int] = {}  # instance id → slot
+        self._deployment_slots: dict[Key, int] = {}  # (endpoint, deployment) → slot
         self._fleet_instances = _FleetInstances(shared, self._slots, self._instances)
 
     def set_slots(self, slots: Mapping[str, int]) -> None:
         """The control plane's slot table (it only grows; a key never moves)."""
-        self._slots.update(slots)
+        for key, slot in slots.items():
+            if key.startswith(_LIVE):
+                endpoint, deployment = key[len(_LIVE):].split("/", 1)
+                self._deployment_slots[(endpoint, deployment)] = slot
+            else:
+                self._slots[key] = slot
 
     @property
     def instances(self) -> Mapping[str, int]:
@@ -123,26 +130,26 @@ class SharedAdmission(Admission):
         super().start_instance(instance_id)
         slot = self._slots.get(instance_id)
         if slot is not None:
-            self._shared.add(self._row, slot, 1)
+            self._view[self._base + slot] += 1
 
     def end_instance(self, instance_id: str) -> None:
         super().end_instance(instance_id)
         slot = self._slots.get(instance_id)
         if slot is not None:
-            self._shared.add(self._row, slot, -1)
+            self._view[self._base + slot] -= 1
 
     def admit(self, deployment: DeploymentRoute, key: Key) -> None:
-        slot = self._slots.get(deployment_slot_key(*key))
+        slot = self._deployment_slots.get(key)
         if slot is None:
             return super().admit(deployment, key)
         limit = max_in_flight(deployment)
-        if self._shared.total(slot) >= limit:
+        if sum(self._view[slot::SLOTS]) >= limit:
             raise too_many(deployment, limit)
         self._live[key] = self._live.get(key, 0) + 1
-        self._shared.add(self._row, slot, 1)
+        self._view[self._base + slot] += 1
 
     def release(self, key: Key) -> None:
         super().release(key)
-        slot = self._slots.get(deployment_slot_key(*key))
+        slot = self._deployment_slots.get(key)
         if slot is not None:
-            self._shared.add(self._row, slot, -1)
+            self._view[self._base + slot] -= 1

@@ -28,7 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,7 +134,7 @@ class WorkerFleet:
         self._latest: bytes | None = None
         self._acks = asyncio.Condition()
         self._closing = False
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # each forgets itself when done
         self._next_id = 0
         self._reports: dict[int, list[dict[str, Any]]] = {}
         self._failures: dict[int, int] = {}  # quick deaths in a row, per worker index
@@ -147,7 +147,7 @@ class WorkerFleet:
         FLEET_SAMPLES.active = True
         for index in range(self.options.workers):
             await self._spawn(index)
-        self._tasks.append(asyncio.create_task(self._collect_loop(), name="collect samples"))
+        self._task(self._collect_loop(), "collect samples")
 
     async def _spawn(self, index: int) -> None:
         listener = bind_port(self.options.host, self.options.port, reuse_port=True)
@@ -172,9 +172,14 @@ class WorkerFleet:
         self._workers[index] = worker
         if self._latest is not None:
             writer.write(self._latest)
-        self._tasks.append(asyncio.create_task(self._read(worker), name=f"worker {index}"))
-        self._tasks.append(asyncio.create_task(self._watch(worker), name=f"watch {index}"))
+        self._task(self._read(worker), f"read worker {index}")
+        self._task(self._watch(worker), f"watch worker {index}")
         log.info("data-plane worker %d started (pid %d)", index, proc.pid)
+
+    def _task(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self, graceful_s: float) -> None:
         """SIGTERM every worker (they finish requests in flight), SIGKILL after `graceful_s`."""
@@ -292,8 +297,7 @@ class WorkerFleet:
                     if future is not None and not future.done():
                         future.set_result(message)
                 elif kind == "metrics?":
-                    self._tasks.append(asyncio.create_task(self._answer_metrics(worker,
-                                                                                message["id"])))
+                    self._task(self._answer_metrics(worker, int(message["id"])), "metrics")
 
     async def _answer_metrics(self, worker: _Worker, ask_id: int) -> None:
         body, content_type = await self.metrics()

@@ -189,3 +189,34 @@ def test_a_worker_killed_with_sigkill_is_restarted_and_only_its_requests_fail(
     os.kill(pids[1], signal.SIGKILL)
     _restarted(gateway, 1, pids[1])
     assert metric(metrics_text(gateway.scoring_url), "scoregate_requests_total") == counted
+
+
+def test_mirror_copies_from_every_worker_are_compared_in_one_report(
+        processes: ProcessGroup, tmp_path: Path) -> None:
+    upstreams = {name: start_upstream(processes, tmp_path, name) for name in ("blue", "green")}
+    gateway = _serve(processes, tmp_path, upstreams, {"blue": 100, "green": 0})
+    token = (gateway.home / "admin_token").read_text().strip()
+    admin = httpx.Client(base_url=f"{gateway.admin_url}/v1/endpoints/{ENDPOINT}",
+                         headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    with admin:
+        admin.put("/mirror-traffic", json={"green": 50}).raise_for_status()
+        key = gateway.key(ENDPOINT)
+        served = Counter(_health(gateway)["worker"] for _ in range(20))
+        assert set(served) == {0, 1}, served  # fresh connections reach both workers
+        for _ in range(60):
+            assert _score_fresh(gateway, key).headers["x-backend"] == "blue"
+
+        def copies() -> int:
+            stats = httpx.get(upstreams["green"] + "/stats", timeout=10).json()
+            return int(stats["mirror"])
+
+        def report() -> dict[str, Any]:
+            return dict(admin.get("/deployments/green/compare").json())
+
+        # blue and green answer differently: every compared copy is a mismatch, whichever
+        # worker sent it, and the report (collected every second) counts them all
+        wait_until(lambda: copies() > 0 and report()["compared"] == copies(), timeout=30,
+                   what="the fleet's report to count every mirror copy")
+        shown = report()
+        assert shown["counts"]["mismatch"] == shown["compared"]
+        assert shown["last_mismatches"], shown

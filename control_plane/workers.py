@@ -242,6 +242,12 @@ class WorkerFleet:
         slot = self.slots.slots.get(instance_id)
         return self.counts.total(slot) if slot is not None else 0
 
+    def deployment_in_flight(self, endpoint: str, deployment: str) -> int:
+        """Live and direct requests in flight to a deployment in all workers (what the 429
+        rule compares with its limit; an autoscaler's utilisation reads the same)."""
+        slot = self.slots.slots.get(deployment_slot_key(endpoint, deployment))
+        return self.counts.total(slot) if slot is not None else 0
+
     async def collect(self) -> None:
         """Ask every live worker for its samples and comparison reports (bounded wait)."""
         asked = [w for w in self._workers.values() if w.alive]

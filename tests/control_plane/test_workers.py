@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -111,6 +112,45 @@ def test_two_workers_split_weighted_traffic_apply_changes_before_the_admin_answe
     assert len(watch.seen) == 2, watch.seen
     for pid, versions in watch.seen.items():
         assert versions == sorted(versions), (pid, versions)  # never backwards
+    _the_admin_answers_only_once_every_worker_applied(gateway, version)
+
+
+def _the_admin_answers_only_once_every_worker_applied(gateway: RunningGateway,
+                                                       before: int) -> None:
+    """A stopped worker (SIGSTOP) cannot acknowledge: the admin write waits for it (well
+    within the 10 s after which a silent worker is given up on) while the other worker already
+    routes with the new version, and answers once it runs again."""
+    pids = _worker_pids(gateway)
+    os.kill(pids[1], signal.SIGSTOP)
+    answered: list[int] = []
+    try:
+        started = time.monotonic()
+        writer = threading.Thread(target=lambda: answered.append(
+            _admin_put_traffic(gateway, {"blue": 50, "green": 50})))
+        writer.start()
+
+        def worker_0_applied() -> bool:
+            version = _version_of(gateway, pids[0])
+            return version is not None and version > before
+
+        wait_until(worker_0_applied, timeout=8, what="worker 0 to apply the change")
+        assert not answered and time.monotonic() - started < 9  # still waiting for worker 1
+    finally:
+        os.kill(pids[1], signal.SIGCONT)
+    writer.join(30)
+    assert answered
+    for _ in range(10):
+        assert _health(gateway)["snapshot_version"] >= answered[0]
+
+
+def _version_of(gateway: RunningGateway, pid: int) -> int | None:
+    """The snapshot version worker `pid` routes with, when a fresh connection reached it (one
+    the kernel hands to a stopped worker times out)."""
+    try:
+        health = httpx.get(gateway.scoring_url + "/healthz", timeout=0.3).json()
+    except httpx.TransportError:
+        return None
+    return int(health["snapshot_version"]) if int(health["pid"]) == pid else None
 
 
 def test_the_429_rule_counts_requests_in_flight_on_every_worker(

@@ -5,6 +5,7 @@ says which worker answered and the snapshot version it routes with."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import threading
@@ -15,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+
+from control_plane.serve import WORKERS_ENV, add_arguments, options_from_args
+from control_plane.workers import MAX_WORKERS
 
 from tests.support.gateway import (
     RunningGateway,
@@ -260,3 +265,24 @@ def test_mirror_copies_from_every_worker_are_compared_in_one_report(
         shown = report()
         assert shown["counts"]["mismatch"] == shown["compared"]
         assert shown["last_mismatches"], shown
+
+
+def _workers_option(argv: list[str]) -> int | str:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    try:
+        return options_from_args(parser.parse_args(argv)).workers
+    except SystemExit as refused:
+        return str(refused)
+
+
+def test_workers_default_to_the_cores_capped_and_bad_counts_are_refused_clearly(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(WORKERS_ENV)
+    assert 1 <= int(_workers_option([])) <= min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+    assert _workers_option(["--workers", "0"]) == "error: --workers must be from 1 to 64, got 0"
+    monkeypatch.setenv(WORKERS_ENV, "3")
+    assert _workers_option([]) == 3
+    assert _workers_option(["--workers", "1"]) == 1  # the flag wins
+    monkeypatch.setenv(WORKERS_ENV, "many")
+    assert _workers_option([]) == "error: $SCOREGATE_WORKERS must be a whole number, got 'many'"

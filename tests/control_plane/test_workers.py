@@ -20,7 +20,6 @@ import pytest
 
 from control_plane.serve import WORKERS_ENV, add_arguments, options_from_args
 from control_plane.workers import MAX_WORKERS
-
 from tests.support.gateway import (
     RunningGateway,
     metric,

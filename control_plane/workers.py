@@ -58,6 +58,8 @@ MAX_WORKERS = 8  # the default caps at this many: past it the control plane's fa
 # upstream connections per instance (one pool per worker) cost more than they bring
 ACK_TIMEOUT_S = 10.0
 COLLECT_EVERY_S = 1.0
+ASK_TIMEOUT_S = 5.0  # a worker's answer to a collection, however busy its loop
+HUNG_AFTER = 3  # collections in a row without an answer: the worker is killed and restarted
 _BACKOFF_S = (0.2, 1.0, 2.0, 5.0, 10.0)
 _HEALTHY_AFTER_S = 30.0  # a worker that lived this long starts its next back-off afresh
 
@@ -95,6 +97,7 @@ class _Worker:
     started_at: float
     acked: int = 0
     alive: bool = True
+    unanswered: int = 0  # collections in a row it did not answer (hung: see HUNG_AFTER)
     answers: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
 
 
@@ -254,10 +257,23 @@ class WorkerFleet:
         answers = await asyncio.gather(*(self._ask(w, {"t": "samples?"}) for w in asked),
                                        return_exceptions=True)
         for worker, answer in zip(asked, answers, strict=True):
-            if isinstance(answer, BaseException) or not worker.alive:
+            if not worker.alive:
                 continue
+            if isinstance(answer, BaseException):
+                self._unanswered(worker)
+                continue
+            worker.unanswered = 0
             FLEET_SAMPLES.update(worker.index, answer["families"])
             self._reports[worker.index] = answer["compare"]
+
+    def _unanswered(self, worker: _Worker) -> None:
+        """A worker whose loop does not answer for HUNG_AFTER collections in a row is hung
+        (stopped, or stuck in a loop): it is killed, and `_watch` starts it again."""
+        worker.unanswered += 1
+        if worker.unanswered >= HUNG_AFTER and worker.proc.poll() is None:
+            log.warning("data-plane worker %d (pid %d) has not answered for %d collections; "
+                        "killing it", worker.index, worker.proc.pid, worker.unanswered)
+            worker.proc.kill()
 
     async def metrics(self) -> tuple[bytes, str]:
         await self.collect()
@@ -285,7 +301,7 @@ class WorkerFleet:
         worker.answers[ask_id] = future
         try:
             worker.writer.write(frame({**message, "id": ask_id}))
-            return await asyncio.wait_for(future, 5.0)
+            return await asyncio.wait_for(future, ASK_TIMEOUT_S)
         finally:
             worker.answers.pop(ask_id, None)
 

@@ -428,7 +428,7 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
         log_root=runtime.state_dir.logs,
         on_change=runtime.publish,
         in_flight=scoring_app.in_flight if fleet is None else fleet.in_flight,
-        memory_mb=limits_mb(),
+        memory_mb=_memory_limit_mb(),
     )
     runtime.attach(holder=holder, supervisor=supervisor, scoring_url=scoring_url,
                    scoring_app=scoring_app if fleet is None else fleet,
@@ -438,7 +438,8 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
 
     from control_plane.admin.app import build_admin_app
 
-    admin_app = build_admin_app(runtime, render_metrics if options.metrics_on == "admin" else None)
+    admin_metrics = _render_now if fleet is None else fleet.metrics
+    admin_app = build_admin_app(runtime, admin_metrics if options.metrics_on == "admin" else None)
     scoring_server = _Server(server_config(scoring_app, limits, "scoring"))
     admin_server = _Server(server_config(
         admin_app, ListenerLimits(options.header_timeout_s, options.body_timeout_s,
@@ -512,7 +513,11 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
     return 0
 
 
-def limits_mb() -> int | None:
+async def _render_now() -> tuple[bytes, str]:
+    return render_metrics()
+
+
+def _memory_limit_mb() -> int | None:
     return limits.parse_memory_mb(os.environ.get(limits.ENV_VAR))
 
 

@@ -44,6 +44,7 @@ from gateway import (
     SharedCounts,
     WorkerConfig,
     create_counts_fd,
+    demand_slot_key,
     deployment_slot_key,
     frame,
     merge_reports,
@@ -112,6 +113,7 @@ class SlotTable:
         for endpoint in snapshot.endpoints.values():
             for deployment in endpoint.deployments.values():
                 self._add(deployment_slot_key(endpoint.name, deployment.name))
+                self._add(demand_slot_key(endpoint.name, deployment.name))
                 for instance in deployment.instances:
                     self._add(instance.id)
 
@@ -288,8 +290,9 @@ class WorkerFleet:
         return dict(self.comparisons(endpoint, deployment).counts)
 
     def demand(self, endpoint: str, deployment: str) -> int:
-        """What the autoscaler samples, summed over the workers (`ScoringApp.demand`)."""
-        slot = self.slots.slots.get(deployment_slot_key(endpoint, deployment))
+        """What the autoscaler samples, summed over the workers (`ScoringApp.demand`): live,
+        direct and mirror requests in flight plus those waiting for a first instance."""
+        slot = self.slots.slots.get(demand_slot_key(endpoint, deployment))
         return self.counts.total(slot) if slot is not None else 0
 
     # --- per worker -----------------------------------------------------------------------------

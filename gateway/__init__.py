@@ -14,7 +14,12 @@ from gateway.errors import SettingsError
 from gateway.fleet.comparisons import merge_reports
 from gateway.fleet.config import WorkerConfig
 from gateway.fleet.shared_counts import SLOTS as FLEET_SLOTS
-from gateway.fleet.shared_counts import SharedCounts, create_counts_fd, deployment_slot_key
+from gateway.fleet.shared_counts import (
+    SharedCounts,
+    create_counts_fd,
+    demand_slot_key,
+    deployment_slot_key,
+)
 from gateway.fleet.wire import frame, read_message, snapshot_from_wire, snapshot_to_wire
 from gateway.http.server_config import ListenerLimits, server_config
 from gateway.http.server_protocol import (
@@ -96,6 +101,7 @@ __all__ = [
     "count_restart",
     "count_scaling_decision",
     "create_counts_fd",
+    "demand_slot_key",
     "deployment_slot_key",
     "frame",
     "freeze",

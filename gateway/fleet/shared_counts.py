@@ -61,12 +61,19 @@ class SharedCounts:
 
 
 _LIVE = "live "
+_DEMAND = "demand "
 
 
 def deployment_slot_key(endpoint: str, deployment: str) -> str:
     """The slot table's key for the live requests of one deployment (instance ids never
     contain a space, names never a slash)."""
     return f"{_LIVE}{endpoint}/{deployment}"
+
+
+def demand_slot_key(endpoint: str, deployment: str) -> str:
+    """The slot table's key for a deployment's demand: live, direct and mirror requests in
+    flight plus those waiting for its first instance (what the autoscaler samples)."""
+    return f"{_DEMAND}{endpoint}/{deployment}"
 
 
 class _FleetInstances(Mapping[str, int]):
@@ -100,7 +107,8 @@ class SharedAdmission(Admission):
     fleet's /metrics sums) and in its row of the shared counts, and decides the picker's
     choice and the 429 rule from the fleet-wide sums."""
 
-    __slots__ = ("_view", "_base", "_slots", "_deployment_slots", "_fleet_instances")
+    __slots__ = ("_view", "_base", "_slots", "_deployment_slots", "_demand_slots",
+                 "_fleet_instances")
 
     def __init__(self, shared: SharedCounts, row: int) -> None:
         super().__init__()
@@ -108,6 +116,7 @@ class SharedAdmission(Admission):
         self._base = row * SLOTS  # this worker's row: the only one it writes
         self._slots: dict[str, int] = {}  # instance id → slot
         self._deployment_slots: dict[Key, int] = {}  # (endpoint, deployment) → slot
+        self._demand_slots: dict[Key, int] = {}  # (endpoint, deployment) → demand slot
         self._fleet_instances = _FleetInstances(shared, self._slots, self._instances)
 
     def set_slots(self, slots: Mapping[str, int]) -> None:
@@ -116,6 +125,9 @@ class SharedAdmission(Admission):
             if key.startswith(_LIVE):
                 endpoint, deployment = key[len(_LIVE):].split("/", 1)
                 self._deployment_slots[(endpoint, deployment)] = slot
+            elif key.startswith(_DEMAND):
+                endpoint, deployment = key[len(_DEMAND):].split("/", 1)
+                self._demand_slots[(endpoint, deployment)] = slot
             else:
                 self._slots[key] = slot
 
@@ -141,15 +153,39 @@ class SharedAdmission(Admission):
     def admit(self, deployment: DeploymentRoute, key: Key) -> None:
         slot = self._deployment_slots.get(key)
         if slot is None:
-            return super().admit(deployment, key)
-        limit = max_in_flight(deployment)
-        if sum(self._view[slot::SLOTS]) >= limit:
-            raise too_many(deployment, limit)
-        self._live[key] = self._live.get(key, 0) + 1
-        self._view[self._base + slot] += 1
+            super().admit(deployment, key)
+        else:
+            limit = max_in_flight(deployment)
+            if sum(self._view[slot::SLOTS]) >= limit:
+                raise too_many(deployment, limit)
+            self._live[key] = self._live.get(key, 0) + 1
+            self._view[self._base + slot] += 1
+        self._add_demand(key, 1)
 
     def release(self, key: Key) -> None:
         super().release(key)
         slot = self._deployment_slots.get(key)
         if slot is not None:
             self._view[self._base + slot] -= 1
+        self._add_demand(key, -1)
+
+    def start_mirror(self, key: Key) -> None:
+        super().start_mirror(key)
+        self._add_demand(key, 1)
+
+    def end_mirror(self, key: Key) -> None:
+        super().end_mirror(key)
+        self._add_demand(key, -1)
+
+    def start_waiting(self, key: Key) -> None:
+        super().start_waiting(key)
+        self._add_demand(key, 1)
+
+    def end_waiting(self, key: Key) -> None:
+        super().end_waiting(key)
+        self._add_demand(key, -1)
+
+    def _add_demand(self, key: Key, delta: int) -> None:
+        slot = self._demand_slots.get(key)
+        if slot is not None:
+            self._view[self._base + slot] += delta

@@ -14,6 +14,7 @@ from gateway.fleet.shared_counts import (
     SharedAdmission,
     SharedCounts,
     create_counts_fd,
+    demand_slot_key,
     deployment_slot_key,
 )
 from gateway.fleet.wire import snapshot_from_wire, snapshot_to_wire
@@ -53,11 +54,16 @@ def test_admission_of_two_workers_shares_in_flight_counts() -> None:
         rows = [SharedCounts(fd, 2), SharedCounts(fd, 2)]  # two mappings, as two processes
         one, two = SharedAdmission(rows[0], 0), SharedAdmission(rows[1], 1)
         deployment = DeploymentRoute("blue", "e", (InstanceRoute("blue-0", "u"),), 5.0, 1)
-        slots = {deployment_slot_key("e", "blue"): 0, "blue-0": 1}
+        slots = {deployment_slot_key("e", "blue"): 0, "blue-0": 1, demand_slot_key("e", "blue"): 2}
         one.set_slots(slots)
         two.set_slots(slots)
         one.admit(deployment, ("e", "blue"))
         two.admit(deployment, ("e", "blue"))  # limit 2 x 1 x 1 instance, fleet-wide
+        one.start_mirror(("e", "blue"))
+        two.start_waiting(("e", "blue"))
+        assert rows[0].total(2) == 4  # the autoscaler's demand: live, mirror and waiting
+        one.end_mirror(("e", "blue"))
+        two.end_waiting(("e", "blue"))
         with pytest.raises(GatewayError) as refused:
             one.admit(deployment, ("e", "blue"))
         assert refused.value.status == 429

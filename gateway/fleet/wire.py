@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -47,52 +48,48 @@ async def read_message(reader: asyncio.StreamReader) -> Message:
 
 
 def snapshot_to_wire(snapshot: RoutingSnapshot) -> Message:
-    settings = snapshot.settings
+    """Every field of every route, by name: a field added to the snapshot types travels
+    without a change here (only bytes and nested routes need converting)."""
     return {
         "version": snapshot.version,
-        "settings": [settings.max_body_bytes, settings.mirror_max_in_flight,
-                     settings.mirror_timeout_s],
+        "settings": _fields(snapshot.settings),
         "endpoints": [_endpoint_to_wire(e) for e in snapshot.endpoints.values()],
     }
 
 
+def _fields(route: Any) -> Message:
+    return {f.name: getattr(route, f.name) for f in fields(route)}
+
+
 def _endpoint_to_wire(endpoint: EndpointRoute) -> Message:
-    return {
-        "name": endpoint.name,
-        "auth_mode": endpoint.auth_mode,
-        "keys": [key.hex() for key in endpoint.keys],
-        "token_secret": endpoint.token_secret.hex(),
-        "traffic": [list(pair) for pair in endpoint.traffic],
-        "mirror": list(endpoint.mirror) if endpoint.mirror is not None else None,
-        "deployments": [
-            [d.name, d.endpoint, d.request_timeout_s, d.max_concurrent_requests_per_instance,
-             [[i.id, i.url, i.score_path] for i in d.instances]]
-            for d in endpoint.deployments.values()
-        ],
-    }
+    data = _fields(endpoint)
+    data["keys"] = [key.hex() for key in endpoint.keys]
+    data["token_secret"] = endpoint.token_secret.hex()
+    data["deployments"] = [
+        {**_fields(d), "instances": [_fields(i) for i in d.instances]}
+        for d in endpoint.deployments.values()
+    ]
+    return data
 
 
 def snapshot_from_wire(data: Mapping[str, Any]) -> RoutingSnapshot:
-    max_body, mirror_max, mirror_timeout = data["settings"]
     endpoints = {e["name"]: _endpoint_from_wire(e) for e in data["endpoints"]}
     return RoutingSnapshot(int(data["version"]), freeze(endpoints),
-                           GatewaySettings(int(max_body), int(mirror_max), float(mirror_timeout)))
+                           GatewaySettings(**data["settings"]))
 
 
 def _endpoint_from_wire(data: Mapping[str, Any]) -> EndpointRoute:
     deployments = {
-        name: DeploymentRoute(name, endpoint,
-                              tuple(InstanceRoute(i, url, path) for i, url, path in instances),
-                              float(timeout), int(concurrency))
-        for name, endpoint, timeout, concurrency, instances in data["deployments"]
+        d["name"]: DeploymentRoute(**{**d, "instances": tuple(InstanceRoute(**i)
+                                                              for i in d["instances"])})
+        for d in data["deployments"]
     }
     mirror = data["mirror"]
-    return EndpointRoute(
-        name=data["name"],
-        auth_mode=data["auth_mode"],
-        keys=tuple(bytes.fromhex(key) for key in data["keys"]),
-        token_secret=bytes.fromhex(data["token_secret"]),
-        deployments=freeze(deployments),
-        traffic=tuple((name, int(percent)) for name, percent in data["traffic"]),
-        mirror=(mirror[0], int(mirror[1])) if mirror is not None else None,
-    )
+    return EndpointRoute(**{
+        **data,
+        "keys": tuple(bytes.fromhex(key) for key in data["keys"]),
+        "token_secret": bytes.fromhex(data["token_secret"]),
+        "deployments": freeze(deployments),
+        "traffic": tuple((name, int(percent)) for name, percent in data["traffic"]),
+        "mirror": (mirror[0], int(mirror[1])) if mirror is not None else None,
+    })

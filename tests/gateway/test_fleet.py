@@ -33,7 +33,7 @@ def _snapshot() -> RoutingSnapshot:
     blue = DeploymentRoute("blue", "e", (InstanceRoute("blue-0", "unix:/s/0.sock"),
                                          InstanceRoute("http://x:1", "http://x:1", "/p")),
                            2.5, 1)
-    green = DeploymentRoute("green", "e", (), 5.0, 3)
+    green = DeploymentRoute("green", "e", (), 5.0, 3, scales_from_zero=True)
     endpoint = EndpointRoute("e", AUTH_AML_TOKEN, (b"\x00key", b"k2"), b"\xffsecret",
                              freeze({"blue": blue, "green": green}), (("blue", 90),),
                              ("green", 10))
@@ -41,6 +41,8 @@ def _snapshot() -> RoutingSnapshot:
 
 
 def test_a_snapshot_comes_back_from_the_wire_equal_and_frozen() -> None:
+    """Equal field by field, whatever fields the route types have: every field has a value
+    other than its default in some route above, so one the wire dropped would show."""
     snapshot = _snapshot()
     back = snapshot_from_wire(snapshot_to_wire(snapshot))
     assert back == snapshot

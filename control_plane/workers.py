@@ -37,6 +37,7 @@ from control_plane.tasks import cancel_and_wait
 from gateway import (
     FLEET_SAMPLES,
     FLEET_SLOTS,
+    FLEET_TALLIES,
     CompareSettings,
     ComparisonReport,
     ListenerLimits,
@@ -149,7 +150,7 @@ class WorkerFleet:
 
     async def start(self) -> None:
         """Spawn every worker (they listen once they have the first snapshot)."""
-        FLEET_SAMPLES.active = True
+        FLEET_SAMPLES.active = FLEET_TALLIES.active = True
         for index in range(self.options.workers):
             await self._spawn(index)
         self._task(self._collect_loop(), "collect samples")
@@ -205,7 +206,7 @@ class WorkerFleet:
             worker.writer.close()
         self.counts.close()
         os.close(self._counts_fd)
-        FLEET_SAMPLES.active = False
+        FLEET_SAMPLES.active = FLEET_TALLIES.active = False
 
     # --- snapshots ------------------------------------------------------------------------------
 
@@ -266,6 +267,7 @@ class WorkerFleet:
                 continue
             worker.unanswered = 0
             FLEET_SAMPLES.update(worker.index, answer["families"])
+            FLEET_TALLIES.update(worker.index, answer["instances"])
             self._reports[worker.index] = answer["compare"]
 
     def _unanswered(self, worker: _Worker) -> None:
@@ -342,6 +344,7 @@ class WorkerFleet:
             return
         self.counts.clear_row(worker.index)  # its requests died with it
         FLEET_SAMPLES.retire(worker.index)
+        FLEET_TALLIES.retire(worker.index)
         self._reports.pop(worker.index, None)
         worker.writer.close()
         loop = asyncio.get_running_loop()

@@ -48,7 +48,7 @@ from gateway.snapshot import (
     freeze,
 )
 from gateway.telemetry.access_log import configure_logging
-from gateway.telemetry.instances import instance_counts
+from gateway.telemetry.instances import FLEET_TALLIES, instance_counts
 from gateway.telemetry.metrics import FLEET as FLEET_SAMPLES
 from gateway.telemetry.metrics import (
     RequestCounts,
@@ -73,6 +73,7 @@ __all__ = [
     "DEFAULT_SEND_TIMEOUT_S",
     "FLEET_SAMPLES",
     "FLEET_SLOTS",
+    "FLEET_TALLIES",
     "RESERVED_FDS",
     "ROLES",
     "ROLE_DIRECT",

@@ -38,6 +38,7 @@ from gateway.fleet.wire import Message, frame, read_message, snapshot_from_wire
 from gateway.http.server_config import server_config
 from gateway.snapshot import SnapshotHolder
 from gateway.telemetry.access_log import configure_logging
+from gateway.telemetry.instances import export_tallies
 
 LISTEN_BACKLOG = 2048
 
@@ -119,7 +120,8 @@ class Worker:
         elif kind == "samples?":
             reports = [report_to_wire(self.app.comparisons(e, d)) for e, d in self.app.compared()]
             self.channel.send({"t": "samples", "id": message["id"],
-                               "families": export_families(REGISTRY), "compare": reports})
+                               "families": export_families(REGISTRY), "compare": reports,
+                               "instances": export_tallies()})
         elif kind == "metrics":
             self.channel.answered(message)
 

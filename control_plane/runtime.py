@@ -61,7 +61,7 @@ from gateway import (
     ComparisonReport,
     GatewaySettings,
     InstanceRoute,
-    ScoringApp,
+    RoutingSnapshot,
     SnapshotHolder,
     publish_config,
 )
@@ -74,6 +74,20 @@ LOG_TAIL_LINES = 20  # of the instance log, in a failed deployment's reason
 _POLL_S = 0.1
 _TRIPPED = "guardrails tripped"
 _BAKE_TICK_S = 0.5  # how often a bake checks that its update still stands
+
+
+class Comparing(Protocol):
+    """Where shadow comparison reports come from: the scoring app, or the worker fleet."""
+
+    def comparisons(self, endpoint: str, deployment: str) -> ComparisonReport: ...
+    def comparison_counts(self, endpoint: str, deployment: str) -> dict[str, int]: ...
+
+
+class SnapshotFanOut(Protocol):
+    """The data-plane workers of `serve --workers N` (control_plane/workers.py)."""
+
+    def publish(self, snapshot: RoutingSnapshot) -> None: ...
+    async def applied(self, version: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -141,16 +155,22 @@ class Runtime:
         self.environments = environments
         self._running: dict[str, tuple[DeploymentSpec, Path | None]] = {}  # last reconciled
         self._later: set[asyncio.Task[object]] = set()
-        self.scoring_app: ScoringApp | None = None  # set by attach(); its comparison reports
+        self.scoring_app: Comparing | None = None  # set by attach(); its comparison reports
+        self._fleet: SnapshotFanOut | None = None
 
     def attach(self, *, holder: SnapshotHolder, supervisor: Supervisor, scoring_url: str,
-               scoring_app: ScoringApp | None = None, scoring_on_loopback: bool = False) -> None:
+               scoring_app: Comparing | None = None, scoring_on_loopback: bool = False) -> None:
         self.scoring_app = scoring_app
         self.scoring_on_loopback = scoring_on_loopback
         self._holder = holder
         self._supervisor = supervisor
         self.scoring_url = scoring_url
         self._lock = asyncio.Lock()
+
+    def attach_fleet(self, fleet: SnapshotFanOut) -> None:
+        """With `serve --workers N`: every snapshot also goes to the workers, and
+        `apply_change` returns only once every live worker applied it."""
+        self._fleet = fleet
 
     def attach_rollouts(self, engine: RolloutEngine) -> None:
         """`serve` hands over the engine once the first snapshot is out; until then the admin
@@ -240,7 +260,10 @@ class Runtime:
                 self._build_later()
             for key, message in prepared.failed.items():
                 self._fail_later(key, message)
-            return self.publish()
+            version = self.publish()
+        if self._fleet is not None:  # "effective_at" means in force on every worker
+            await self._fleet.applied(version)
+        return version
 
     def _runnable(self, deployments: Mapping[str, DeploymentSpec],
                   prepared: Prepared) -> tuple[dict[str, DeploymentSpec], dict[str, Path]]:
@@ -284,6 +307,8 @@ class Runtime:
             self.settings,
         )
         self._holder.publish(snapshot)
+        if self._fleet is not None:
+            self._fleet.publish(snapshot)
         publish_config(snapshot)
         return snapshot.version
 

@@ -26,10 +26,9 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 
@@ -66,6 +65,13 @@ from control_plane.runtime import Runtime
 from control_plane.specs import loader as yaml_loader
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.tasks import off_loop
+from control_plane.workers import (
+    MAX_WORKERS,
+    FleetOptions,
+    WorkerFleet,
+    bind_port,
+    default_workers,
+)
 from gateway import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_HEADER_TIMEOUT_S,
@@ -75,12 +81,13 @@ from gateway import (
     CompareSettings,
     GatewayOptions,
     GatewaySettings,
+    ListenerLimits,
     ScoringApp,
     SnapshotHolder,
     configure_logging,
     connection_cap,
-    hardened_protocol,
     render_metrics,
+    server_config,
 )
 
 _log = logging.getLogger("scoregate.serve")
@@ -89,6 +96,7 @@ DEFAULT_ADMIN_PORT = 8081
 ADMIN_MAX_CONNECTIONS = 32  # the operator's CLI and scrapers: few; inside RESERVED_FDS
 GC_EVERY_S = 3600.0
 _environments_log = logging.getLogger("scoregate.environments")
+WORKERS_ENV = "SCOREGATE_WORKERS"  # the default of --workers, as uvicorn's WEB_CONCURRENCY
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,7 @@ class ServeOptions:
     uv_cache: Path | None = None  # uv's package cache (default <home>/uv-cache)
     strict_python: bool = False  # refuse a nearest-newer interpreter instead of noting it
     environment_grace_s: float = environment_gc.DEFAULT_GRACE_S
+    workers: int = 1  # data-plane processes; 1: the scoring listener runs in this process
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -154,6 +163,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--send-timeout-s", type=float, default=DEFAULT_SEND_TIMEOUT_S,
                         help="abort connections whose answer drains no byte for this long (a "
                              "client that stopped reading), like nginx's send_timeout")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="data-plane processes sharing the scoring port (SO_REUSEPORT); "
+                             f"1 serves in this process (default ${WORKERS_ENV}, else the "
+                             f"number of cores, at most {MAX_WORKERS}; docs/workers.md)")
     parser.add_argument("--event-retention", default="7d",
                         help="keep events this long (90s, 30m, 2h, 7d; default 7d)")
     parser.add_argument("--event-retention-count", type=int, default=Retention.max_count,
@@ -193,6 +206,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
                          "--event-first-retry-s must be above 0, --event-retention-count at "
                          "least 1")
     return ServeOptions(
+        workers=_workers(args.workers),
         sources=tuple(args.paths) + tuple(args.files),
         host=args.host,
         port=args.port,
@@ -222,6 +236,21 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
             mirror_timeout_s=args.mirror_timeout_ms / 1000.0,
         ),
     )
+
+
+def _workers(given: int | None) -> int:
+    if given is None:
+        text = os.environ.get(WORKERS_ENV, "").strip()
+        if not text:
+            return default_workers()
+        try:
+            given = int(text)
+        except ValueError:
+            raise SystemExit(f"error: ${WORKERS_ENV} must be a whole number, got {text!r}") \
+                from None
+    if not 1 <= given <= 64:
+        raise SystemExit(f"error: --workers must be from 1 to 64, got {given}")
+    return given
 
 
 def main(args: argparse.Namespace) -> int:
@@ -294,7 +323,9 @@ class _Listeners:
 
     @classmethod
     def bind(cls, options: ServeOptions) -> _Listeners:
-        scoring = _bind(options.host, options.port)
+        # With workers, this socket only holds the port (bound with SO_REUSEPORT, never
+        # listening, so the kernel hands it no connection); each worker listens on its own.
+        scoring = _bind(options.host, options.port, reuse_port=options.workers > 1)
         try:
             admin = _bind(options.admin_host, options.admin_port)
         except ScoregateError:
@@ -391,23 +422,28 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
                                                     metrics_route=options.metrics_on == "scoring",
                                                     access_log=options.access_log,
                                                     compare=options.compare))
+    limits = _limits(options)
+    fleet = _fleet(options, scoring_socket, limits) if options.workers > 1 else None
     supervisor = Supervisor(
         log_root=runtime.state_dir.logs,
         on_change=runtime.publish,
-        in_flight=scoring_app.in_flight,
-        memory_mb=limits.parse_memory_mb(os.environ.get(limits.ENV_VAR)),
+        in_flight=scoring_app.in_flight if fleet is None else fleet.in_flight,
+        memory_mb=_memory_limit_mb(),
     )
     runtime.attach(holder=holder, supervisor=supervisor, scoring_url=scoring_url,
-                   scoring_app=scoring_app, scoring_on_loopback=_is_loopback(scoring_socket))
-    autoscaler = _autoscaler(runtime, scoring_app, supervisor)
+                   scoring_app=scoring_app if fleet is None else fleet,
+                   scoring_on_loopback=_is_loopback(scoring_socket))
+    autoscaler = _autoscaler(runtime, scoring_app.demand if fleet is None else fleet.demand,
+                             supervisor)
 
     from control_plane.admin.app import build_admin_app
 
-    admin_app = build_admin_app(runtime, render_metrics if options.metrics_on == "admin" else None)
-    max_connections = _scoring_connection_cap(options.max_connections)
-    scoring_server = _Server(_config(scoring_app, options, options.graceful_timeout_s,
-                                     max_connections, "scoring"))
-    admin_server = _Server(_config(admin_app, options, 5.0, ADMIN_MAX_CONNECTIONS, "admin"))
+    admin_metrics = _render_now if fleet is None else fleet.metrics
+    admin_app = build_admin_app(runtime, admin_metrics if options.metrics_on == "admin" else None)
+    scoring_server = _Server(server_config(scoring_app, limits, "scoring"))
+    admin_server = _Server(server_config(
+        admin_app, ListenerLimits(options.header_timeout_s, options.body_timeout_s,
+                                  options.send_timeout_s, ADMIN_MAX_CONNECTIONS, 5.0), "admin"))
 
     stop = asyncio.Event()
     reload = asyncio.Event()
@@ -417,10 +453,12 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
     loop.add_signal_handler(signal.SIGHUP, reload.set)
     loop.add_signal_handler(signal.SIGUSR1, _no_log_files_to_reopen)
 
-    serving = [
-        asyncio.create_task(scoring_server.serve(sockets=[scoring_socket])),
-        asyncio.create_task(admin_server.serve(sockets=[admin_socket])),
-    ]
+    serving = [asyncio.create_task(admin_server.serve(sockets=[admin_socket]))]
+    if fleet is None:
+        serving.append(asyncio.create_task(scoring_server.serve(sockets=[scoring_socket])))
+    else:
+        runtime.attach_fleet(fleet)
+        await fleet.start()
     reloader: asyncio.Task[None] | None = None
     collecting: asyncio.Task[None] | None = None
     dispatcher = Dispatcher(runtime.store, options.event_delivery, options.event_retention)
@@ -437,7 +475,8 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
         await _start_rollouts(runtime, scoring_app, options.metrics)
         await _start_autodeploy(runtime)
         runtime.state_dir.write_server_info(scoring_url=scoring_url, admin_url=admin_url)
-        print(f"scoring listener: {scoring_url}", flush=True)
+        print(f"scoring listener: {scoring_url}"
+              + (f" ({options.workers} workers)" if fleet is not None else ""), flush=True)
         print(f"admin listener:   {admin_url}", flush=True)
         print(f"state directory:  {runtime.state_dir.path}", flush=True)
         reloader = asyncio.create_task(_reload_on_hangup(runtime, options.sources, reload))
@@ -452,6 +491,8 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
             reloader.cancel()
         scoring_server.should_exit = True
         admin_server.should_exit = True
+        if fleet is not None:
+            await fleet.close(options.graceful_timeout_s)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*serving, return_exceptions=True),
                                    options.graceful_timeout_s + 5)
@@ -470,6 +511,29 @@ async def _run(runtime: Runtime, options: ServeOptions, listeners: _Listeners) -
             loop.remove_signal_handler(sig)
         print("stopped", flush=True)
     return 0
+
+
+async def _render_now() -> tuple[bytes, str]:
+    return render_metrics()
+
+
+def _memory_limit_mb() -> int | None:
+    return limits.parse_memory_mb(os.environ.get(limits.ENV_VAR))
+
+
+def _limits(options: ServeOptions) -> ListenerLimits:
+    return ListenerLimits(options.header_timeout_s, options.body_timeout_s,
+                          options.send_timeout_s, _scoring_connection_cap(options.max_connections),
+                          options.graceful_timeout_s)
+
+
+def _fleet(options: ServeOptions, scoring_socket: socket.socket,
+           limits: ListenerLimits) -> WorkerFleet:
+    host, port = scoring_socket.getsockname()[:2]
+    return WorkerFleet(FleetOptions(
+        workers=options.workers, host=host, port=port, log_format=_log_format(options.log_format),
+        metrics=options.metrics, metrics_route=options.metrics_on == "scoring",
+        access_log=options.access_log, compare=options.compare, limits=limits))
 
 
 async def _reload_on_hangup(runtime: Runtime, sources: Sequence[Path],
@@ -519,7 +583,8 @@ async def _until_provisioned(runtime: Runtime, wait: bool, stop: asyncio.Event) 
 
 
 def _serving(scoring_app: ScoringApp, endpoint: str, deployment: str) -> bool:
-    """Whether the published snapshot has a ready instance of this deployment."""
+    """Whether the published snapshot has a ready instance of this deployment (with workers,
+    the control plane's holder has the snapshot every worker acknowledged or is applying)."""
     route = scoring_app.holder.current.endpoints.get(endpoint)
     found = route.deployments.get(deployment) if route is not None else None
     return found is not None and bool(found.instances)
@@ -530,8 +595,9 @@ async def _start_rollouts(runtime: Runtime, scoring_app: ScoringApp, metrics_ena
     runtime) and carry on the rollouts a restart interrupted."""
     subscriptions = runtime.events  # a rollout's --webhook becomes one of its subscriptions
     subscriber = subscriptions.subscribe_in if subscriptions is not None else None
+    comparing = runtime.scoring_app  # the scoring app, or the workers' summed comparisons
     engine = RolloutEngine(runtime.store, runtime.apply_change, RolloutEvents(subscriber),
-                           comparisons=scoring_app.comparison_counts,
+                           comparisons=comparing.comparison_counts if comparing else None,
                            metrics_enabled=metrics_enabled,
                            serving=functools.partial(_serving, scoring_app))
     runtime.attach_rollouts(engine)
@@ -549,7 +615,8 @@ async def _start_autodeploy(runtime: Runtime) -> None:
     await autodeploy.start()
 
 
-def _autoscaler(runtime: Runtime, scoring_app: ScoringApp, supervisor: Supervisor) -> Autoscaler:
+def _autoscaler(runtime: Runtime, demand: Callable[[str, str], int],
+                supervisor: Supervisor) -> Autoscaler:
     """Built before the first snapshot, its stored counts read, so a restart runs each
     autoscaled deployment at the count last decided. It measures the data plane in memory and
     holds scale-ins while a rollout step bakes on the deployment."""
@@ -562,7 +629,7 @@ def _autoscaler(runtime: Runtime, scoring_app: ScoringApp, supervisor: Superviso
         return store.feature_read(functools.partial(rollout_rows.baking_on, endpoint=endpoint,
                                                     deployment=deployment))
 
-    autoscaler = Autoscaler(store, scoring_app.demand, ready, runtime.scale_deployment, baking)
+    autoscaler = Autoscaler(store, demand, ready, runtime.scale_deployment, baking)
     autoscaler.recover()
     runtime.attach_autoscaler(autoscaler)
     return autoscaler
@@ -587,38 +654,13 @@ def _scoring_connection_cap(requested: int) -> int:
     return cap
 
 
-def _config(app: Any, options: ServeOptions, graceful_timeout_s: float, max_connections: int,
-            listener: str) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        loop="uvloop",
-        http=hardened_protocol(options.header_timeout_s, max_connections=max_connections,
-                               body_timeout_s=options.body_timeout_s,
-                               send_timeout_s=options.send_timeout_s, listener=listener),
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        log_level="warning",
-        timeout_graceful_shutdown=int(graceful_timeout_s),
-        timeout_keep_alive=30,
-        server_header=False,
-        proxy_headers=False,
-        date_header=False,
-        limit_concurrency=None,
-        h11_max_incomplete_event_size=64 * 1024,
-    )
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def _bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     try:
-        sock.bind((host, port))
+        sock = bind_port(host, port, reuse_port)
     except OSError as exc:
-        sock.close()
         raise ScoregateError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    sock.listen(2048)
+    if not reuse_port:
+        sock.listen(2048)
     sock.set_inheritable(False)
     return sock
 
@@ -637,8 +679,12 @@ def _url(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
-def _configure_logging(log_format: str) -> None:
+def _log_format(log_format: str) -> str:
     if log_format == "auto":
-        log_format = "console" if sys.stderr.isatty() else "json"
-    configure_logging(log_format)
+        return "console" if sys.stderr.isatty() else "json"
+    return log_format
+
+
+def _configure_logging(log_format: str) -> None:
+    configure_logging(_log_format(log_format))
 

@@ -11,6 +11,17 @@ set-up, and the demand autoscaling samples (`ScoringApp.demand`). The modules be
 from gateway.app import GatewayOptions, ScoringApp
 from gateway.auth import bearer, issue_token
 from gateway.errors import SettingsError
+from gateway.fleet.comparisons import merge_reports
+from gateway.fleet.config import WorkerConfig
+from gateway.fleet.shared_counts import SLOTS as FLEET_SLOTS
+from gateway.fleet.shared_counts import (
+    SharedCounts,
+    create_counts_fd,
+    demand_slot_key,
+    deployment_slot_key,
+)
+from gateway.fleet.wire import frame, read_message, snapshot_from_wire, snapshot_to_wire
+from gateway.http.server_config import ListenerLimits, server_config
 from gateway.http.server_protocol import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_HEADER_TIMEOUT_S,
@@ -37,7 +48,8 @@ from gateway.snapshot import (
     freeze,
 )
 from gateway.telemetry.access_log import configure_logging
-from gateway.telemetry.instances import instance_counts
+from gateway.telemetry.instances import FLEET_TALLIES, instance_counts
+from gateway.telemetry.metrics import FLEET as FLEET_SAMPLES
 from gateway.telemetry.metrics import (
     RequestCounts,
     count_probe_failure,
@@ -59,6 +71,9 @@ __all__ = [
     "DEFAULT_HEADER_TIMEOUT_S",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_SEND_TIMEOUT_S",
+    "FLEET_SAMPLES",
+    "FLEET_SLOTS",
+    "FLEET_TALLIES",
     "RESERVED_FDS",
     "ROLES",
     "ROLE_DIRECT",
@@ -71,25 +86,37 @@ __all__ = [
     "GatewayOptions",
     "GatewaySettings",
     "InstanceRoute",
+    "ListenerLimits",
     "MismatchPair",
     "RequestCounts",
     "RoutingSnapshot",
     "ScoringApp",
     "SettingsError",
+    "SharedCounts",
     "SnapshotHolder",
+    "WorkerConfig",
     "bearer",
     "configure_logging",
     "connection_cap",
     "count_probe_failure",
     "count_restart",
     "count_scaling_decision",
+    "create_counts_fd",
+    "demand_slot_key",
+    "deployment_slot_key",
+    "frame",
     "freeze",
     "hardened_protocol",
     "instance_counts",
     "issue_token",
+    "merge_reports",
     "publish_config",
+    "read_message",
     "render_metrics",
     "request_counts",
+    "server_config",
     "set_desired_instances",
     "set_ready_instances",
+    "snapshot_from_wire",
+    "snapshot_to_wire",
 ]

@@ -27,6 +27,12 @@ def max_in_flight(deployment: DeploymentRoute) -> int:
     return 2 * deployment.max_concurrent_requests_per_instance * len(deployment.instances)
 
 
+def too_many(deployment: DeploymentRoute, limit: int) -> GatewayError:
+    return GatewayError(429, f"too many requests in flight for deployment '{deployment.name}' "
+                             f"(limit {limit}: 2 x max_concurrent_requests_per_instance x "
+                             "ready instances)")
+
+
 class Admission:
     """The in-flight counters of one gateway; callers pair each `start_*`/`admit` with its end
     in a `finally`."""
@@ -69,9 +75,7 @@ class Admission:
         current = counts.get(key, 0)
         limit = max_in_flight(deployment)
         if current >= limit:
-            raise GatewayError(429, f"too many requests in flight for deployment "
-                                    f"'{deployment.name}' (limit {limit}: 2 x "
-                                    "max_concurrent_requests_per_instance x ready instances)")
+            raise too_many(deployment, limit)
         counts[key] = current + 1
 
     def release(self, key: Key) -> None:

@@ -7,8 +7,10 @@ Lifespan opens and closes the upstream pools and cancels mirror copies still run
 
 from __future__ import annotations
 
+import os
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -37,6 +39,10 @@ class GatewayOptions:
     metrics_route: bool = True  # serve GET /metrics here (False: the admin listener does)
     access_log: bool = True
     compare: CompareSettings = CompareSettings()  # shadow comparison of mirror copies
+    worker: int | None = None  # this process's index in a `serve --workers N` fleet
+
+
+MetricsSource = Callable[[], Awaitable[tuple[bytes, str]]]
 
 
 def _host(scope: Scope) -> str | None:
@@ -52,11 +58,17 @@ def _several_endpoints(snapshot: RoutingSnapshot) -> str:
 
 
 class ScoringApp:
-    def __init__(self, holder: SnapshotHolder, options: GatewayOptions = GatewayOptions()) -> None:
+    """`admission` and `metrics_source` are a fleet worker's (gateway/fleet/worker.py): its
+    in-flight counts shared with the other workers, and `/metrics` summed over all of them."""
+
+    def __init__(self, holder: SnapshotHolder, options: GatewayOptions = GatewayOptions(),
+                 admission: Admission | None = None,
+                 metrics_source: MetricsSource | None = None) -> None:
         self.holder = holder
         self.options = options
         self._random = random.Random()
-        self._admission = Admission()
+        self._admission = admission or Admission()
+        self._metrics_source = metrics_source
         self._upstream = Upstream(self._admission)
         recorders = Recorders(options.metrics)
         access_log = AccessLog(options.access_log)
@@ -79,6 +91,10 @@ class ScoringApp:
         """Shadow comparisons of mirror copies sent to that deployment: counts, agreement,
         memory and the last mismatching pairs (the admin API's `.../compare`)."""
         return self._mirror.comparisons.report(endpoint, deployment)
+
+    def compared(self) -> list[tuple[str, str]]:
+        """(endpoint, deployment) of every deployment whose mirror copies were compared."""
+        return self._mirror.comparisons.keys()
 
     def comparison_counts(self, endpoint: str, deployment: str) -> dict[str, int]:
         """Comparisons so far by outcome; cheap, for a rollout to diff over its window."""
@@ -128,13 +144,21 @@ class ScoringApp:
             endpoint, missing = self._endpoint(snapshot, scope, path, "/swagger.json")
             return await self._swagger(endpoint, missing, scope, send)
         if path == "/metrics" and method == "GET" and self.options.metrics_route:
-            body, content_type = render()
+            source = self._metrics_source
+            body, content_type = render() if source is None else await source()
             return await send_response(send, 200, [(b"content-type", content_type.encode())], body)
         if path == "/healthz" and method == "GET":
-            body = orjson.dumps({"status": "ok", "snapshot_version": snapshot.version})
-            return await send_response(send, 200, list(JSON_HEADERS), body)
+            return await send_response(send, 200, list(JSON_HEADERS), self._health(snapshot))
         await _error(send, not_found(f"no route {method} {printable(path, 200)}; scoring is "
                                      "POST /score or POST /endpoints/{name}/score"))
+
+    def _health(self, snapshot: RoutingSnapshot) -> bytes:
+        """A fleet worker also says which one answered, so its snapshot version can be followed."""
+        health: dict[str, object] = {"status": "ok", "snapshot_version": snapshot.version}
+        if self.options.worker is not None:
+            health["worker"] = self.options.worker
+            health["pid"] = os.getpid()
+        return orjson.dumps(health)
 
     def _endpoint(self, snapshot: RoutingSnapshot, scope: Scope, path: str,
                   suffix: str) -> tuple[EndpointRoute | None, str]:

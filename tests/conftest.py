@@ -8,6 +8,11 @@ import pytest
 
 from tests.support.processes import ProcessGroup
 
+# `scoregate serve` runs its data plane in its own process in every test (and in what the tests
+# start: they inherit this), unless a test about workers passes `--workers N` itself;
+# SCOREGATE_TEST_WORKERS=2 runs every serve of the suite with 2 workers instead.
+os.environ["SCOREGATE_WORKERS"] = os.environ.get("SCOREGATE_TEST_WORKERS", "1")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def shared_environments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:

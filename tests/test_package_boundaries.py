@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "runtime": 6,
     "admin": 7,
     "serve": 8, "compare_flags": 8,  # compare_flags: serve's shadow-compare flags
+    "workers": 8,  # serve's data-plane worker processes (docs/workers.md)
     "cli": 9, "entry": 9, "__main__": 9, "": 9,  # "": the package's own __init__ (façade)
 }
 LAYER_NAMES = ("errors", "home", "specs", "store", "features/instances", "compile", "runtime",

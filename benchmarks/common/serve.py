@@ -77,7 +77,10 @@ def start_serve(children: Children, home: Path, *sources: str, flags: tuple[str,
                             "--log-format", "json", *flags],
                            name=name, env={"SCOREGATE_HOME": str(home),
                                            "PYTHONPATH": str(REPO_ROOT),
-                                           "PYTHONUNBUFFERED": "1"}, cwd=REPO_ROOT)
+                                           "PYTHONUNBUFFERED": "1",
+                                           # one process (comparable with earlier figures)
+                                           # unless `flags` asks for --workers
+                                           "SCOREGATE_WORKERS": "1"}, cwd=REPO_ROOT)
     serve = Serve(child, home)
 
     def up() -> bool:

@@ -109,8 +109,10 @@ class AdminRuntime(Protocol):
 
 
 def build_admin_app(runtime: AdminRuntime,
-                    metrics: Callable[[], tuple[bytes, str]] | None = None) -> Starlette:
-    """The admin API; with `metrics` (serve --metrics-on admin), also `GET /metrics`, open
+                    metrics: Callable[[], Awaitable[tuple[bytes, str]]] | None = None,
+                    ) -> Starlette:
+    """The admin API; with `metrics` (serve --metrics-on admin; with workers it collects their
+    samples, hence async), also `GET /metrics`, open
     like /openapi.json: it holds names, weights and counts, no credential, and a scraper
     should not need the admin token, which can change routing (docs/security.md)."""
     api = _AdminApi(runtime)
@@ -131,9 +133,9 @@ def build_admin_app(runtime: AdminRuntime,
     })
 
 
-def _metrics_endpoint(render: Callable[[], tuple[bytes, str]]) -> Handler:
+def _metrics_endpoint(render: Callable[[], Awaitable[tuple[bytes, str]]]) -> Handler:
     async def metrics(request: Request) -> Response:
-        body, content_type = render()
+        body, content_type = await render()
         return Response(body, media_type=content_type)
     return metrics
 

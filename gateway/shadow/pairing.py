@@ -175,6 +175,10 @@ class Comparisons:
         """Comparisons so far by outcome (a copy: callers diff two reads over a window)."""
         return dict(self._counts.get((endpoint, deployment)) or dict.fromkeys(OUTCOMES, 0))
 
+    def keys(self) -> list[Key]:
+        """The deployments compared so far."""
+        return list(self._counts)
+
     def report(self, endpoint: str, deployment: str) -> ComparisonReport:
         key = (endpoint, deployment)
         counts = self.counts(endpoint, deployment)

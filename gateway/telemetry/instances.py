@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from gateway.telemetry.metrics import BUCKETS, RequestCounts
 
@@ -39,8 +40,11 @@ def count_answer(url: str, status: int, seconds: float) -> None:
 
 def instance_counts(url: str) -> RequestCounts:
     """The cumulative counts of the instance at `url` (`InstanceRoute.url`); all zero before
-    its first answer. A window is the difference of two reads, as for `request_counts`."""
+    its first answer. A window is the difference of two reads, as for `request_counts`. With
+    `serve --workers N`, summed over the workers' tallies (`FLEET_TALLIES`)."""
     tally = _TALLIES.get(url)
+    if FLEET_TALLIES.active:
+        tally = FLEET_TALLIES.summed(url, tally)
     if tally is None:
         return RequestCounts(MappingProxyType({}), ())
     cumulative, total = [], 0
@@ -48,3 +52,51 @@ def instance_counts(url: str) -> RequestCounts:
         total += count
         cumulative.append((bound, float(total)))
     return RequestCounts(MappingProxyType(dict(tally.by_status)), tuple(cumulative))
+
+
+TallyExport = dict[str, list[Any]]  # url → [{status: count}, [count per bucket]] (JSON)
+
+
+def export_tallies() -> TallyExport:
+    """This worker's tallies, for the control plane's collection (gateway/fleet/worker.py)."""
+    return {url: [{str(k): v for k, v in t.by_status.items()}, list(t.buckets)]
+            for url, t in _TALLIES.items()}
+
+
+def _add(into: _Tally, by_status: dict[str, int], buckets: list[int]) -> None:
+    for status, count in by_status.items():
+        into.by_status[int(status)] = into.by_status.get(int(status), 0) + int(count)
+    for index, count in enumerate(buckets):
+        into.buckets[index] += int(count)
+
+
+class FleetTallies:
+    """The workers' latest tallies, plus what dead workers had counted (as `FleetSamples`)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self._workers: dict[int, TallyExport] = {}
+        self._retired: dict[str, _Tally] = {}
+
+    def update(self, worker: int, export: TallyExport) -> None:
+        self._workers[worker] = export
+
+    def retire(self, worker: int) -> None:
+        for url, (by_status, buckets) in self._workers.pop(worker, {}).items():
+            _add(self._retired.setdefault(url, _Tally()), by_status, buckets)
+
+    def summed(self, url: str, own: _Tally | None) -> _Tally | None:
+        found = [export[url] for export in self._workers.values() if url in export]
+        retired = self._retired.get(url)
+        if not found and retired is None:
+            return own
+        total = _Tally()
+        for part in (own, retired):
+            if part is not None:
+                _add(total, {str(k): v for k, v in part.by_status.items()}, part.buckets)
+        for by_status, buckets in found:
+            _add(total, by_status, buckets)
+        return total
+
+
+FLEET_TALLIES = FleetTallies()

@@ -10,19 +10,23 @@ with `request_counts`, never by walking label strings itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
+    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
+from gateway.fleet.samples import FleetSamples
 from gateway.snapshot import RoutingSnapshot
 
 NONE = "none"  # the label value when no endpoint/deployment was chosen, or the model gave no answer
@@ -178,9 +182,32 @@ class Recorders:
         counter.inc()
 
 
+# With `serve --workers N`, the control plane keeps the workers' latest samples here; `render`
+# and `request_counts` add them to this process's own (gateway/fleet/samples.py).
+FLEET = FleetSamples()
+
+
+class _Combined(Collector):
+    def collect(self) -> Iterable[Metric]:
+        return FLEET.combined(REGISTRY.collect())
+
+
+_COMBINED = CollectorRegistry(auto_describe=False)
+_COMBINED.register(_Combined())
+
+
 def render() -> tuple[bytes, str]:
-    """The registry in Prometheus text format, with its content type."""
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    """The registry in Prometheus text format (summed over the workers when there are some),
+    with its content type."""
+    return generate_latest(_COMBINED if FLEET.active else REGISTRY), CONTENT_TYPE_LATEST
+
+
+def _samples(family: Counter | Histogram) -> Iterable[tuple[str, dict[str, str], float]]:
+    for metric in family.collect():
+        for sample in metric.samples:
+            yield sample.name, sample.labels, sample.value
+        if FLEET.active:
+            yield from FLEET.samples(metric.name)
 
 
 # Functions the control plane calls.
@@ -204,22 +231,18 @@ def request_counts(endpoint: str, deployment: str, role: str) -> RequestCounts:
     metrics are off or nothing was answered yet. `role` is one of `gateway.roles.ROLES`."""
     wanted = (endpoint, deployment, role)
     by_status: dict[int, int] = {}
-    for metric in REQUESTS.collect():
-        for sample in metric.samples:
-            labels = sample.labels
-            if (sample.name.endswith("_total")
-                    and (labels["endpoint"], labels["deployment"], labels["role"]) == wanted):
-                status = int(labels["status_code"])
-                by_status[status] = by_status.get(status, 0) + int(sample.value)
-    buckets: list[tuple[float, float]] = []
-    for metric in REQUEST_SECONDS.collect():
-        for sample in metric.samples:
-            labels = sample.labels
-            if (sample.name.endswith("_bucket")
-                    and (labels["endpoint"], labels["deployment"], labels["role"]) == wanted):
-                buckets.append((float(labels["le"]), sample.value))
-    buckets.sort()
-    return RequestCounts(MappingProxyType(by_status), tuple(buckets))
+    for name, labels, value in _samples(REQUESTS):
+        if (name.endswith("_total")
+                and (labels["endpoint"], labels["deployment"], labels["role"]) == wanted):
+            status = int(labels["status_code"])
+            by_status[status] = by_status.get(status, 0) + int(value)
+    by_bound: dict[float, float] = {}
+    for name, labels, value in _samples(REQUEST_SECONDS):
+        if (name.endswith("_bucket")
+                and (labels["endpoint"], labels["deployment"], labels["role"]) == wanted):
+            bound = float(labels["le"])
+            by_bound[bound] = by_bound.get(bound, 0.0) + value
+    return RequestCounts(MappingProxyType(by_status), tuple(sorted(by_bound.items())))
 
 
 def set_ready_instances(endpoint: str, deployment: str, count: int) -> None:

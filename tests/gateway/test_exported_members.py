@@ -17,6 +17,12 @@ EXPECTED = {
     "count_probe_failure", "count_restart", "publish_config", "set_ready_instances",
     "set_desired_instances", "count_scaling_decision",
     "bearer", "issue_token", "configure_logging",
+    # serve --workers N (docs/workers.md)
+    "FLEET_SLOTS", "FLEET_SAMPLES", "FLEET_TALLIES", "SharedCounts", "create_counts_fd",
+    "deployment_slot_key",
+    "demand_slot_key",
+    "frame", "read_message", "snapshot_from_wire", "snapshot_to_wire", "merge_reports",
+    "WorkerConfig", "ListenerLimits", "server_config",
 }
 
 

@@ -17,9 +17,9 @@ from gateway import (
     SnapshotHolder,
     request_counts,
 )
+from gateway.standalone import snapshot_from
 from tests.gateway.harness import KEY, deployment, endpoint, start_backend
 from tests.support.processes import ProcessGroup
-from tests.support.snapshot_gateway import snapshot_from
 
 
 class Lifespan:

@@ -287,20 +287,12 @@ def _serve_gateway(args: argparse.Namespace) -> None:
     import uvicorn
 
     from control_plane.admin.comparison import comparison_json
-    from gateway import (
-        GatewayOptions,
-        ScoringApp,
-        SnapshotHolder,
-        configure_logging,
-        publish_config,
-    )
-    from tests.support.snapshot_gateway import snapshot_from
+    from gateway import GatewayOptions, configure_logging
+    from gateway.standalone import app_from_file, run_on_loopback
 
     configure_logging("json")
-    snapshot = snapshot_from(orjson.loads(Path(args.snapshot).read_bytes()))
-    publish_config(snapshot)
     compare = CompareSettings(**json.loads(Path(args.compare).read_text()))
-    app = ScoringApp(SnapshotHolder(snapshot), GatewayOptions(access_log=False, compare=compare))
+    app = app_from_file(Path(args.snapshot), GatewayOptions(access_log=False, compare=compare))
 
     async def with_reports(scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
@@ -312,11 +304,9 @@ def _serve_gateway(args: argparse.Namespace) -> None:
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
 
-    sock = _listening()
-    Path(args.port_file).write_text(str(sock.getsockname()[1]))
     config = uvicorn.Config(with_reports, loop="uvloop", http="httptools", lifespan="on",
                             access_log=False, log_level="warning")
-    uvicorn.Server(config).run(sockets=[sock])
+    run_on_loopback(config, Path(args.port_file))
 
 
 def _listening() -> socket.socket:

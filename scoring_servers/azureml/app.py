@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from scoring_servers.azureml.cors import CorsPolicy
-from scoring_servers.azureml.request_ids import RequestIds
 from scoring_servers.azureml.results import JSON_HEADERS, Outcome, error_outcome
 from scoring_servers.azureml.run_inputs import InputError, build_call
 from scoring_servers.azureml.run_signature import RAW, RunSignature
 from scoring_servers.azureml.runner import Runner
 from scoring_servers.azureml.swagger import SwaggerDocuments
 from scoring_servers.batching import Batcher
+from scoring_servers.request_ids import RequestIds
 
 if TYPE_CHECKING:  # annotations only: these subscripts need Python 3.9+ at run time
     Scope = MutableMapping[str, Any]

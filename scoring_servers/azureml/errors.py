@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-EXIT_USAGE = 2  # bad arguments or environment: fix the command line, retrying will not help
+from scoring_servers.errors import EXIT_USAGE, ScoringServerError, UsageError
+
+__all__ = ["EXIT_SCRIPT_FAILED", "EXIT_USAGE", "ScoringServerError", "ScriptError", "UsageError"]
+
 EXIT_SCRIPT_FAILED = 3  # the entry script failed to import, lacks init()/run(), or init() raised
-
-
-class ScoringServerError(Exception):
-    exit_code = 1
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class UsageError(ScoringServerError):
-    """A bad command line or environment variable."""
-
-    exit_code = EXIT_USAGE
 
 
 class ScriptError(ScoringServerError):

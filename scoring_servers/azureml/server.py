@@ -8,16 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import socket
-from types import FrameType
-
-import uvicorn
 
 from scoring_servers.azureml.app import ScoringScriptApp
 from scoring_servers.azureml.coalesce import CoalescingHttpToolsProtocol
 from scoring_servers.azureml.cors import CorsPolicy
-from scoring_servers.azureml.errors import UsageError
 from scoring_servers.azureml.logs import configure_logging
 from scoring_servers.azureml.run_signature import TEXT, RunSignature, analyse_run, original_function
 from scoring_servers.azureml.runner import Runner
@@ -25,54 +19,16 @@ from scoring_servers.azureml.script import EntryScript, load_entry_script, run_i
 from scoring_servers.azureml.settings import ServerSettings
 from scoring_servers.azureml.swagger import Service, load_swagger
 from scoring_servers.batching import Batcher, BatchSettings
+from scoring_servers.listener import open_socket, run_until_stopped
 
 logger = logging.getLogger("scoring_servers.azureml")
-
-BACKLOG = 2048
-_AF_UNIX = getattr(socket, "AF_UNIX", -1)  # a managed instance's socket (not on Windows)
-_STREAM_FAMILIES = (socket.AF_INET, socket.AF_INET6, _AF_UNIX)
-GRACEFUL_SHUTDOWN_S = 10
-
-
-def open_socket(settings: ServerSettings) -> socket.socket:
-    if settings.fd is not None:
-        return _adopt_socket(settings.fd)
-    try:
-        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((settings.host, settings.port or 0))
-        sock.listen(BACKLOG)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from exc
-    return sock
-
-
-def _adopt_socket(fd: int) -> socket.socket:
-    """The supervisor's socket: it keeps the port across restarts of this process."""
-    try:
-        sock = socket.socket(fileno=fd)
-    except OSError as exc:
-        raise UsageError(f"--fd {fd} is not an open socket: {exc}") from exc
-    if sock.type != socket.SOCK_STREAM or sock.family not in _STREAM_FAMILIES:
-        raise UsageError(f"--fd {fd} is not a TCP or Unix stream socket")
-    if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-        sock.listen(BACKLOG)
-    return sock
-
-
-def listening_url(sock: socket.socket) -> str:
-    if sock.family == _AF_UNIX:
-        return f"unix:{sock.getsockname()}"
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def serve(settings: ServerSettings) -> int:
     """Serve until SIGTERM/SIGINT; returns how many run() calls were still running at the end."""
     log_handler = configure_logging(settings.log_level)
     _export_environment(settings)
-    sock = open_socket(settings)
+    sock = open_socket(settings.fd, settings.host, settings.port)
     try:
         script = load_entry_script(settings.code_dir, settings.entry_path)
         signature = analyse_run(script.run)
@@ -90,16 +46,8 @@ def serve(settings: ServerSettings) -> int:
         app = ScoringScriptApp(runner, signature, swagger, log_handler.flush_periodically,
                                CorsPolicy.parse(settings.cors_origins), settings.server_version,
                                Batcher(batching, runner.submit_batch) if batching else None)
-        config = uvicorn.Config(
-            app, loop="uvloop",
-            http=CoalescingHttpToolsProtocol, ws="none", lifespan="on",
-            access_log=settings.access_log, log_config=None, log_level=settings.log_level,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-            # Per-request work we do not need: X-Forwarded-* parsing, Date and Server headers.
-            proxy_headers=False, server_header=False, date_header=False)
-        print(f"listening on {listening_url(sock)}", flush=True)
-        _absorb_stop_signals()
-        uvicorn.Server(config).run(sockets=[sock])
+        run_until_stopped(app, sock, CoalescingHttpToolsProtocol, settings.access_log,
+                          settings.log_level, logger)
         runner.close()
         return runner.busy
     finally:
@@ -139,12 +87,3 @@ def _export_environment(settings: ServerSettings) -> None:
         logger.info("--appinsights_instrumentation_key is ignored: this server sends no "
                     "telemetry to Application Insights")
 
-
-def _absorb_stop_signals() -> None:
-    """uvicorn re-raises the stop signal after its graceful shutdown; with these handlers in
-    place that re-raise is a no-op, so the process ends with exit code 0 after a clean stop."""
-    def ignore(signum: int, frame: FrameType | None) -> None:
-        logger.info("stopping on signal %d", signum)
-
-    signal.signal(signal.SIGTERM, ignore)
-    signal.signal(signal.SIGINT, ignore)

@@ -34,8 +34,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from scoring_servers import settings as common
 from scoring_servers.azureml.errors import UsageError
-from scoring_servers.batching import BatchSettings, parse_batching
+from scoring_servers.batching import BatchSettings
 
 SERVER_VERSION = "scoregate-scoring-server/0.1.0"
 DEFAULT_PORT = 5001  # azmlinfsrv's
@@ -107,14 +108,11 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ServerSet
                              "or set AZUREML_ENTRY_SCRIPT")
         code_dir, entry_path = _resolve_script(code, entry_text)
     port = args.port if args.port is not None or args.fd is not None else DEFAULT_PORT
-    if port is not None and not 0 <= port <= 65535:
-        raise UsageError(f"--port must be between 0 and 65535, got {port}")
-    if args.fd is not None and args.fd < 0:
-        raise UsageError(f"--fd must be a non-negative file descriptor, got {args.fd}")
+    common.check_socket_flags(args.fd, port)
     if args.worker_count is not None and args.worker_count < 1:
         raise UsageError(f"--worker_count must be at least 1, got {args.worker_count}")
     worker_count = (args.worker_count if args.worker_count is not None
-                    else _worker_count(environ.get("WORKER_COUNT", "")))
+                    else common.worker_count(environ))
     cors = args.access_control_allow_origins
     return ServerSettings(
         code_dir=code_dir,
@@ -123,8 +121,8 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ServerSet
         host=args.host,
         port=port,
         worker_count=worker_count,
-        log_level=_log_level(environ.get("AZUREML_LOG_LEVEL", "")),
-        scoring_timeout_s=_timeout_s(environ.get("SCORING_TIMEOUT_MS", "")),
+        log_level=common.log_level(environ),
+        scoring_timeout_s=common.scoring_timeout_s(environ),
         access_log=args.access_log,
         model_dir=args.model_dir,
         worker_count_given=args.worker_count is not None,
@@ -135,15 +133,8 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ServerSet
         service_name=environ.get("SERVICE_NAME", "ML service"),
         service_version=environ.get("SERVICE_VERSION", "1.0"),
         service_path_prefix=environ.get("SERVICE_PATH_PREFIX", ""),
-        batching=_batching(environ),
+        batching=common.batching(environ),
     )
-
-
-def _batching(environ: Mapping[str, str]) -> BatchSettings | None:
-    try:
-        return parse_batching(environ)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def _server_version(environ: Mapping[str, str]) -> str | None:
@@ -171,41 +162,3 @@ def _resolve_script(code: str | None, entry_text: str) -> tuple[Path, Path]:
     if not entry_path.is_file():
         raise UsageError(f"entry script {entry_text}: no such file {entry_path}")
     return code_dir, entry_path
-
-
-def _worker_count(text: str) -> int:
-    if not text.strip():
-        return 1
-    try:
-        count = int(text)
-    except ValueError:
-        raise UsageError(f"WORKER_COUNT must be a whole number, got {text!r}") from None
-    if count < 1:
-        raise UsageError(f"WORKER_COUNT must be at least 1, got {count}")
-    return count
-
-
-def _log_level(text: str) -> int:
-    name = text.strip().upper() or "INFO"
-    if name.isdigit():
-        return int(name)
-    level = logging.getLevelName(name)  # an int for a known name (3.8+, unlike the mapping)
-    if not isinstance(level, int):
-        raise UsageError(
-            f"AZUREML_LOG_LEVEL {text!r} is not a logging level "
-            "(DEBUG, INFO, WARNING, ERROR, CRITICAL or a number)"
-        )
-    return level
-
-
-def _timeout_s(text: str) -> float | None:
-    if not text.strip():
-        return None
-    try:
-        millis = int(text)
-    except ValueError:
-        raise UsageError(
-            f"SCORING_TIMEOUT_MS must be a whole number of milliseconds, got {text!r}") from None
-    if millis <= 0:
-        raise UsageError(f"SCORING_TIMEOUT_MS must be positive, got {millis}")
-    return millis / 1000.0

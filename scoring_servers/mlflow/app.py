@@ -17,9 +17,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from scoring_servers.batching import Batcher
-from scoring_servers.mlflow.request_ids import RequestIds
 from scoring_servers.mlflow.runner import BatchItem, Outcome, Runner, error_body
 from scoring_servers.mlflow.swagger import SwaggerDocuments
+from scoring_servers.request_ids import RequestIds
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-EXIT_USAGE = 2  # bad arguments or environment: fix the command line, retrying will not help
+from scoring_servers.errors import EXIT_USAGE, ScoringServerError, UsageError
+
+__all__ = ["EXIT_MODEL_FAILED", "EXIT_USAGE", "ClientError", "ModelLoadError",
+           "ScoringServerError", "UsageError"]
+
 EXIT_MODEL_FAILED = 3  # the model could not be loaded (missing flavour package, bad files)
-
-
-class ScoringServerError(Exception):
-    exit_code = 1
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class UsageError(ScoringServerError):
-    """A bad command line or environment variable."""
-
-    exit_code = EXIT_USAGE
 
 
 class ModelLoadError(ScoringServerError):

@@ -85,7 +85,7 @@ class Runner:
         started = time.perf_counter()
         try:
             return await asyncio.wait_for(future, self._timeout_s)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # noqa: UP041 (not TimeoutError before 3.11)
             timeout_ms = round(self._timeout_s * 1000)
             logger.error("scoring did not finish within SCORING_TIMEOUT_MS=%d (request %s)",
                          timeout_ms, request_id)

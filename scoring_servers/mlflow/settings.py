@@ -3,8 +3,7 @@
 Read once, in `__main__`, and passed down; nothing reads argv or the environment elsewhere.
 The socket flags (`--fd`/`--port`/`--host`), `--access-log` and the variables below mean what
 they mean for `python -m scoring_servers.azureml`, so a supervisor starts either server the same
-way. The env parsing is restated from `scoring_servers/azureml/settings.py` (a few lines, its
-helpers are private and that package is changing) rather than imported.
+way; both read them with `scoring_servers/settings.py`.
 
 Where the model is:
 - `--model_dir DIR` (or `--model-dir`): the MLflow model folder, the one holding `MLmodel`;
@@ -28,7 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scoring_servers.batching import BatchSettings, parse_batching
+from scoring_servers import settings as common
+from scoring_servers.batching import BatchSettings
 from scoring_servers.mlflow.errors import UsageError
 
 MLMODEL = "MLmodel"
@@ -64,13 +64,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ServerSettings:
     args = _parser().parse_args(list(argv))
-    if args.port is not None and not 0 <= args.port <= 65535:
-        raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
-    if args.fd is not None and args.fd < 0:
-        raise UsageError(f"--fd must be a non-negative file descriptor, got {args.fd}")
-    worker_count = _worker_count(environ.get("WORKER_COUNT", ""))
-    log_level = _log_level(environ.get("AZUREML_LOG_LEVEL", ""))
-    scoring_timeout_s = _timeout_s(environ.get("SCORING_TIMEOUT_MS", ""))
+    common.check_socket_flags(args.fd, args.port)
+    worker_count = common.worker_count(environ)
+    log_level = common.log_level(environ)
+    scoring_timeout_s = common.scoring_timeout_s(environ)
     return ServerSettings(
         model_dir=resolve_model_dir(args.model_dir, environ),
         fd=args.fd,
@@ -80,15 +77,8 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ServerSet
         log_level=log_level,
         scoring_timeout_s=scoring_timeout_s,
         access_log=args.access_log,
-        batching=_batching(environ),
+        batching=common.batching(environ),
     )
-
-
-def _batching(environ: Mapping[str, str]) -> BatchSettings | None:
-    try:
-        return parse_batching(environ)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def resolve_model_dir(model_dir: str | None, environ: Mapping[str, str]) -> Path:
@@ -123,41 +113,3 @@ def _only_model_in(base: Path) -> Path:
         raise UsageError(f"AZUREML_MODEL_DIR={base} holds several MLflow models ({names}): "
                          "set MLFLOW_MODEL_FOLDER or pass --model_dir")
     return models[0] if models else base
-
-
-def _worker_count(text: str) -> int:
-    if not text.strip():
-        return 1
-    try:
-        count = int(text)
-    except ValueError:
-        raise UsageError(f"WORKER_COUNT must be a whole number, got {text!r}") from None
-    if count < 1:
-        raise UsageError(f"WORKER_COUNT must be at least 1, got {count}")
-    return count
-
-
-def _log_level(text: str) -> int:
-    name = text.strip().upper() or "INFO"
-    if name.isdigit():
-        return int(name)
-    level = logging.getLevelNamesMapping().get(name)
-    if level is None:
-        raise UsageError(
-            f"AZUREML_LOG_LEVEL {text!r} is not a logging level "
-            "(DEBUG, INFO, WARNING, ERROR, CRITICAL or a number)"
-        )
-    return level
-
-
-def _timeout_s(text: str) -> float | None:
-    if not text.strip():
-        return None
-    try:
-        millis = int(text)
-    except ValueError:
-        raise UsageError(
-            f"SCORING_TIMEOUT_MS must be a whole number of milliseconds, got {text!r}") from None
-    if millis <= 0:
-        raise UsageError(f"SCORING_TIMEOUT_MS must be positive, got {millis}")
-    return millis / 1000.0

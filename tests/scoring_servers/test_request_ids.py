@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from scoring_servers.azureml.request_ids import RequestIds
+from scoring_servers.request_ids import RequestIds
 
 
 def test_ids_are_version_4_uuids_in_canonical_form() -> None:

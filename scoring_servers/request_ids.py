@@ -1,6 +1,11 @@
 """Fresh `x-request-id` values: random version-4 UUIDs, as azmlinfsrv answers when the client
-sent none. Restated from `scoring_servers/azureml/request_ids.py` (why not `uuid.uuid4()`: see
-there) so this package does not depend on a package that is changing under it."""
+sent none (both scoring servers use them).
+
+Why not `uuid.uuid4()`: it reads 16 bytes with a getrandom syscall and builds a `UUID` object,
+~3 µs on the event-loop thread per request; these ids need uniqueness, not secrecy, so 128 bits
+from a `random.Random` seeded from the OS (a fresh seed per process) do, in under 1 µs.
+Python 3.8+, standard library only.
+"""
 
 from __future__ import annotations
 

@@ -54,6 +54,24 @@ class RequestKeyError(RequestInputError, KeyError):
         return self.message
 
 
+def _first(values: list[str] | None, default: Any, convert: Callable[[str], Any] | None) -> Any:
+    """werkzeug's `get(key, default, type)`: the first value, converted by `type`; `default`
+    when there is none or the conversion fails."""
+    if not values:
+        return default
+    if convert is None:
+        return values[0]
+    try:
+        return convert(values[0])
+    except (ValueError, TypeError):
+        return default
+
+
+def _mimetype(content_type: str | None) -> str:
+    """The media type alone, lowercased: `Text/CSV; charset=utf-8` → `text/csv`."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
 class MultiDict:
     """werkzeug's MultiDict as scripts read it: `d[k]`/`get` give the first value, `getlist`
     all of them."""
@@ -72,15 +90,7 @@ class MultiDict:
         return values[0]
 
     def get(self, key: str, default: Any = None, type: Callable[[str], Any] | None = None) -> Any:  # noqa: A002
-        values = self._lists.get(key)
-        if not values:
-            return default
-        if type is None:
-            return values[0]
-        try:
-            return type(values[0])
-        except (ValueError, TypeError):
-            return default
+        return _first(self._lists.get(key), default, type)
 
     def getlist(self, key: str, type: Callable[[str], Any] | None = None) -> list[Any]:  # noqa: A002
         values = self._lists.get(key, [])
@@ -145,15 +155,7 @@ class Headers:
         return values[0]
 
     def get(self, name: str, default: Any = None, type: Callable[[str], Any] | None = None) -> Any:  # noqa: A002
-        values = self._lower.get(name.lower())
-        if not values:
-            return default
-        if type is None:
-            return values[0]
-        try:
-            return type(values[0])
-        except (ValueError, TypeError):
-            return default
+        return _first(self._lower.get(name.lower()), default, type)
 
     def getlist(self, name: str) -> list[str]:
         return list(self._lower.get(name.lower(), []))
@@ -248,7 +250,7 @@ class AMLRequest:
 
     @property
     def mimetype(self) -> str:
-        return (self.content_type or "").split(";", 1)[0].strip().lower()
+        return _mimetype(self.content_type)
 
     @property
     def mimetype_params(self) -> dict[str, str]:
@@ -379,7 +381,7 @@ class FileStorage:
 
     @property
     def mimetype(self) -> str:
-        return (self.content_type or "").split(";", 1)[0].strip().lower()
+        return _mimetype(self.content_type)
 
     def read(self, size: int = -1) -> bytes:
         return self.stream.read(size)

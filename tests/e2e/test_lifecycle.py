@@ -257,7 +257,7 @@ def test_serve_with_yaml_serves_at_once_and_stops_while_a_slow_one_starts(
     serve = processes.python("-m", "control_plane", "serve", str(folder), "--port", str(port),
                              "--admin-port", str(admin_port), "--log-format", "json",
                              env={"SCOREGATE_HOME": str(home)}, name="serve-yaml")
-    gateway = RunningGateway(serve, home)
+    gateway = RunningGateway(home, serve)
     admin = ("--url", f"http://127.0.0.1:{admin_port}")
 
     def key() -> str | None:

@@ -9,7 +9,6 @@ never takes the descriptors the admin listener needs.
 from __future__ import annotations
 
 import socket
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,8 +16,8 @@ from pathlib import Path
 import httpx
 
 from tests.reliability.stack import FAULTS, Stack, start_fault_backend, write_config
-from tests.support.gateway import RunningGateway
-from tests.support.processes import ProcessGroup, http_ok, wait_until
+from tests.support.gateway import RunningGateway, start_serve
+from tests.support.processes import ProcessGroup
 
 MAX_CONNECTIONS = 64
 SERVE_FLAGS = ("--max-connections", str(MAX_CONNECTIONS), "--header-timeout-s", "60")
@@ -55,25 +54,9 @@ def test_a_flood_of_silent_connections_does_not_lock_clients_out(stack: Stack) -
 def _serve_with_nofile(processes: ProcessGroup, tmp: Path, nofile: int) -> RunningGateway:
     backend = start_fault_backend(processes, tmp)
     write_config(tmp / "config", backend)
-    home = tmp / "home"
-    home.mkdir()
-    started = processes.start(
-        ["prlimit", f"--nofile={nofile}:{nofile}", sys.executable, "-m", "control_plane",
-         "serve", str(tmp / "config"), "--port", "0", "--admin-port", "0", "--log-format",
-         "json", "--header-timeout-s", "60"], env={"SCOREGATE_HOME": str(home)}, name="gateway")
-    gateway = RunningGateway(started, home)
-
-    def up() -> bool:
-        if started.proc.poll() is not None:
-            raise AssertionError(f"serve exited:\n{started.log()}")
-        try:
-            info = gateway.info
-        except (OSError, ValueError):
-            return False
-        return info.get("pid") == started.proc.pid and http_ok(f"{info['scoring_url']}/healthz")
-
-    wait_until(up, timeout=90, what="scoregate serve to start")
-    return gateway
+    return start_serve(processes, tmp / "home", str(tmp / "config"),
+                       extra=("--header-timeout-s", "60"),
+                       launcher=("prlimit", f"--nofile={nofile}:{nofile}"))
 
 
 def test_a_low_descriptor_limit_caps_connections_and_the_admin_listener_keeps_working(

@@ -11,7 +11,6 @@ of the hot path that need no control plane. `start_upstream` runs the one fake u
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.common.serve import ServeHome
 from tests.support.processes import REPO_ROOT, ProcessGroup, Started, free_port, http_ok, wait_until
 
 EXAMPLE = REPO_ROOT / "config" / "examples" / "blue-green"
@@ -115,29 +115,12 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 # --- scoregate serve -------------------------------------------------------------------------
 
-@dataclass
-class RunningGateway:
+@dataclass(frozen=True)
+class RunningGateway(ServeHome):
+    """`scoregate serve` started by a test (its home-folder view, the CLI and scoring are
+    `ServeHome`'s)."""
+
     started: Started
-    home: Path
-
-    @property
-    def info(self) -> dict[str, Any]:
-        return dict(json.loads((self.home / "server.json").read_text()))
-
-    @property
-    def scoring_url(self) -> str:
-        return str(self.info["scoring_url"])
-
-    @property
-    def admin_url(self) -> str:
-        return str(self.info["admin_url"])
-
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["SCOREGATE_HOME"] = str(self.home)
-        env["PYTHONPATH"] = str(REPO_ROOT)
-        env.pop("SCOREGATE_URL", None)
-        return env
 
     def cli(self, *args: str, check: bool = True,
             timeout: float | None = None) -> subprocess.CompletedProcess[str]:
@@ -146,50 +129,26 @@ class RunningGateway:
         if timeout is None:
             timeout = PROVISION_TIMEOUT_S if args[:1] == ("online-deployment",) and \
                 args[1:2] in (("create",), ("update",)) else 120
-        result = subprocess.run([sys.executable, "-m", "control_plane", *args], env=self.env(),
-                                capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
-        if check and result.returncode != 0:
-            raise AssertionError(f"scoregate {' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout}\n{result.stderr}")
-        return result
-
-    def cli_json(self, *args: str) -> Any:
-        return json.loads(self.cli(*args, "-o", "json").stdout)
-
-    def key(self, endpoint: str) -> str:
-        credentials = self.cli_json("online-endpoint", "get-credentials", "-n", endpoint)
-        return str(credentials["primaryKey"])
-
-    def score(self, endpoint: str, body: bytes, key: str, deployment: str | None = None,
-              client: httpx.Client | None = None) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        if deployment:
-            headers["azureml-model-deployment"] = deployment
-        url = f"{self.scoring_url}/endpoints/{endpoint}/score"
-        if client is not None:
-            return client.post(url, content=body, headers=headers)
-        return httpx.post(url, content=body, headers=headers, timeout=30)
+        return super().cli(*args, check=check, timeout=timeout)
 
 
 def start_serve(processes: ProcessGroup, home: Path, *sources: str,
-                extra: tuple[str, ...] = ()) -> RunningGateway:
+                extra: tuple[str, ...] = (), launcher: tuple[str, ...] = ()) -> RunningGateway:
     """Start `scoregate serve` with its state in `home`; wait until it wrote server.json and its
     scoring listener answers. With `sources`, serve writes it once their deployments are
-    provisioned, their environments built (see PROVISION_TIMEOUT_S)."""
+    provisioned, their environments built (see PROVISION_TIMEOUT_S). `launcher` goes before the
+    interpreter (e.g. `prlimit ...`)."""
     home.mkdir(parents=True, exist_ok=True)
-    started = processes.python("-m", "control_plane", "serve", *sources, "--port", "0",
-                               "--admin-port", "0", "--log-format", "json", *extra,
-                               env={"SCOREGATE_HOME": str(home)}, name="gateway")
-    gateway = RunningGateway(started, home)
+    started = processes.start([*launcher, sys.executable, "-m", "control_plane", "serve",
+                               *sources, "--port", "0", "--admin-port", "0", "--log-format",
+                               "json", *extra], env={"SCOREGATE_HOME": str(home)},
+                              name="gateway")
+    gateway = RunningGateway(home, started)
 
     def up() -> bool:
         if started.proc.poll() is not None:
             raise AssertionError(f"serve exited with {started.proc.returncode}:\n{started.log()}")
-        try:
-            info = gateway.info
-        except (OSError, ValueError):
-            return False
-        return info.get("pid") == started.proc.pid and http_ok(f"{info['scoring_url']}/healthz")
+        return gateway.answers(started.proc.pid)
 
     wait_until(up, timeout=PROVISION_TIMEOUT_S if sources else 90,
                what="scoregate serve to start")

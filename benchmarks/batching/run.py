@@ -21,11 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -33,37 +31,22 @@ REPO_ROOT = HERE.parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.common.children import (  # noqa: E402
-    Child,
-    Children,
-    exit_on_signals,
-    free_port,
-    http_get,
-    wait_until,
+from benchmarks.common.abba import (  # noqa: E402
+    Measurement,
+    Server,
+    alternate,
+    load_arguments,
+    measure,
+    medians,
+    parse_load_arguments,
+    start_mlflow_scoring_server,
 )
-from benchmarks.common.wrk import Load, run_wrk  # noqa: E402
-from benchmarks.scoring_server.proc_cpu import tree_cpu_seconds  # noqa: E402
+from benchmarks.common.children import Children, exit_on_signals  # noqa: E402
+from benchmarks.common.wrk import Load  # noqa: E402
 
 NCD = REPO_ROOT / "tests" / "data" / "azureml-examples" / "cli" / "endpoints" / "online" / "ncd"
 MODEL_DIR = NCD / "sklearn-diabetes" / "model"
-START_TIMEOUT_S = 120.0
 ON, OFF = "batching", "no-batching"
-
-
-@dataclass(frozen=True)
-class Server:
-    name: str
-    child: Child
-    url: str
-
-
-@dataclass(frozen=True)
-class Measurement:
-    requests_per_s: float
-    p50_ms: float
-    p99_ms: float
-    cpu_us_per_request: float
-    failures: int
 
 
 def single_row_body(scratch: Path) -> Path:
@@ -75,22 +58,10 @@ def single_row_body(scratch: Path) -> Path:
 
 
 def start(children: Children, name: str, batching: str | None) -> Server:
-    port = free_port()
-    env = {"PYTHONPATH": str(REPO_ROOT), "WORKER_COUNT": "1", "AZUREML_LOG_LEVEL": "WARNING"}
+    env = {"AZUREML_LOG_LEVEL": "WARNING"}
     if batching is not None:
         env["SCOREGATE_BATCHING"] = batching
-    child = children.start(
-        [sys.executable, "-m", "scoring_servers.mlflow", "--model_dir", str(MODEL_DIR),
-         "--host", "127.0.0.1", "--port", str(port)], name=name, env=env, cwd=REPO_ROOT)
-    server = Server(name, child, f"http://127.0.0.1:{port}/score")
-
-    def answered() -> bool:
-        child.check_alive()
-        reply = http_get(f"http://127.0.0.1:{port}/")
-        return reply is not None and reply[0] == 200
-
-    wait_until(answered, START_TIMEOUT_S, what=f"{name} to answer")
-    return server
+    return start_mlflow_scoring_server(children, name, MODEL_DIR, env)
 
 
 def answer(server: Server, body: bytes) -> tuple[bytes, dict[str, str]]:
@@ -108,47 +79,28 @@ def check_same_answer(on: Server, off: Server, body: bytes) -> None:
                            f"(batch headers: {headers.get('x-scoregate-batch-size')})")
 
 
-def measure(server: Server, body_path: Path, duration_s: float, connections: int,
-            work_dir: Path, children: Children) -> Measurement:
-    load = Load(body_path=body_path, headers={"Content-Type": "application/json"},
-                connections=connections, duration_s=duration_s)
-    before = tree_cpu_seconds(server.child.pid)
-    result = run_wrk(server.url, load, work_dir, children)
-    cpu_s = tree_cpu_seconds(server.child.pid) - before
-    server.child.check_alive()
-    per_request = cpu_s * 1e6 / result.requests if result.requests else float("nan")
-    return Measurement(result.throughput, result.p50_ms, result.p99_ms, per_request,
-                       result.error_count)
-
-
 def bench(args: argparse.Namespace, scratch: Path) -> dict[str, list[Measurement]]:
     body_path = single_row_body(scratch)
-    results: dict[str, list[Measurement]] = {ON: [], OFF: []}
     with Children(scratch / "logs") as children:
         servers = [start(children, ON, args.batching), start(children, OFF, None)]
         check_same_answer(servers[0], servers[1], body_path.read_bytes())
-        for server in servers:
-            measure(server, body_path, 1, args.connections, scratch / "wrk", children)  # warm-up
-        for run in range(args.runs):
-            for server in servers if run % 2 == 0 else list(reversed(servers)):
-                result = measure(server, body_path, args.duration, args.connections,
-                                 scratch / "wrk", children)
-                results[server.name].append(result)
-                print(f"  {server.name:12} run {run + 1}: {result.requests_per_s:7.0f} req/s "
-                      f"p50 {result.p50_ms:6.1f} ms p99 {result.p99_ms:6.1f} ms "
-                      f"{result.cpu_us_per_request:6.0f} µs CPU/req ({result.failures} failed)",
-                      flush=True)
-    return results
+
+        def measure_run(server: Server, duration_s: float) -> Measurement:
+            load = Load(body_path=body_path, headers={"Content-Type": "application/json"},
+                        connections=args.connections, duration_s=duration_s)
+            return measure(server, load, scratch / "wrk", children)
+
+        def report(server: Server, run: int, result: Measurement) -> None:
+            print(f"  {server.name:12} run {run}: {result.requests_per_s:7.0f} req/s "
+                  f"p50 {result.p50_ms:6.1f} ms p99 {result.p99_ms:6.1f} ms "
+                  f"{result.cpu_us_per_request:6.0f} µs CPU/req ({result.failures} failed)",
+                  flush=True)
+
+        return alternate(servers, args.runs, args.duration, measure_run, report)
 
 
 def summarise(results: dict[str, list[Measurement]]) -> dict[str, float]:
-    summary: dict[str, float] = {}
-    for name, runs in results.items():
-        summary[f"{name}_req_per_s"] = statistics.median(m.requests_per_s for m in runs)
-        summary[f"{name}_p50_ms"] = statistics.median(m.p50_ms for m in runs)
-        summary[f"{name}_p99_ms"] = statistics.median(m.p99_ms for m in runs)
-        summary[f"{name}_cpu_us_per_req"] = statistics.median(m.cpu_us_per_request for m in runs)
-        summary[f"{name}_failures"] = sum(m.failures for m in runs)
+    summary = medians(results, latency=True)
     summary["throughput_ratio"] = summary[f"{ON}_req_per_s"] / summary[f"{OFF}_req_per_s"]
     summary["p99_ratio"] = summary[f"{ON}_p99_ms"] / summary[f"{OFF}_p99_ms"]
     summary["load_average_1m"] = os.getloadavg()[0]
@@ -170,15 +122,10 @@ def print_table(summary: dict[str, float]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3, help="measured runs per server (3)")
-    parser.add_argument("--duration", type=float, default=5, help="seconds per wrk run (5)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    load_arguments(parser, runs=3, duration_s=5, connections=32)
     parser.add_argument("--batching", default="32,10",
                         help="SCOREGATE_BATCHING of the batching server (32,10)")
-    parser.add_argument("--json", type=Path, help="also write the medians to this file")
-    args = parser.parse_args(argv)
-    if args.runs < 1 or args.duration < 1 or args.connections < 1:
-        parser.error("--runs, --duration and --connections must be at least 1")
+    args = parse_load_arguments(parser, argv)
     exit_on_signals()
     print(f"wrk -t1 -c{args.connections} -d{args.duration:g}s, {args.runs} runs each, one "
           f"predict thread per server; batching {args.batching}; load average "

@@ -61,3 +61,27 @@ def _stat_fields(pid: int) -> list[str]:
     text = Path(f"/proc/{pid}/stat").read_text()
     # The command name may hold spaces and parentheses: split after its last ")".
     return text[text.rindex(")") + 2:].split()  # index 0 is field 3 (state)
+
+
+def tree_cpu_seconds(root_pid: int) -> float:
+    """utime + stime of `root_pid` and every live descendant (e.g. `mlflow models serve` and
+    the uvicorn it runs as a child)."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = _stat_fields(int(entry))
+        except OSError:  # the process ended meanwhile
+            continue
+        parents[int(entry)] = int(fields[1])  # ppid is the 4th field
+        ticks[int(entry)] = int(fields[11]) + int(fields[12])  # utime, stime: the 14th and 15th
+    total = 0
+    for pid, tick_count in ticks.items():
+        ancestor = pid
+        while ancestor not in (0, 1, root_pid) and ancestor in parents:
+            ancestor = parents[ancestor]
+        if ancestor == root_pid:
+            total += tick_count
+    return total / _CLOCK_TICKS

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import warnings
@@ -37,19 +36,21 @@ REPO_ROOT = HERE.parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.common.children import (  # noqa: E402
-    Child,
-    Children,
-    exit_on_signals,
-    free_port,
-    http_get,
-    wait_until,
+from benchmarks.common.abba import (  # noqa: E402
+    Measurement,
+    Server,
+    alternate,
+    load_arguments,
+    measure,
+    medians,
+    parse_load_arguments,
+    start_mlflow_scoring_server,
+    wait_ready,
 )
-from benchmarks.common.wrk import Load, run_wrk  # noqa: E402
-from benchmarks.scoring_server.proc_cpu import tree_cpu_seconds  # noqa: E402
+from benchmarks.common.children import Children, exit_on_signals, free_port  # noqa: E402
+from benchmarks.common.wrk import Load  # noqa: E402
 
 NCD = REPO_ROOT / "tests" / "data" / "azureml-examples" / "cli" / "endpoints" / "online" / "ncd"
-START_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -57,20 +58,6 @@ class Case:
     name: str
     model_dir: Path
     body_path: Path
-
-
-@dataclass(frozen=True)
-class Server:
-    name: str
-    child: Child
-    url: str  # the scoring URL
-
-
-@dataclass(frozen=True)
-class Measurement:
-    requests_per_s: float
-    cpu_us_per_request: float
-    failures: int
 
 
 def prepare_cases(scratch: Path) -> list[Case]:
@@ -94,16 +81,9 @@ def prepare_cases(scratch: Path) -> list[Case]:
 def start_scoregate(children: Children, case: Case, batching: str | None) -> Server:
     """`batching` ("SIZE,MS") turns on the deployment YAML's `batching:` block, as the
     control plane passes it (SCOREGATE_BATCHING); None serves each request alone."""
-    port = free_port()
-    env = {"PYTHONPATH": str(REPO_ROOT), "WORKER_COUNT": "1"}
-    if batching:
-        env["SCOREGATE_BATCHING"] = batching
-    child = children.start(
-        [sys.executable, "-m", "scoring_servers.mlflow", "--model_dir", str(case.model_dir),
-         "--host", "127.0.0.1", "--port", str(port)],
-        name=f"scoregate-{case.name}", env=env, cwd=REPO_ROOT)
-    return _ready(Server("scoregate", child, f"http://127.0.0.1:{port}/score"),
-                  f"http://127.0.0.1:{port}/")
+    env = {"SCOREGATE_BATCHING": batching} if batching else {}
+    server = start_mlflow_scoring_server(children, f"scoregate-{case.name}", case.model_dir, env)
+    return Server("scoregate", server.child, server.url)
 
 
 def start_mlflow(children: Children, case: Case) -> Server:
@@ -112,30 +92,8 @@ def start_mlflow(children: Children, case: Case) -> Server:
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(case.model_dir),
          "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         name=f"mlflow-{case.name}", cwd=REPO_ROOT)
-    return _ready(Server("mlflow", child, f"http://127.0.0.1:{port}/invocations"),
-                  f"http://127.0.0.1:{port}/ping")
-
-
-def _ready(server: Server, probe: str) -> Server:
-    def answered() -> bool:
-        server.child.check_alive()
-        reply = http_get(probe)
-        return reply is not None and reply[0] == 200
-
-    wait_until(answered, START_TIMEOUT_S, what=f"{server.name} to answer {probe}")
-    return server
-
-
-def measure(server: Server, case: Case, duration_s: float, connections: int,
-            work_dir: Path, children: Children) -> Measurement:
-    load = Load(body_path=case.body_path, headers={"Content-Type": "application/json"},
-                connections=connections, duration_s=duration_s)
-    before = tree_cpu_seconds(server.child.pid)
-    result = run_wrk(server.url, load, work_dir, children)
-    cpu_s = tree_cpu_seconds(server.child.pid) - before
-    server.child.check_alive()
-    per_request = cpu_s * 1e6 / result.requests if result.requests else float("nan")
-    return Measurement(result.throughput, per_request, result.error_count)
+    return wait_ready(Server("mlflow", child, f"http://127.0.0.1:{port}/invocations"),
+                      f"http://127.0.0.1:{port}/ping")
 
 
 def check_same_answer(servers: Sequence[Server], case: Case) -> None:
@@ -153,29 +111,25 @@ def check_same_answer(servers: Sequence[Server], case: Case) -> None:
 
 
 def bench_case(case: Case, args: argparse.Namespace, scratch: Path) -> dict[str, list[Measurement]]:
-    results: dict[str, list[Measurement]] = {"scoregate": [], "mlflow": []}
     with Children(scratch / "logs" / case.name) as children:
         servers = [start_scoregate(children, case, args.batching), start_mlflow(children, case)]
         check_same_answer(servers, case)
-        for server in servers:
-            measure(server, case, 1, args.connections, scratch / "wrk", children)  # warm-up
-        for run in range(args.runs):
-            for server in servers if run % 2 == 0 else list(reversed(servers)):
-                result = measure(server, case, args.duration, args.connections,
-                                 scratch / "wrk", children)
-                results[server.name].append(result)
-                print(f"  {case.name:12} {server.name:9} run {run + 1}: "
-                      f"{result.requests_per_s:7.0f} req/s {result.cpu_us_per_request:7.0f} "
-                      f"µs CPU/req ({result.failures} failed)", flush=True)
-    return results
+
+        def measure_run(server: Server, duration_s: float) -> Measurement:
+            load = Load(body_path=case.body_path, headers={"Content-Type": "application/json"},
+                        connections=args.connections, duration_s=duration_s)
+            return measure(server, load, scratch / "wrk", children)
+
+        def report(server: Server, run: int, result: Measurement) -> None:
+            print(f"  {case.name:12} {server.name:9} run {run}: "
+                  f"{result.requests_per_s:7.0f} req/s {result.cpu_us_per_request:7.0f} "
+                  f"µs CPU/req ({result.failures} failed)", flush=True)
+
+        return alternate(servers, args.runs, args.duration, measure_run, report)
 
 
 def summarise(results: dict[str, list[Measurement]]) -> dict[str, float]:
-    summary: dict[str, float] = {}
-    for name, runs in results.items():
-        summary[f"{name}_req_per_s"] = statistics.median(m.requests_per_s for m in runs)
-        summary[f"{name}_cpu_us_per_req"] = statistics.median(m.cpu_us_per_request for m in runs)
-        summary[f"{name}_failures"] = sum(m.failures for m in runs)
+    summary = medians(results)
     summary["cpu_ratio"] = summary["scoregate_cpu_us_per_req"] / summary["mlflow_cpu_us_per_req"]
     return summary
 
@@ -194,17 +148,12 @@ def print_table(summaries: dict[str, dict[str, float]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3, help="measured runs per server (3)")
-    parser.add_argument("--duration", type=float, default=3, help="seconds per wrk run (3)")
-    parser.add_argument("--connections", type=int, default=8, help="wrk connections (8)")
+    load_arguments(parser, runs=3, duration_s=3, connections=8)
     parser.add_argument("--only", choices=["ncd-sklearn", "constant"], help="one case only")
-    parser.add_argument("--json", type=Path, help="also write the medians to this file")
     parser.add_argument("--batching", metavar="SIZE,MS",
                         help="serve scoregate with dynamic batching (e.g. 8,5); MLflow's server "
                              "has none")
-    args = parser.parse_args(argv)
-    if args.runs < 1 or args.duration < 1 or args.connections < 1:
-        parser.error("--runs, --duration and --connections must be at least 1")
+    args = parse_load_arguments(parser, argv)
     exit_on_signals()
     summaries: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="mlflow-bench-") as scratch_dir:

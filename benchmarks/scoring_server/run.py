@@ -14,13 +14,10 @@ import argparse
 import importlib.util
 import json
 import os
-import statistics
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from proc_cpu import tree_cpu_seconds
 from targets import (
     AZMLINFSRV,
     HERE,
@@ -33,16 +30,19 @@ from targets import (
 )
 from wrk_load import run_wrk
 
+from benchmarks.common.abba import (  # (targets.py put the repository on sys.path)
+    Measurement,
+    alternate,
+    cpu_us_per_request,
+    load_arguments,
+    medians,
+    parse_load_arguments,
+)
+from benchmarks.common.proc_stats import tree_cpu_seconds
+
 EXAMPLE = REPO_ROOT / "config" / "examples" / "blue-green"
 TARGETS = (SCOREGATE, AZMLINFSRV)
 CPU_RATIO_TARGET = 1 / 4  # scoregate's CPU per request at most a quarter of azmlinfsrv's
-
-
-@dataclass(frozen=True)
-class Measurement:
-    requests_per_s: float
-    cpu_us_per_request: float
-    failures: int
 
 
 def workloads(scratch: Path) -> list[Workload]:
@@ -69,44 +69,42 @@ def _ensure_models() -> None:
     module.ensure_models(EXAMPLE)
 
 
-def measure(server: RunningServer, workload: Workload, duration_s: int,
+def measure(server: RunningServer, workload: Workload, duration_s: float,
             connections: int) -> Measurement:
     before = tree_cpu_seconds(server.pid)
-    result = run_wrk(server.url + "/score", workload.body_file, duration_s, connections)
+    result = run_wrk(server.url + "/score", workload.body_file, max(1, round(duration_s)),
+                     connections)
     cpu_s = tree_cpu_seconds(server.pid) - before
-    per_request = cpu_s * 1e6 / result.requests if result.requests else float("nan")
-    return Measurement(result.requests_per_s, per_request, result.non_2xx + result.socket_errors)
+    nan = float("nan")  # this wrk report gives no latency percentiles
+    return Measurement(result.requests_per_s, nan, nan, cpu_us_per_request(cpu_s, result.requests),
+                       result.non_2xx + result.socket_errors)
 
 
 def bench_workload(workload: Workload, args: argparse.Namespace, log_dir: Path,
                    targets: tuple[Target, ...]) -> dict[str, list[Measurement]]:
-    results: dict[str, list[Measurement]] = {target.name: [] for target in targets}
     servers = [RunningServer(target, workload, log_dir) for target in targets]
     entered: list[RunningServer] = []
+
+    def measure_run(server: RunningServer, duration_s: float) -> Measurement:
+        return measure(server, workload, duration_s, args.connections)
+
+    def report(server: RunningServer, run: int, measurement: Measurement) -> None:
+        print(f"  {workload.name:8} {server.name:11} run {run}: "
+              f"{measurement.requests_per_s:9.0f} req/s "
+              f"{measurement.cpu_us_per_request:8.0f} µs CPU/req "
+              f"({measurement.failures} failed)", flush=True)
+
     try:
         for server in servers:
             entered.append(server.__enter__())
-            measure(server, workload, 1, args.connections)  # warm-up, not counted
-        for run in range(args.runs):
-            for server in servers if run % 2 == 0 else reversed(servers):
-                measurement = measure(server, workload, args.duration, args.connections)
-                results[server.name].append(measurement)
-                print(f"  {workload.name:8} {server.name:11} run {run + 1}: "
-                      f"{measurement.requests_per_s:9.0f} req/s "
-                      f"{measurement.cpu_us_per_request:8.0f} µs CPU/req "
-                      f"({measurement.failures} failed)", flush=True)
+        return alternate(servers, args.runs, args.duration, measure_run, report)
     finally:
         for server in reversed(entered):
             server.__exit__(None, None, None)
-    return results
 
 
-def summarise(name: str, results: dict[str, list[Measurement]]) -> dict[str, float]:
-    summary: dict[str, float] = {}
-    for target, runs in results.items():
-        summary[f"{target}_req_per_s"] = statistics.median(m.requests_per_s for m in runs)
-        summary[f"{target}_cpu_us_per_req"] = statistics.median(m.cpu_us_per_request for m in runs)
-        summary[f"{target}_failures"] = sum(m.failures for m in runs)
+def summarise(results: dict[str, list[Measurement]]) -> dict[str, float]:
+    summary = medians(results)
     if "azmlinfsrv" in results:
         summary["cpu_ratio"] = (summary["scoregate_cpu_us_per_req"]
                                 / summary["azmlinfsrv_cpu_us_per_req"])
@@ -139,28 +137,23 @@ def _thread_settings() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5, help="measured runs per server (default 5)")
-    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
-    parser.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
+    load_arguments(parser, runs=5, duration_s=5, connections=8)
     parser.add_argument("--only", choices=["trivial", "sklearn"], help="one workload only")
     parser.add_argument("--scoregate-only", action="store_true", help="skip azmlinfsrv (no venv)")
-    parser.add_argument("--json", type=Path, help="also write the medians to this file")
-    args = parser.parse_args(argv)
-    if args.runs < 1 or args.duration < 1 or args.connections < 1:
-        parser.error("--runs, --duration and --connections must be at least 1")
+    args = parse_load_arguments(parser, argv)
     targets = (SCOREGATE,) if args.scoregate_only else TARGETS
     if not args.scoregate_only:
         ensure_azmlinfsrv_venv()
     summaries: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="scoring-bench-") as scratch_dir:
         scratch = Path(scratch_dir)
-        print(f"wrk -t1 -c{args.connections} -d{args.duration}s, {args.runs} runs each, "
+        print(f"wrk -t1 -c{args.connections} -d{args.duration:g}s, {args.runs} runs each, "
               f"WORKER_COUNT=1; server logs in {scratch / 'logs'} (removed at the end)", flush=True)
         print(f"environment of both servers: {_thread_settings()}", flush=True)
         for workload in workloads(scratch):
             if args.only in (None, workload.name):
                 results = bench_workload(workload, args, scratch / "logs", targets)
-                summaries[workload.name] = summarise(workload.name, results)
+                summaries[workload.name] = summarise(results)
     print_table(summaries)
     if args.json:
         args.json.write_text(json.dumps(summaries, indent=2))

@@ -40,7 +40,7 @@ from control_plane.admin.comparison import comparison_json
 from control_plane.admin.environments import environment_handlers
 from control_plane.admin.events import event_handlers
 from control_plane.admin.models import ModelService, model_handlers
-from control_plane.admin.openapi import PATHS, check_body, openapi_document
+from control_plane.admin.openapi import PATHS, json_body, openapi_document
 from control_plane.admin.rollouts import RolloutService, rollout_handlers
 from control_plane.environments.deployments import DeploymentEnvironments, EnvironmentStatus
 from control_plane.errors import Conflict, PayloadTooLarge, ScoregateError, ValidationError, echo
@@ -183,7 +183,7 @@ class _AdminApi:
         return self._endpoint_answer(record, {"auto_deploy": policy})
 
     async def create_endpoint(self, request: Request) -> Response:
-        spec = EndpointSpec.from_dict(await _body(request, "EndpointCreate"))
+        spec = EndpointSpec.from_dict(await json_body(request, "EndpointCreate"))
         if spec.local and not self.runtime.scoring_on_loopback:
             raise ValidationError("local-endpoint", f"endpoint {spec.name}: --local endpoints "
                                   "take requests without a key, so they are refused while the "
@@ -194,7 +194,7 @@ class _AdminApi:
 
     async def update_endpoint(self, request: Request) -> Response:
         name = request.path_params["endpoint"]
-        patch = await _body(request, "EndpointPatch")
+        patch = await json_body(request, "EndpointPatch")
 
         def revise(spec: EndpointSpec) -> EndpointSpec:
             return EndpointSpec.from_dict(_merge(spec.to_dict(), patch))
@@ -216,7 +216,7 @@ class _AdminApi:
 
     async def _set_percents(self, request: Request, method: str) -> Response:
         name = request.path_params["endpoint"]
-        body = await _body(request, "Percents")
+        body = await json_body(request, "Percents")
         record = await self._store(getattr(self.runtime.store, method), name, body,
                                    if_match=_if_match(request))
         return self._endpoint_answer(record, await self._applied())
@@ -234,7 +234,7 @@ class _AdminApi:
 
     async def regenerate_keys(self, request: Request) -> Response:
         name = request.path_params["endpoint"]
-        key_type = (await _body(request, "KeyType"))["key_type"]
+        key_type = (await json_body(request, "KeyType"))["key_type"]
         await self._store(self.runtime.store.regenerate_key, name, key_type)
         return await self._written(f"regenerated the {key_type} key of endpoint {name}")
 
@@ -252,7 +252,7 @@ class _AdminApi:
 
     async def create_deployment(self, request: Request) -> Response:
         endpoint = request.path_params["endpoint"]
-        body = await _body(request, "DeploymentCreate")
+        body = await json_body(request, "DeploymentCreate")
         if body.setdefault("endpoint_name", endpoint) != endpoint:
             raise ValidationError("endpoint-name", f"the body names endpoint "
                                   f"{body['endpoint_name']} but the path names {endpoint}")
@@ -271,7 +271,7 @@ class _AdminApi:
 
     async def update_deployment(self, request: Request) -> Response:
         endpoint, name = _deployment_key(request)
-        patch = await _body(request, "DeploymentPatch")
+        patch = await json_body(request, "DeploymentPatch")
         model = await self._patched_model(endpoint, name, patch)
 
         def revise(spec: DeploymentSpec) -> DeploymentSpec:
@@ -413,20 +413,6 @@ class _AdminApi:
 
 
 # --- request parsing -----------------------------------------------------------------------
-
-async def _body(request: Request, schema: str) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        raise ScoregateError("this request needs a JSON body")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ScoregateError(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ScoregateError(f"the request body must be a JSON object, got {type(body).__name__}")
-    check_body(schema, body)
-    return body
-
 
 def _merge(current: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """Fields given replace the current ones; objects of settings or of strings merge into

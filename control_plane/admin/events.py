@@ -25,7 +25,7 @@ from control_plane.admin.events_doc import (
     SUBSCRIPTION,
     SUBSCRIPTIONS,
 )
-from control_plane.admin.openapi import check_body
+from control_plane.admin.openapi import json_body
 from control_plane.errors import ScoregateError
 from control_plane.events import (
     EventSubscriptions,
@@ -65,7 +65,7 @@ def event_handlers(store: Callable[[], Store], events: Callable[[], EventSubscri
         return _json([subscription_view(s) for s in await _thread(service().every)])
 
     async def create_subscription(request: Request) -> Response:
-        body = await _body(request, "SubscriptionCreate", required=True)
+        body = await json_body(request, "SubscriptionCreate", required=True)
         secret = body.pop("secret", None)
         body["event_types"] = tuple(body.get("event_types") or ())
         stored = await _thread(service().create, Subscription(**body), secret)
@@ -85,7 +85,7 @@ def event_handlers(store: Callable[[], Store], events: Callable[[], EventSubscri
         return _json([letter.to_dict() for letter in letters])
 
     async def replay(request: Request) -> Response:
-        body = await _body(request, "Replay", required=False)
+        body = await json_body(request, "Replay", required=False)
         ids = tuple(body.get("ids") or ())
         count = await _thread(service().replay, request.path_params["subscription"], ids)
         return _json({"replayed": count})
@@ -124,21 +124,6 @@ def _limit(value: str | None) -> int:
                              f"got {value!r}")
     return int(value)
 
-
-async def _body(request: Request, schema: str, required: bool) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        if required:
-            raise ScoregateError("this request needs a JSON body")
-        return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ScoregateError(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ScoregateError(f"the request body must be a JSON object, got {type(body).__name__}")
-    check_body(schema, body)
-    return body
 
 
 async def _thread(call: Callable[..., T], *args: Any) -> T:

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from control_plane.admin.model_doc import LABEL, MODEL, MODELS, VERSION, VERSIONS
-from control_plane.admin.openapi import check_body
+from control_plane.admin.openapi import json_body
 from control_plane.errors import ScoregateError, echo
 from control_plane.specs.resources import DeploymentSpec
 
@@ -122,7 +122,7 @@ class _ModelRoutes:
         return _json([_view(record) for record in found])
 
     async def create(self, request: Request) -> Response:
-        body = await _body(request, "ModelCreate")
+        body = await json_body(request, "ModelCreate")
         path = body.pop("path")
         if not os.path.isabs(path):
             raise ScoregateError(f"path must be an absolute path on the server's machine, got "
@@ -141,7 +141,7 @@ class _ModelRoutes:
 
     async def update(self, request: Request) -> Response:
         name, version = _key(request)
-        patch = await _body(request, "ModelPatch")
+        patch = await json_body(request, "ModelPatch")
         registry = self.registry()
         if_match = self._if_match(request)
         if isinstance(patch.get("tags"), dict):  # merge, as the other PATCH routes do
@@ -179,7 +179,7 @@ class _ModelRoutes:
 
     async def download(self, request: Request) -> Response:
         name, version = _key(request)
-        destination = (await _body(request, "ModelDownload"))["download_path"]
+        destination = (await json_body(request, "ModelDownload"))["download_path"]
         if not os.path.isabs(destination):
             raise ScoregateError(f"download_path must be an absolute path on the server's "
                                  f"machine, got {echo(destination)}")
@@ -207,17 +207,6 @@ def _flag(value: str | None, name: str) -> bool:
         return True
     raise ScoregateError(f"query parameter {name} must be true or false, got {echo(value)}")
 
-
-async def _body(request: Request, schema: str) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw) if raw.strip() else None
-    except orjson.JSONDecodeError as exc:
-        raise ScoregateError(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ScoregateError("this request needs a JSON object body")
-    check_body(schema, body)
-    return body
 
 
 def _view(record: ModelRecordView) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The admin API's OpenAPI 3 document, and the body checks that use the same schemas.
+"""The admin API's OpenAPI 3 document, and the body checks that use the same schemas
+(`json_body` reads a request's body and checks it).
 
 One source for both: the request schemas served at `/openapi.json` are the ones
 `check_body` enforces, so the document cannot drift from what the server accepts. Azure ML's
@@ -12,6 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import orjson
+from starlette.requests import Request
 
 from control_plane.admin.autodeploy_doc import PATHS as AUTODEPLOY_PATHS
 from control_plane.admin.autodeploy_doc import SCHEMAS as AUTODEPLOY_SCHEMAS
@@ -248,6 +252,24 @@ class BodyError(ScoregateError):
 def check_body(schema_name: str, body: Any) -> None:
     """Raise `BodyError` unless `body` fits the named request schema."""
     _check(SCHEMAS[schema_name], body, "")
+
+
+async def json_body(request: Request, schema_name: str, required: bool = True) -> dict[str, Any]:
+    """The request's JSON object body, checked against the named request schema (`{}` for an
+    empty body unless `required`)."""
+    raw = await request.body()
+    if not raw.strip():
+        if required:
+            raise ScoregateError("this request needs a JSON body")
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ScoregateError(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ScoregateError(f"the request body must be a JSON object, got {type(body).__name__}")
+    check_body(schema_name, body)
+    return body
 
 
 def _check(schema: Schema, value: Any, path: str) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from scoring_servers.asgi import read_body
 from scoring_servers.azureml.cors import CorsPolicy
 from scoring_servers.azureml.results import JSON_HEADERS, Outcome, error_outcome
 from scoring_servers.azureml.run_inputs import InputError, build_call
@@ -152,7 +153,7 @@ class ScoringScriptApp:
                 return Outcome(200, b"", ((b"content-type", HTML),
                                           (b"x-ms-run-function-failed", b"False")))
             return error_outcome(405, "Method not allowed")
-        body = await _read_body(receive)
+        body = await read_body(receive)
         try:
             args, kwargs = build_call(signature, scope, body)
         except InputError as exc:
@@ -206,18 +207,6 @@ async def _send(send: Send, outcome: Outcome, extra: Headers) -> None:
     headers.extend(extra)
     await send({"type": "http.response.start", "status": outcome.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _read_body(receive: Receive) -> bytes:
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body
-    chunks = [body]
-    while message.get("more_body", False):
-        message = await receive()
-        chunks.append(message.get("body", b""))
-    return b"".join(chunks)
 
 
 async def _lifespan(receive: Receive, send: Send, background: Background | None) -> None:

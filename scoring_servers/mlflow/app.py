@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from scoring_servers.asgi import read_body
 from scoring_servers.batching import Batcher
 from scoring_servers.mlflow.runner import BatchItem, Outcome, Runner, error_body
 from scoring_servers.mlflow.swagger import SwaggerDocuments
@@ -49,7 +50,7 @@ class MlflowModelApp:
         method = scope["method"]
         if path == "/score":
             if method == "POST":
-                await self._score(scope, await _read_body(receive), send)
+                await self._score(scope, await read_body(receive), send)
             else:
                 await _error(send, 405, f"Method {method} not allowed on /score (use POST)")
         elif path == "/":
@@ -110,18 +111,6 @@ def _score_headers(outcome: Outcome, request_id: bytes,
     if client_request_id:
         headers.append((b"x-ms-client-request-id", client_request_id))
     return headers
-
-
-async def _read_body(receive: Receive) -> bytes:
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body
-    chunks = [body]
-    while message.get("more_body", False):
-        message = await receive()
-        chunks.append(message.get("body", b""))
-    return b"".join(chunks)
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:

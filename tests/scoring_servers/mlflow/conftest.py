@@ -1,4 +1,6 @@
-"""Servers for the MLflow tests: one per model per module (a start costs ~2 s of MLflow import).
+"""Servers for the MLflow tests: one per model for the whole session, shared by test_formats,
+test_errors and test_swagger (a start costs a model save plus ~2 s of MLflow import, ~10 s on a
+busy machine; the tests only score, so they cannot disturb each other).
 
 `mlflow.pyfunc` is imported here first with its import-time UserWarning silenced (an
 `Any` type hint inside MLflow itself); pytest turns warnings into errors.
@@ -42,25 +44,25 @@ def _served(factory: Callable[[Path], Path], name: str,
         yield start_mlflow_server(group, model_dir), model_dir
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sklearn_server(
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScoringServer, Path]]:
     yield from _served(models.save_sklearn_model, "sklearn", tmp_path_factory)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tensor_server(
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScoringServer, Path]]:
     yield from _served(models.save_tensor_model, "tensor", tmp_path_factory)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def named_tensor_server(
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScoringServer, Path]]:
     yield from _served(models.save_named_tensor_model, "named-tensor", tmp_path_factory)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def frame_server(
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScoringServer, Path]]:
     yield from _served(models.save_frame_model, "frame", tmp_path_factory)

@@ -4,19 +4,36 @@ client its own rows; anything that cannot be stacked, or a stack that fails, sco
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from tests.scoring_servers.mlflow.batch_models import POISON, save_call_probe_model
 from tests.scoring_servers.mlflow.conftest import start_mlflow_server
-from tests.scoring_servers.mlflow.models import COLUMNS, save_sklearn_model, save_tensor_model
+from tests.scoring_servers.mlflow.models import COLUMNS
 from tests.scoring_servers.server_helpers import Reply, ScoringServer
 from tests.support.processes import ProcessGroup, wait_until
 
 LONG_WAIT = "1000"  # these batches close by size, long before this
+ServerAndModel = tuple[ScoringServer, Path]
+
+
+@pytest.fixture(scope="module")
+def probe_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_call_probe_model(tmp_path_factory.mktemp("probe") / "model")
+
+
+@pytest.fixture(scope="module")
+def probe_by_fours(probe_model: Path,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScoringServer]:
+    """The probe model batched by 4 (closing by size): each test sends exactly 4 requests at
+    once, so the tests sharing it each get their own batch."""
+    with ProcessGroup(tmp_path_factory.mktemp("probe-logs")) as group:
+        yield start_mlflow_server(group, probe_model, _batching(4, LONG_WAIT))
 
 
 def _concurrently(server: ScoringServer, documents: list[Any], parallel: int) -> list[Reply]:
@@ -50,10 +67,9 @@ def _mixed_request(index: int) -> Any:
 
 
 def test_batched_answers_equal_unbatched_ones_under_concurrent_load(
-        processes: ProcessGroup, tmp_path: Path) -> None:
-    model = save_sklearn_model(tmp_path / "model")
+        processes: ProcessGroup, sklearn_server: ServerAndModel) -> None:
+    unbatched, model = sklearn_server  # the session's unbatched server of this model
     batched = start_mlflow_server(processes, model, _batching(8, "20"))
-    unbatched = start_mlflow_server(processes, model, {"WORKER_COUNT": "2"})
     documents = [_mixed_request(index) for index in range(96)]
     with_batches = _concurrently(batched, documents, 16)
     alone = _concurrently(unbatched, documents, 16)
@@ -65,10 +81,10 @@ def test_batched_answers_equal_unbatched_ones_under_concurrent_load(
     assert all("x-scoregate-batch-size" not in reply.headers for reply in alone)
 
 
-def test_tensors_are_stacked_and_split_back(processes: ProcessGroup, tmp_path: Path) -> None:
-    model = save_tensor_model(tmp_path / "model")
+def test_tensors_are_stacked_and_split_back(processes: ProcessGroup,
+                                           tensor_server: ServerAndModel) -> None:
+    unbatched, model = tensor_server
     batched = start_mlflow_server(processes, model, _batching(4, LONG_WAIT))
-    unbatched = start_mlflow_server(processes, model)
     documents = [{"input_data": [[index, 1.5, -index]] * (index + 1)} for index in range(4)]
     replies = _concurrently(batched, documents, 4)
     assert [reply.headers["x-scoregate-batch-size"] for reply in replies] == ["4"] * 4
@@ -77,9 +93,8 @@ def test_tensors_are_stacked_and_split_back(processes: ProcessGroup, tmp_path: P
 
 
 def test_one_predict_per_batch_and_each_client_gets_its_own_rows(
-        processes: ProcessGroup, tmp_path: Path) -> None:
-    server = start_mlflow_server(processes, save_call_probe_model(tmp_path / "model"),
-                                 _batching(4, LONG_WAIT))
+        probe_by_fours: ScoringServer) -> None:
+    server = probe_by_fours
     documents = [{"input_data": {"columns": ["a", "b"],
                                  "data": [[index, row] for row in range(index + 1)]}}
                  for index in range(4)]  # 1 + 2 + 3 + 4 rows
@@ -90,9 +105,8 @@ def test_one_predict_per_batch_and_each_client_gets_its_own_rows(
                                 for row in range(index + 1)]
 
 
-def test_a_poisoned_request_fails_alone(processes: ProcessGroup, tmp_path: Path) -> None:
-    server = start_mlflow_server(processes, save_call_probe_model(tmp_path / "model"),
-                                 _batching(4, LONG_WAIT))
+def test_a_poisoned_request_fails_alone(probe_by_fours: ScoringServer) -> None:
+    server = probe_by_fours
     documents = [{"input_data": {"columns": ["a", "b"], "data": [[index, 1.0], [index, 2.0]]}}
                  for index in range(4)]
     documents[2] = {"input_data": {"columns": ["a", "b"], "data": [[1.0, 1.0], [POISON, 1.0]]}}
@@ -108,9 +122,8 @@ def test_a_poisoned_request_fails_alone(processes: ProcessGroup, tmp_path: Path)
 
 
 def test_a_bad_body_fails_alone_and_the_others_are_stacked(
-        processes: ProcessGroup, tmp_path: Path) -> None:
-    server = start_mlflow_server(processes, save_call_probe_model(tmp_path / "model"),
-                                 _batching(3, LONG_WAIT))
+        processes: ProcessGroup, probe_model: Path) -> None:
+    server = start_mlflow_server(processes, probe_model, _batching(3, LONG_WAIT))
     documents: list[Any] = [{"input_data": {"columns": ["a", "b"], "data": [[1.0, 2.0]]}},
                             {"unknown": 1},
                             {"input_data": {"columns": ["a", "b"], "data": [[3.0, 4.0]]}}]
@@ -121,10 +134,9 @@ def test_a_bad_body_fails_alone_and_the_others_are_stacked(
 
 
 def test_a_lone_request_waits_no_longer_than_the_latency_bound(
-        processes: ProcessGroup, tmp_path: Path) -> None:
+        processes: ProcessGroup, probe_model: Path) -> None:
     bound_ms = 40.0
-    server = start_mlflow_server(processes, save_call_probe_model(tmp_path / "model"),
-                                 _batching(32, str(int(bound_ms))))
+    server = start_mlflow_server(processes, probe_model, _batching(32, str(int(bound_ms))))
     document = json.dumps({"input_data": {"columns": ["a", "b"], "data": [[1.0, 2.0]]}})
     replies = [server.score(document) for _ in range(7)]
     assert [reply.headers["x-scoregate-batch-size"] for reply in replies] == ["1"] * 7

@@ -45,6 +45,10 @@ DOOMED = "import os\n\nos._exit(1)\n\ndef init():\n    pass\n\ndef run(raw_data)
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    """`flaky` from the YAML `serve` starts on; `doomed` created at once after, without
+    waiting: its create runs out its readiness budget (about a minute) while the flaky test
+    runs, instead of holding up `serve`'s start (YAML deployments are decided before it
+    announces itself)."""
     tmp = tmp_path_factory.mktemp("crashes")
     folder = tmp / "config"
     folder.mkdir()
@@ -52,7 +56,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
         code = tmp / name
         code.mkdir()
         (code / "score.py").write_text(script)
-        (folder / f"{name}.yml").write_text(
+        (folder if name == "flaky" else tmp).joinpath(f"{name}.yml").write_text(
             f"name: {name}\nendpoint_name: {E}\n"
             f"code_configuration: {{code: {code}, scoring_script: score.py}}\n"
             f"instance_count: {count}\n"
@@ -61,7 +65,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
             "readiness_probe: {initial_delay: 0, period: 1, timeout: 1, failure_threshold: 1}\n")
     (folder / "endpoint.yml").write_text(f"name: {E}\nauth_mode: key\ntraffic: {{flaky: 100}}\n")
     with ProcessGroup(tmp / "process-logs") as group:
-        yield start_serve(group, tmp / "home", str(folder))
+        gateway = start_serve(group, tmp / "home", str(folder))
+        gateway.cli("online-deployment", "create", "-f", str(tmp / "doomed.yml"), "--no-wait")
+        yield gateway
 
 
 def instances(gateway: RunningGateway, name: str) -> list[dict[str, Any]]:

@@ -20,47 +20,39 @@ from typing import Any
 import orjson
 import uvicorn
 
+from gateway import snapshot as routes
 from gateway.app import GatewayOptions, ScoringApp
-from gateway.snapshot import (
-    DeploymentRoute,
-    EndpointRoute,
-    GatewaySettings,
-    InstanceRoute,
-    RoutingSnapshot,
-    SnapshotHolder,
-    freeze,
-)
 from gateway.telemetry.metrics import publish_config
 
 BACKLOG = 2048
 
 
-def deployment_from(endpoint: str, data: dict[str, Any]) -> DeploymentRoute:
-    return DeploymentRoute(
+def deployment_from(endpoint: str, data: dict[str, Any]) -> routes.DeploymentRoute:
+    return routes.DeploymentRoute(
         name=data["name"], endpoint=endpoint,
-        instances=tuple(InstanceRoute(**i) for i in data.get("instances", [])),
+        instances=tuple(routes.InstanceRoute(**i) for i in data.get("instances", [])),
         request_timeout_s=data.get("request_timeout_s", 5.0),
         max_concurrent_requests_per_instance=data.get("max_concurrent_requests_per_instance", 1))
 
 
-def endpoint_from(data: dict[str, Any]) -> EndpointRoute:
+def endpoint_from(data: dict[str, Any]) -> routes.EndpointRoute:
     name = data["name"]
     deployments = [deployment_from(name, d) for d in data.get("deployments", [])]
     mirror = data.get("mirror") or {}
-    return EndpointRoute(
+    return routes.EndpointRoute(
         name=name, auth_mode=data.get("auth_mode", "key"),
         keys=tuple(k.encode() for k in data.get("keys", [])),
         token_secret=data.get("token_secret", "").encode(),
-        deployments=freeze({d.name: d for d in deployments}),
+        deployments=routes.freeze({d.name: d for d in deployments}),
         traffic=tuple((k, v) for k, v in data.get("traffic", {}).items() if v > 0),
         mirror=next(iter(mirror.items())) if mirror else None)
 
 
-def snapshot_from(data: dict[str, Any]) -> RoutingSnapshot:
+def snapshot_from(data: dict[str, Any]) -> routes.RoutingSnapshot:
     endpoints = [endpoint_from(e) for e in data.get("endpoints", [])]
-    return RoutingSnapshot(version=data.get("version", 1),
-                           endpoints=freeze({e.name: e for e in endpoints}),
-                           settings=GatewaySettings(**data.get("settings", {})))
+    return routes.RoutingSnapshot(version=data.get("version", 1),
+                                  endpoints=routes.freeze({e.name: e for e in endpoints}),
+                                  settings=routes.GatewaySettings(**data.get("settings", {})))
 
 
 def app_from_file(path: Path, options: GatewayOptions) -> ScoringApp:
@@ -68,7 +60,7 @@ def app_from_file(path: Path, options: GatewayOptions) -> ScoringApp:
     the control plane's publish does)."""
     snapshot = snapshot_from(orjson.loads(path.read_bytes()))
     publish_config(snapshot)
-    return ScoringApp(SnapshotHolder(snapshot), options)
+    return ScoringApp(routes.SnapshotHolder(snapshot), options)
 
 
 def loopback_socket(port_file: Path) -> socket.socket:

@@ -31,16 +31,8 @@ REPO_ROOT = HERE.parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.common.abba import (  # noqa: E402
-    Measurement,
-    Server,
-    alternate,
-    load_arguments,
-    measure,
-    medians,
-    parse_load_arguments,
-    start_mlflow_scoring_server,
-)
+from benchmarks.common import abba  # noqa: E402
+from benchmarks.common.abba import Measurement, Server  # noqa: E402
 from benchmarks.common.children import Children, exit_on_signals  # noqa: E402
 from benchmarks.common.wrk import Load  # noqa: E402
 
@@ -61,7 +53,7 @@ def start(children: Children, name: str, batching: str | None) -> Server:
     env = {"AZUREML_LOG_LEVEL": "WARNING"}
     if batching is not None:
         env["SCOREGATE_BATCHING"] = batching
-    return start_mlflow_scoring_server(children, name, MODEL_DIR, env)
+    return abba.start_mlflow_scoring_server(children, name, MODEL_DIR, env)
 
 
 def answer(server: Server, body: bytes) -> tuple[bytes, dict[str, str]]:
@@ -88,7 +80,7 @@ def bench(args: argparse.Namespace, scratch: Path) -> dict[str, list[Measurement
         def measure_run(server: Server, duration_s: float) -> Measurement:
             load = Load(body_path=body_path, headers={"Content-Type": "application/json"},
                         connections=args.connections, duration_s=duration_s)
-            return measure(server, load, scratch / "wrk", children)
+            return abba.measure(server, load, scratch / "wrk", children)
 
         def report(server: Server, run: int, result: Measurement) -> None:
             print(f"  {server.name:12} run {run}: {result.requests_per_s:7.0f} req/s "
@@ -96,11 +88,11 @@ def bench(args: argparse.Namespace, scratch: Path) -> dict[str, list[Measurement
                   f"{result.cpu_us_per_request:6.0f} µs CPU/req ({result.failures} failed)",
                   flush=True)
 
-        return alternate(servers, args.runs, args.duration, measure_run, report)
+        return abba.alternate(servers, args.runs, args.duration, measure_run, report)
 
 
 def summarise(results: dict[str, list[Measurement]]) -> dict[str, float]:
-    summary = medians(results, latency=True)
+    summary = abba.medians(results, latency=True)
     summary["throughput_ratio"] = summary[f"{ON}_req_per_s"] / summary[f"{OFF}_req_per_s"]
     summary["p99_ratio"] = summary[f"{ON}_p99_ms"] / summary[f"{OFF}_p99_ms"]
     summary["load_average_1m"] = os.getloadavg()[0]
@@ -122,10 +114,10 @@ def print_table(summary: dict[str, float]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    load_arguments(parser, runs=3, duration_s=5, connections=32)
+    abba.load_arguments(parser, runs=3, duration_s=5, connections=32)
     parser.add_argument("--batching", default="32,10",
                         help="SCOREGATE_BATCHING of the batching server (32,10)")
-    args = parse_load_arguments(parser, argv)
+    args = abba.parse_load_arguments(parser, argv)
     exit_on_signals()
     print(f"wrk -t1 -c{args.connections} -d{args.duration:g}s, {args.runs} runs each, one "
           f"predict thread per server; batching {args.batching}; load average "

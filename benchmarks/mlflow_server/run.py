@@ -36,17 +36,8 @@ REPO_ROOT = HERE.parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.common.abba import (  # noqa: E402
-    Measurement,
-    Server,
-    alternate,
-    load_arguments,
-    measure,
-    medians,
-    parse_load_arguments,
-    start_mlflow_scoring_server,
-    wait_ready,
-)
+from benchmarks.common import abba  # noqa: E402
+from benchmarks.common.abba import Measurement, Server  # noqa: E402
 from benchmarks.common.children import Children, exit_on_signals, free_port  # noqa: E402
 from benchmarks.common.wrk import Load  # noqa: E402
 
@@ -82,7 +73,8 @@ def start_scoregate(children: Children, case: Case, batching: str | None) -> Ser
     """`batching` ("SIZE,MS") turns on the deployment YAML's `batching:` block, as the
     control plane passes it (SCOREGATE_BATCHING); None serves each request alone."""
     env = {"SCOREGATE_BATCHING": batching} if batching else {}
-    server = start_mlflow_scoring_server(children, f"scoregate-{case.name}", case.model_dir, env)
+    server = abba.start_mlflow_scoring_server(children, f"scoregate-{case.name}", case.model_dir,
+                                              env)
     return Server("scoregate", server.child, server.url)
 
 
@@ -92,8 +84,8 @@ def start_mlflow(children: Children, case: Case) -> Server:
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(case.model_dir),
          "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         name=f"mlflow-{case.name}", cwd=REPO_ROOT)
-    return wait_ready(Server("mlflow", child, f"http://127.0.0.1:{port}/invocations"),
-                      f"http://127.0.0.1:{port}/ping")
+    return abba.wait_ready(Server("mlflow", child, f"http://127.0.0.1:{port}/invocations"),
+                           f"http://127.0.0.1:{port}/ping")
 
 
 def check_same_answer(servers: Sequence[Server], case: Case) -> None:
@@ -118,18 +110,18 @@ def bench_case(case: Case, args: argparse.Namespace, scratch: Path) -> dict[str,
         def measure_run(server: Server, duration_s: float) -> Measurement:
             load = Load(body_path=case.body_path, headers={"Content-Type": "application/json"},
                         connections=args.connections, duration_s=duration_s)
-            return measure(server, load, scratch / "wrk", children)
+            return abba.measure(server, load, scratch / "wrk", children)
 
         def report(server: Server, run: int, result: Measurement) -> None:
             print(f"  {case.name:12} {server.name:9} run {run}: "
                   f"{result.requests_per_s:7.0f} req/s {result.cpu_us_per_request:7.0f} "
                   f"µs CPU/req ({result.failures} failed)", flush=True)
 
-        return alternate(servers, args.runs, args.duration, measure_run, report)
+        return abba.alternate(servers, args.runs, args.duration, measure_run, report)
 
 
 def summarise(results: dict[str, list[Measurement]]) -> dict[str, float]:
-    summary = medians(results)
+    summary = abba.medians(results)
     summary["cpu_ratio"] = summary["scoregate_cpu_us_per_req"] / summary["mlflow_cpu_us_per_req"]
     return summary
 
@@ -148,12 +140,12 @@ def print_table(summaries: dict[str, dict[str, float]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    load_arguments(parser, runs=3, duration_s=3, connections=8)
+    abba.load_arguments(parser, runs=3, duration_s=3, connections=8)
     parser.add_argument("--only", choices=["ncd-sklearn", "constant"], help="one case only")
     parser.add_argument("--batching", metavar="SIZE,MS",
                         help="serve scoregate with dynamic batching (e.g. 8,5); MLflow's server "
                              "has none")
-    args = parse_load_arguments(parser, argv)
+    args = abba.parse_load_arguments(parser, argv)
     exit_on_signals()
     summaries: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="mlflow-bench-") as scratch_dir:

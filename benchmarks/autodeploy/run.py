@@ -174,7 +174,7 @@ def manual_run(serve: Serve, scratch: Path, load: Load, version: int,
     serve.cli("online-endpoint", "rollout", "start", "-n", E, "--to", name, "--strategy",
               "canary", "--canary-percent", "20", "--bake", f"{bake}s", "--min-requests", "10")
     first = load.wait_for(name) - started
-    serve.cli("online-endpoint", "rollout", "show", "-n", E, "--watch", timeout_s=300)
+    serve.cli("online-endpoint", "rollout", "show", "-n", E, "--watch", timeout=300)
     promoted = time.monotonic() - started
     serve.cli("online-deployment", "delete", "-n", source["name"], "-e", E, "--yes")
     return {"version": version, "first_live_s": first, "promoted_s": promoted}

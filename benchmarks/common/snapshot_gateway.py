@@ -5,8 +5,8 @@ uses: the data plane without the control plane, for benchmarks that price the ho
         [--no-metrics] [--no-access-log] [--http serve|httptools]
 
 The JSON format is gateway/standalone.py's (shared with the tests' runner, since benchmarks
-import nothing from tests/). The server is configured by control_plane/serve.py's
-`_config`, so the benchmark prices what users run.
+import nothing from tests/). The server is configured by gateway's
+`server_config` (as `serve` configures its listeners), so the benchmark prices what users run.
 `--http httptools` swaps serve's hardened protocol (gateway/http/server_protocol.py) for uvicorn's
 plain httptools one, to price the hardening.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from control_plane.serve import ServeOptions, _config  # noqa: E402
+from gateway import ListenerLimits, server_config  # noqa: E402
 from gateway.app import GatewayOptions  # noqa: E402
 from gateway.standalone import app_from_file, run_on_loopback  # noqa: E402
 from gateway.telemetry.access_log import configure_logging  # noqa: E402
@@ -37,8 +37,7 @@ def main() -> None:
     app = app_from_file(Path(args.snapshot),
                         GatewayOptions(metrics=not args.no_metrics,
                                        access_log=not args.no_access_log))
-    options = ServeOptions()
-    config = _config(app, options, 30.0, options.max_connections, "scoring")
+    config = server_config(app, ListenerLimits(), "scoring")
     if args.http == "httptools":
         config.http = "httptools"
     run_on_loopback(config, Path(args.port_file))

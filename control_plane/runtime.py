@@ -120,7 +120,8 @@ class DeploymentEnvironments(Protocol):
 
     def status(self, key: str) -> EnvironmentStatus | None: ...
 
-    def build_log(self, key: str, lines: int = 5000) -> str: ...
+    def build_log(self, key: str, lines: int = 5000,
+                  spec: DeploymentSpec | None = None) -> str: ...
 
 
 class Runtime:
@@ -593,7 +594,11 @@ class Runtime:
 
     def logs(self, key: str, lines: int = 5000) -> str:
         """The instances' logs, after the environment's build log when it has one."""
-        build = self.environments.build_log(key, lines) if self.environments else ""
+        build = ""
+        if self.environments is not None:  # the spec: to find the log again after a restart
+            endpoint, name = key.split("/", 1)
+            spec = self.store.deployment(endpoint, name).spec
+            build = self.environments.build_log(key, lines, spec)
         instances = self.supervisor.logs(key, lines)
         if not build:
             return instances

@@ -140,16 +140,31 @@ class DeploymentEnvironments:
         """Environment keys of the deployments known now (built or being built), for gc."""
         return {s.key for s in list(self._status.values()) if s.key}
 
-    def build_log(self, key: str, lines: int = 5000) -> str:
-        """The deployment's last build log (the tail), or '' when it builds nothing."""
+    def build_log(self, key: str, lines: int = 5000, spec: DeploymentSpec | None = None) -> str:
+        """The deployment's last build log (the tail), or '' when it builds nothing.
+
+        The status is kept in memory only; once `serve` restarted, a deployment that is not
+        running (a failed create) has none, so its log is found again from `spec`: the log's
+        path depends only on the environment's key, which the stored spec determines.
+        Blocking (it may read the conda file and the registered environments)."""
         status = self._status.get(key)
-        if status is None or status.log is None:
+        path = status.log if status is not None else None
+        if path is None and spec is not None and status is None:
+            path = self._derived_log(spec)
+        if path is None:
             return ""
         try:
-            text = Path(status.log).read_text(errors="replace")
+            text = Path(path).read_text(errors="replace")
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def _derived_log(self, spec: DeploymentSpec) -> str | None:
+        try:
+            plan = None if spec.is_external else self._plan(spec)
+        except ScoregateError:  # e.g. its conda file or registered environment is gone
+            return None
+        return None if plan is None else str(self.builder.log_path(plan.key))
 
     def build_now(self, request: EnvironmentRequest | None,
                   on_progress: Callable[[Progress], None] | None = None) -> EnvironmentStatus:

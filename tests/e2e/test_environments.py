@@ -163,6 +163,12 @@ def test_a_failed_build_is_failed_with_the_resolvers_message_and_traffic_stays(
     assert "environment build log" in logs and "six==998.0.0" in logs
     assert all(answer(gateway, key)["six"] == "1.16.0" for _ in range(10))
 
+    processes.stop(gateway.started)  # the build log of the failed create outlives serve
+    gateway = start_serve(processes, tmp_path / "home")
+    logs = gateway.cli("online-deployment", "get-logs", "--name", "green", "--endpoint-name",
+                       E).stdout
+    assert "environment build log" in logs and "six==998.0.0" in logs
+
 
 def test_kill_9_during_a_build_then_restart_builds_again_and_serves(
         processes: ProcessGroup, tmp_path: Path) -> None:

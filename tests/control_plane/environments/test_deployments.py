@@ -104,7 +104,8 @@ def test_prepare_builds_once_and_answers_each_deployments_python(
 
 
 def test_an_unbuildable_environment_fails_once_until_the_deployment_changes(
-        tmp_path: Path, environments: DeploymentEnvironments) -> None:
+        tmp_path: Path, environments: DeploymentEnvironments, builder: Builder,
+        installed: tuple[Interpreter, ...]) -> None:
     conda = tmp_path / "conda.yml"
     conda.write_text(SIX.replace("1.16.0", "999.0.0"))
     bad = deployment(environment={"conda_file": str(conda)})
@@ -116,6 +117,10 @@ def test_an_unbuildable_environment_fails_once_until_the_deployment_changes(
     built_at = log.stat().st_mtime_ns
     again = environments.prepare({"ep/blue": bad})
     assert again.failed == first.failed and log.stat().st_mtime_ns == built_at  # not rebuilt
+    restarted = DeploymentEnvironments(builder, interpreters=lambda: installed)
+    assert restarted.build_log("ep/blue") == ""  # nothing in memory: the spec finds the log
+    assert "six==999.0.0" in restarted.build_log("ep/blue", spec=bad)
+    assert restarted.build_log("ep/plain", spec=deployment("plain")) == ""
 
     conda.write_text(SIX)
     changed = bad.with_changes(description="pinned right")

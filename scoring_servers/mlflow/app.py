@@ -13,19 +13,22 @@ scoring_servers/batching.py).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from scoring_servers.asgi import read_body
 from scoring_servers.batching import Batcher
-from scoring_servers.mlflow.runner import BatchItem, Outcome, Runner, error_body
+from scoring_servers.mlflow.runner import Outcome, Runner, error_body
 from scoring_servers.mlflow.swagger import SwaggerDocuments
 from scoring_servers.request_ids import RequestIds
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+if TYPE_CHECKING:  # annotations only (Python 3.8 cannot subscript these at run time)
+    from scoring_servers.mlflow.runner import BatchItem
+
+    Scope = MutableMapping[str, Any]
+    Message = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
 
 JSON = b"application/json"
 MAX_REQUEST_ID = 100  # azmlinfsrv's limit for x-request-id

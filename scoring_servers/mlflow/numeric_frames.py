@@ -38,7 +38,7 @@ def double_columns(schema: Schema | None) -> list[str] | None:
     return names or None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots=True: Python 3.10+
 class NumericRows:
     """A numeric split request before it becomes a DataFrame: batching (stacking.py) joins the
     rows of several requests into one frame instead of building one frame per request."""

@@ -34,7 +34,7 @@ _EXPECTED = (f"a JSON object with exactly one of the keys {', '.join(FORMAT_KEYS
              f"(and optionally {PARAMS_KEY})")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots=True: Python 3.10+
 class ScoringRequest:
     data: Any  # what `predict` takes: a DataFrame, an ndarray, a dict of ndarrays, ...
     # (or NumericRows, when parsed for batching)

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scoring_servers.batching import Pending, resolve_all
 from scoring_servers.mlflow.errors import ClientError
@@ -30,13 +31,15 @@ logger = logging.getLogger("scoring_servers.mlflow")
 
 SERVER_FAILED_MESSAGE = "An unexpected error occurred while scoring. Check the logs for more info."
 
-Score = Callable[[bytes], bytes]  # request body → answer body (JSON); raises ClientError
-# request bodies → per body, its answer body or what scoring it raised
-ScoreBatch = Callable[[Sequence[bytes]], list[bytes | Exception]]
-BatchItem = tuple[bytes, str]  # (request body, request id)
+if TYPE_CHECKING:  # annotations only (Python 3.8 cannot subscript these at run time)
+    # request body → answer body (JSON); raises ClientError
+    Score = Callable[[bytes], bytes]
+    # request bodies → per body, its answer body or what scoring it raised
+    ScoreBatch = Callable[[Sequence[bytes]], list[bytes | Exception]]
+    BatchItem = tuple[bytes, str]  # (request body, request id)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots=True: Python 3.10+
 class Outcome:
     status: int
     body: bytes  # JSON
@@ -156,8 +159,11 @@ class Runner:
             self._jobs.put(None)
 
 
-_Job = (tuple[asyncio.AbstractEventLoop, "asyncio.Future[Outcome]", bytes, str]
-        | tuple[asyncio.AbstractEventLoop, list[Pending[BatchItem]]])
+if TYPE_CHECKING:  # annotations only, as above
+    from typing import Union
+
+    _Job = Union[tuple[asyncio.AbstractEventLoop, "asyncio.Future[Outcome]", bytes, str],
+                 tuple[asyncio.AbstractEventLoop, list[Pending[BatchItem]]]]
 
 
 def _outcome(answer: bytes | Exception, exec_ms: float, request_id: str) -> Outcome:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scoring_servers.batching import Batcher
 from scoring_servers.listener import open_socket, run_until_stopped
@@ -21,10 +21,13 @@ from scoring_servers.mlflow.loading import ServedModel, load_served_model
 from scoring_servers.mlflow.numeric_frames import double_columns
 from scoring_servers.mlflow.payload import ScoringRequest, parse_request
 from scoring_servers.mlflow.prediction import encode_predictions, predict
-from scoring_servers.mlflow.runner import BatchItem, Runner, Score, ScoreBatch
+from scoring_servers.mlflow.runner import Runner
 from scoring_servers.mlflow.settings import ServerSettings
 from scoring_servers.mlflow.stacking import score_batch
 from scoring_servers.mlflow.swagger import build_swagger
+
+if TYPE_CHECKING:  # annotations only (Python 3.8 cannot subscript them at run time)
+    from scoring_servers.mlflow.runner import BatchItem, Score, ScoreBatch
 
 try:
     from scoring_servers.azureml.coalesce import CoalescingHttpToolsProtocol
@@ -71,11 +74,11 @@ def serve(settings: ServerSettings) -> int:
                     model.loader_module, settings.worker_count)
         score, batch = scorer(model)
         runner = Runner(score, settings.worker_count, settings.scoring_timeout_s, batch)
-        batcher = None
+        batcher: Batcher[BatchItem] | None = None
         if settings.batching is not None:
             logger.info("batching: up to %d requests per predict, closed %g ms after the first",
                         settings.batching.max_batch_size, settings.batching.max_latency_s * 1000)
-            batcher = Batcher[BatchItem](settings.batching, runner.submit_batch)
+            batcher = Batcher(settings.batching, runner.submit_batch)
         run_until_stopped(MlflowModelApp(runner, swagger, batcher), sock, HTTP_PROTOCOL,
                           settings.access_log, settings.log_level, logger)
         runner.close()

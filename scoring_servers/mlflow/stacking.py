@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
@@ -34,8 +34,9 @@ from scoring_servers.mlflow.prediction import encode_predictions, predict
 
 logger = logging.getLogger("scoring_servers.mlflow")
 
-Parse = Callable[[bytes], ScoringRequest]  # raises ClientError; data may be NumericRows
-Answer = bytes | Exception  # the answer body (200), or what scoring this request raised
+if TYPE_CHECKING:  # annotations only (Python 3.8 cannot subscript these at run time)
+    Parse = Callable[[bytes], ScoringRequest]  # raises ClientError; data may be NumericRows
+    Answer = bytes | Exception  # the answer body (200), or what scoring this request raised
 
 
 def score_batch(model: ServedModel, parse: Parse, bodies: Sequence[bytes]) -> list[Answer]:

@@ -207,6 +207,15 @@ def test_python_38_environment_serves_with_the_scoring_server(
                                      {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
         assert json.loads(response.read()) == {"python": [3, 8], "six": "1.16.0"}
+    # the MLflow server's modules that need no mlflow import and parse settings on 3.8 too
+    # (an MLflow model's environment may ask for it: azureml-examples' heart classifier)
+    (tmp_path / "MLmodel").write_text("flavors: {}\n")
+    argv, environ = ["--model_dir", str(tmp_path), "--port", "0"], {"AZUREML_LOG_LEVEL": "debug"}
+    level = inside(env, "import logging, scoring_servers.mlflow.runner;"
+                        "from scoring_servers.mlflow.settings import parse_settings as p;"
+                        f"s = p({argv!r}, {environ!r});"
+                        "print(logging.getLevelName(s.log_level))")
+    assert level == "DEBUG"
 
 
 def _text(path: Path) -> str:

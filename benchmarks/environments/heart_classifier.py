@@ -1,0 +1,133 @@
+"""azureml-examples' heart classifier served online by scoregate, in its own environment.
+
+    python benchmarks/environments/heart_classifier.py MODEL_FOLDER [--data CSV] [--rows 5]
+
+MODEL_FOLDER: `cli/endpoints/batch/deploy-models/heart-classifier-mlflow/deployment-simple/model`
+of a checkout of Azure/azureml-examples (MLflow, pickled with scikit-learn 1.1.2 and xgboost
+1.4.2; its `conda.yaml` asks for Python 3.8.5). `--data` defaults to the sample's
+`data/heart-unlabeled-0.csv` (two folders up from the model).
+
+Runs `scoregate serve` in a temporary state folder (uv's cache too unless `--uv-cache`, so the
+build is cold and downloads from PyPI), creates an endpoint and a no-code MLflow deployment of the model (no
+`environment`: the model's own files decide it, as on Azure), times `online-deployment create`
+(the environment's build included), then sends the first rows of the CSV and prints the answer
+and the environment's status as JSON. Not part of the test suite: it downloads about 1 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ENDPOINT = "heart"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path, help="the sample's model folder (with MLmodel)")
+    parser.add_argument("--data", type=Path, help="a CSV of the sample's unlabelled data")
+    parser.add_argument("--rows", type=int, default=5, help="how many rows to score")
+    parser.add_argument("--uv-cache", type=Path, help="uv's cache (default: an empty one)")
+    args = parser.parse_args()
+    data = args.data or args.model.resolve().parents[1] / "data" / "heart-unlabeled-0.csv"
+    if not (args.model / "MLmodel").is_file():
+        raise SystemExit(f"{args.model}: no MLmodel file: give the sample's model folder")
+    with tempfile.TemporaryDirectory(prefix="scoregate-heart-") as temp:
+        outcome = run(Path(temp), args.model.resolve(), data, args.rows, args.uv_cache)
+    print(json.dumps(outcome, indent=2))
+    return 0 if outcome.get("predictions") is not None else 1
+
+
+def run(folder: Path, model: Path, data: Path, rows: int,
+        uv_cache: Path | None = None) -> dict[str, Any]:
+    env = {**os.environ, "SCOREGATE_HOME": str(folder / "home"), "PYTHONPATH": str(REPO_ROOT),
+           "SCOREGATE_UV_CACHE": str(uv_cache or folder / "uv-cache")}
+    env.pop("SCOREGATE_ENVIRONMENTS", None)
+    shutil.copytree(model, folder / "model")
+    (folder / "endpoint.yml").write_text(f"name: {ENDPOINT}\nauth_mode: key\n")
+    (folder / "deployment.yml").write_text(
+        f"name: xgboost\nendpoint_name: {ENDPOINT}\ninstance_count: 1\n"
+        "model:\n  name: heart-classifier-mlflow\n  version: 1\n  path: model\n"
+        "  type: mlflow_model\n"
+        "readiness_probe: {initial_delay: 0, period: 2, failure_threshold: 60}\n")
+    (folder / "request.json").write_text(json.dumps(_request(data, rows)))
+    serve = subprocess.Popen([sys.executable, "-m", "control_plane", "serve", "--port", "0",
+                              "--admin-port", "0"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(folder / "home" / "server.json")
+        cli = _Cli(env, folder)
+        cli("online-endpoint", "create", "-f", str(folder / "endpoint.yml"))
+        started = time.monotonic()
+        created = cli("online-deployment", "create", "-f", str(folder / "deployment.yml"),
+                      "--all-traffic", check=False)
+        took = round(time.monotonic() - started, 1)
+        shown = json.loads(cli("online-deployment", "show", "--name", "xgboost",
+                               "--endpoint-name", ENDPOINT).stdout)
+        outcome: dict[str, Any] = {
+            "create_s": took, "create_exit": created.returncode,
+            "progress": created.stderr.splitlines()[-3:],
+            "provisioning_state": shown.get("provisioning_state"),
+            "environment_status": shown.get("environment_status"), "predictions": None}
+        if created.returncode != 0:
+            outcome["logs_tail"] = cli("online-deployment", "get-logs", "--name", "xgboost",
+                                       "--endpoint-name", ENDPOINT, "--lines", "40",
+                                       check=False).stdout[-4000:]
+            return outcome
+        answer = cli("online-endpoint", "invoke", "--name", ENDPOINT, "--request-file",
+                     str(folder / "request.json"))
+        outcome["predictions"] = json.loads(answer.stdout)
+        return outcome
+    finally:
+        serve.terminate()
+        serve.wait(60)
+
+
+def _request(data: Path, rows: int) -> dict[str, Any]:
+    """The first rows in MLflow's `dataframe_split` form, typed as the model's signature."""
+    with open(data, newline="") as handle:
+        reader = csv.reader(handle)
+        columns = next(reader)
+        values = [[_typed(column, cell) for column, cell in zip(columns, row)]
+                  for row, _ in zip(reader, range(rows))]
+    return {"input_data": {"columns": columns, "data": values}}
+
+
+def _typed(column: str, cell: str) -> object:
+    if column == "thal":
+        return cell
+    return float(cell) if column == "oldpeak" else int(cell)
+
+
+class _Cli:
+    def __init__(self, env: dict[str, str], folder: Path) -> None:
+        self.env, self.folder = env, folder
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "control_plane", *args], env=self.env,
+                              capture_output=True, text=True, timeout=1800, check=False)
+        if check and done.returncode != 0:
+            raise SystemExit(f"scoregate {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+        return done
+
+
+def _wait_for(path: Path, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"serve did not write {path}")
+        time.sleep(0.1)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,19 +5,23 @@
 MODEL_FOLDER: `cli/endpoints/batch/deploy-models/heart-classifier-mlflow/deployment-simple/model`
 of a checkout of Azure/azureml-examples (MLflow, pickled with scikit-learn 1.1.2 and xgboost
 1.4.2; its `conda.yaml` asks for Python 3.8.5). `--data` defaults to the sample's
-`data/heart-unlabeled-0.csv` (two folders up from the model).
+`data/heart-unlabeled-0.csv` (two folders up from the model); a CSV with a `target` column
+(the sample's training data, `cli/endpoints/batch/deploy-pipelines/training-with-components/
+data/train/heart.csv`) is scored without it and the answer compared with it (`accuracy`).
 
 Runs `scoregate serve` in a temporary state folder (uv's cache too unless `--uv-cache`, so the
-build is cold and downloads from PyPI), creates an endpoint and a no-code MLflow deployment of the model (no
-`environment`: the model's own files decide it, as on Azure), times `online-deployment create`
-(the environment's build included), then sends the first rows of the CSV and prints the answer
-and the environment's status as JSON. Not part of the test suite: it downloads about 1 GB.
+build is cold and downloads from PyPI), creates an endpoint and a no-code MLflow deployment of
+the model (no `environment`: the model's own files decide it, as on Azure), times
+`online-deployment create` (the environment's build included), then sends the first rows of the
+CSV and prints the answer and the environment's status as JSON. Not part of the test suite:
+it downloads about 1 GB.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import shutil
@@ -36,7 +40,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="the sample's model folder (with MLmodel)")
     parser.add_argument("--data", type=Path, help="a CSV of the sample's unlabelled data")
-    parser.add_argument("--rows", type=int, default=5, help="how many rows to score")
+    parser.add_argument("--rows", type=int, default=5, help="how many rows to score (0: all)")
     parser.add_argument("--uv-cache", type=Path, help="uv's cache (default: an empty one)")
     args = parser.parse_args()
     data = args.data or args.model.resolve().parents[1] / "data" / "heart-unlabeled-0.csv"
@@ -60,7 +64,8 @@ def run(folder: Path, model: Path, data: Path, rows: int,
         "model:\n  name: heart-classifier-mlflow\n  version: 1\n  path: model\n"
         "  type: mlflow_model\n"
         "readiness_probe: {initial_delay: 0, period: 2, failure_threshold: 60}\n")
-    (folder / "request.json").write_text(json.dumps(_request(data, rows)))
+    request, labels = _request(data, rows)
+    (folder / "request.json").write_text(json.dumps(request))
     serve = subprocess.Popen([sys.executable, "-m", "control_plane", "serve", "--port", "0",
                               "--admin-port", "0"], env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
@@ -86,21 +91,32 @@ def run(folder: Path, model: Path, data: Path, rows: int,
             return outcome
         answer = cli("online-endpoint", "invoke", "--name", ENDPOINT, "--request-file",
                      str(folder / "request.json"))
-        outcome["predictions"] = json.loads(answer.stdout)
+        predictions = json.loads(answer.stdout)
+        outcome["predictions"] = predictions
+        if labels is not None:
+            right = sum(int(p == t) for p, t in zip(predictions, labels, strict=True))
+            outcome["accuracy"] = {"right": right, "of": len(labels)}
         return outcome
     finally:
         serve.terminate()
         serve.wait(60)
 
 
-def _request(data: Path, rows: int) -> dict[str, Any]:
-    """The first rows in MLflow's `dataframe_split` form, typed as the model's signature."""
+def _request(data: Path, rows: int) -> tuple[dict[str, Any], list[int] | None]:
+    """The first rows in Azure's `input_data` split form, typed as the model's signature, and
+    their labels when the CSV has a `target` column."""
     with open(data, newline="") as handle:
         reader = csv.reader(handle)
-        columns = next(reader)
-        values = [[_typed(column, cell) for column, cell in zip(columns, row)]
-                  for row, _ in zip(reader, range(rows))]
-    return {"input_data": {"columns": columns, "data": values}}
+        header = next(reader)
+        table = list(itertools.islice(reader, rows or None))
+    labels = None
+    if "target" in header:
+        at = header.index("target")
+        labels = [int(row.pop(at)) for row in table]
+        header.pop(at)
+    values = [[_typed(column, cell) for column, cell in zip(header, row, strict=True)]
+              for row in table]
+    return {"input_data": {"columns": header, "data": values}}, labels
 
 
 def _typed(column: str, cell: str) -> object:

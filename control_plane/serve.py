@@ -61,7 +61,7 @@ from control_plane.rollouts import rows as rollout_rows
 from control_plane.rollouts.engine import RolloutEngine
 from control_plane.rollouts.events import RolloutEvents
 from control_plane.rollouts.plan import check_request
-from control_plane.runtime import Runtime
+from control_plane.runtime import STARTUP_SLACK_S, Runtime
 from control_plane.specs import loader as yaml_loader
 from control_plane.specs.resources import DeploymentSpec, EndpointSpec
 from control_plane.tasks import off_loop
@@ -124,6 +124,7 @@ class ServeOptions:
     uv_cache: Path | None = None  # uv's package cache (default <home>/uv-cache)
     strict_python: bool = False  # refuse a nearest-newer interpreter instead of noting it
     environment_grace_s: float = environment_gc.DEFAULT_GRACE_S
+    startup_slack_s: float = STARTUP_SLACK_S  # added to a deployment's probe budget
     workers: int = 1  # data-plane processes; 1: the scoring listener runs in this process
 
 
@@ -189,6 +190,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--environment-grace-hours", type=float,
                         default=environment_gc.DEFAULT_GRACE_S / 3600,
                         help="remove environments no deployment used for this long (default 168)")
+    parser.add_argument("--startup-slack-s", type=float, default=STARTUP_SLACK_S,
+                        help="seconds a create or update waits for readiness beyond what its "
+                             "probes allow (start the interpreter, import, bind) before it "
+                             f"fails (default {STARTUP_SLACK_S:g})")
 
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
@@ -196,6 +201,9 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
             or args.max_connections < 1:
         raise SystemExit("error: --header-timeout-s, --body-timeout-s and --send-timeout-s must "
                          "be above 0 and --max-connections at least 1")
+    if not 0 <= args.startup_slack_s <= 86400:
+        raise SystemExit(f"error: --startup-slack-s must be 0 to 86400, got "
+                         f"{args.startup_slack_s:g}")
     try:
         retention_s = parse_age(args.event_retention)
     except ScoregateError as error:
@@ -230,6 +238,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         uv_cache=args.uv_cache,
         strict_python=args.strict_python,
         environment_grace_s=args.environment_grace_hours * 3600,
+        startup_slack_s=args.startup_slack_s,
         settings=GatewaySettings(
             max_body_bytes=int(args.max_body_mb * 1024 * 1024),
             mirror_max_in_flight=args.mirror_max_in_flight,
@@ -292,6 +301,7 @@ async def _serve_locked(state_dir: StateDir, options: ServeOptions) -> int:
         return 1
     try:  # a state database this scoregate cannot open is one line on stderr, not a traceback
         runtime = Runtime(state_dir=state_dir, settings=options.settings,
+                          startup_slack_s=options.startup_slack_s,
                           admin_token=load_admin_token(state_dir.path),
                           extensions=(rollout_rows.STORE_EXTENSION, REGISTRY_EXTENSION,
                                       EVENTS_EXTENSION, AUTODEPLOY_EXTENSION,

@@ -285,3 +285,14 @@ def test_workers_default_to_the_cores_capped_and_bad_counts_are_refused_clearly(
     assert _workers_option(["--workers", "1"]) == 1  # the flag wins
     monkeypatch.setenv(WORKERS_ENV, "many")
     assert _workers_option([]) == "error: $SCOREGATE_WORKERS must be a whole number, got 'many'"
+
+
+def test_startup_slack_is_an_option_and_bad_values_are_refused() -> None:
+    """(Beside --workers: the other serve option whose parsing tests live here.)"""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert options_from_args(parser.parse_args(["--workers", "1"])).startup_slack_s == 60
+    chosen = options_from_args(parser.parse_args(["--workers", "1", "--startup-slack-s", "5"]))
+    assert chosen.startup_slack_s == 5
+    with pytest.raises(SystemExit, match="--startup-slack-s must be 0 to 86400, got -1"):
+        options_from_args(parser.parse_args(["--workers", "1", "--startup-slack-s", "-1"]))

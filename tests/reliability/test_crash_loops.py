@@ -46,8 +46,8 @@ DOOMED = "import os\n\nos._exit(1)\n\ndef init():\n    pass\n\ndef run(raw_data)
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     """`flaky` from the YAML `serve` starts on; `doomed` created at once after, without
-    waiting: its create runs out its readiness budget (about a minute) while the flaky test
-    runs, instead of holding up `serve`'s start (YAML deployments are decided before it
+    waiting: its create runs out its readiness budget (about 20 s with this slack) while the
+    flaky test runs, instead of holding up `serve`'s start (YAML deployments are decided before it
     announces itself)."""
     tmp = tmp_path_factory.mktemp("crashes")
     folder = tmp / "config"
@@ -65,7 +65,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
             "readiness_probe: {initial_delay: 0, period: 1, timeout: 1, failure_threshold: 1}\n")
     (folder / "endpoint.yml").write_text(f"name: {E}\nauth_mode: key\ntraffic: {{flaky: 100}}\n")
     with ProcessGroup(tmp / "process-logs") as group:
-        gateway = start_serve(group, tmp / "home", str(folder))
+        # a 15 s startup slack (default 60 s) bounds how long doomed's create takes to fail
+        gateway = start_serve(group, tmp / "home", str(folder),
+                              extra=("--startup-slack-s", "15"))
         gateway.cli("online-deployment", "create", "-f", str(tmp / "doomed.yml"), "--no-wait")
         yield gateway
 

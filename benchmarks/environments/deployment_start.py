@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a script
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.common.children import Children  # noqa: E402
+from benchmarks.common.serve import Serve, start_serve  # noqa: E402
+
 SCORE = """\
 import json
 {imports}
@@ -58,75 +62,50 @@ def main() -> int:
 
 
 def run(folder: Path, rounds: int) -> dict[str, object]:
-    env = {**os.environ, "SCOREGATE_HOME": str(folder / "home"), "PYTHONPATH": str(REPO_ROOT)}
-    env.pop("SCOREGATE_ENVIRONMENTS", None)
-    env.pop("SCOREGATE_UV_CACHE", None)
     (folder / "plain").mkdir()
     (folder / "plain" / "score.py").write_text(SCORE.format(imports=""))
     (folder / "heavy").mkdir()
     (folder / "heavy" / "score.py").write_text(SCORE.format(imports=IMPORTS))
     (folder / "conda.yml").write_text(CONDA)
     (folder / "endpoint.yml").write_text("name: bench\nauth_mode: key\n")
-    serve = subprocess.Popen([sys.executable, "-m", "control_plane", "serve", "--port", "0",
-                              "--admin-port", "0", "--log-format", "json"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for(folder / "home" / "server.json")
-        cli = _Cli(env, folder)
-        cli("online-endpoint", "create", "-f", str(folder / "endpoint.yml"))
+    home = folder / "home"
+    flags = ("--environments", str(home / "environments"), "--uv-cache", str(home / "uv-cache"))
+    with Children(folder / "logs") as children:
+        serve = start_serve(children, home, flags=flags)
+        serve.cli("online-endpoint", "create", "-f", str(folder / "endpoint.yml"))
         started = time.monotonic()
-        cli("environment", "build", "--conda-file", str(folder / "conda.yml"))
+        serve.cli("environment", "build", "--conda-file", str(folder / "conda.yml"),
+                  timeout=1800)
         cold = time.monotonic() - started
         cases = {"gateway": ("plain", False), "gateway_same_imports": ("heavy", False),
                  "cached_env": ("heavy", True)}
         times: dict[str, list[float]] = {name: [] for name in cases}
         for index in range(rounds):
             for name, (code, with_env) in cases.items():
-                times[name].append(cli.create(f"d{index}{name[:3]}", code, with_env))
-        medians = {name: round(statistics.median(values), 3) for name, values in times.items()}
-        return {"rounds": rounds, "environment_build_s": round(cold, 1),
-                "create_s_median": medians,
-                "create_s_all": {k: [round(v, 3) for v in vs] for k, vs in times.items()},
-                "cached_env_adds_s": round(medians["cached_env"] - medians["gateway"], 3),
-                "cached_env_adds_over_same_imports_s": round(
-                    medians["cached_env"] - medians["gateway_same_imports"], 3)}
-    finally:
-        serve.terminate()
-        serve.wait(60)
+                times[name].append(_create(serve, folder, f"d{index}{name[:3]}", code, with_env))
+    medians = {name: round(statistics.median(values), 3) for name, values in times.items()}
+    return {"rounds": rounds, "environment_build_s": round(cold, 1),
+            "create_s_median": medians,
+            "create_s_all": {k: [round(v, 3) for v in vs] for k, vs in times.items()},
+            "cached_env_adds_s": round(medians["cached_env"] - medians["gateway"], 3),
+            "cached_env_adds_over_same_imports_s": round(
+                medians["cached_env"] - medians["gateway_same_imports"], 3)}
 
 
-class _Cli:
-    def __init__(self, env: dict[str, str], folder: Path) -> None:
-        self.env, self.folder = env, folder
-
-    def __call__(self, *args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "control_plane", *args], env=self.env,
-                              capture_output=True, text=True, timeout=1800, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"scoregate {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-        return done.stdout
-
-    def create(self, name: str, code: str, with_env: bool) -> float:
-        text = (f"name: {name}\nendpoint_name: bench\n"
-                f"code_configuration: {{code: {self.folder / code}, scoring_script: score.py}}\n"
-                "readiness_probe: {initial_delay: 0, period: 1}\n")
-        if with_env:
-            text += f"environment:\n  conda_file: {self.folder / 'conda.yml'}\n"
-        path = self.folder / f"{name}.yml"
-        path.write_text(text)
-        started = time.monotonic()
-        self("online-deployment", "create", "-f", str(path))
-        took = time.monotonic() - started
-        self("online-deployment", "delete", "--name", name, "--endpoint-name", "bench", "--yes")
-        return took
-
-
-def _wait_for(path: Path, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"serve did not write {path}")
-        time.sleep(0.1)
+def _create(serve: Serve, folder: Path, name: str, code: str, with_env: bool) -> float:
+    """Seconds `online-deployment create` took (it waits until the deployment is ready)."""
+    text = (f"name: {name}\nendpoint_name: bench\n"
+            f"code_configuration: {{code: {folder / code}, scoring_script: score.py}}\n"
+            "readiness_probe: {initial_delay: 0, period: 1}\n")
+    if with_env:
+        text += f"environment:\n  conda_file: {folder / 'conda.yml'}\n"
+    path = folder / f"{name}.yml"
+    path.write_text(text)
+    started = time.monotonic()
+    serve.cli("online-deployment", "create", "-f", str(path), timeout=1800)
+    took = time.monotonic() - started
+    serve.cli("online-deployment", "delete", "--name", name, "--endpoint-name", "bench", "--yes")
+    return took
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import argparse
 import csv
 import itertools
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -33,6 +32,12 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a script
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.common.children import Children  # noqa: E402
+from benchmarks.common.serve import start_serve  # noqa: E402
+
 ENDPOINT = "heart"
 
 
@@ -54,9 +59,6 @@ def main() -> int:
 
 def run(folder: Path, model: Path, data: Path, rows: int,
         uv_cache: Path | None = None) -> dict[str, Any]:
-    env = {**os.environ, "SCOREGATE_HOME": str(folder / "home"), "PYTHONPATH": str(REPO_ROOT),
-           "SCOREGATE_UV_CACHE": str(uv_cache or folder / "uv-cache")}
-    env.pop("SCOREGATE_ENVIRONMENTS", None)
     shutil.copytree(model, folder / "model")
     (folder / "endpoint.yml").write_text(f"name: {ENDPOINT}\nauth_mode: key\n")
     (folder / "deployment.yml").write_text(
@@ -66,19 +68,22 @@ def run(folder: Path, model: Path, data: Path, rows: int,
         "readiness_probe: {initial_delay: 0, period: 2, failure_threshold: 60}\n")
     request, labels = _request(data, rows)
     (folder / "request.json").write_text(json.dumps(request))
-    serve = subprocess.Popen([sys.executable, "-m", "control_plane", "serve", "--port", "0",
-                              "--admin-port", "0"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    try:
-        _wait_for(folder / "home" / "server.json")
-        cli = _Cli(env, folder)
+    home = folder / "home"
+    flags = ("--environments", str(home / "environments"),
+             "--uv-cache", str(uv_cache or folder / "uv-cache"))
+    with Children(folder / "logs") as children:
+        serve = start_serve(children, home, flags=flags)
+
+        def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+            return serve.cli(*args, check=check, timeout=1800)
+
         cli("online-endpoint", "create", "-f", str(folder / "endpoint.yml"))
         started = time.monotonic()
         created = cli("online-deployment", "create", "-f", str(folder / "deployment.yml"),
                       "--all-traffic", check=False)
         took = round(time.monotonic() - started, 1)
-        shown = json.loads(cli("online-deployment", "show", "--name", "xgboost",
-                               "--endpoint-name", ENDPOINT).stdout)
+        shown = serve.cli_json("online-deployment", "show", "--name", "xgboost",
+                               "--endpoint-name", ENDPOINT)
         outcome: dict[str, Any] = {
             "create_s": took, "create_exit": created.returncode,
             "progress": created.stderr.splitlines()[-3:],
@@ -97,9 +102,6 @@ def run(folder: Path, model: Path, data: Path, rows: int,
             right = sum(int(p == t) for p, t in zip(predictions, labels, strict=True))
             outcome["accuracy"] = {"right": right, "of": len(labels)}
         return outcome
-    finally:
-        serve.terminate()
-        serve.wait(60)
 
 
 def _request(data: Path, rows: int) -> tuple[dict[str, Any], list[int] | None]:
@@ -123,26 +125,6 @@ def _typed(column: str, cell: str) -> object:
     if column == "thal":
         return cell
     return float(cell) if column == "oldpeak" else int(cell)
-
-
-class _Cli:
-    def __init__(self, env: dict[str, str], folder: Path) -> None:
-        self.env, self.folder = env, folder
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-m", "control_plane", *args], env=self.env,
-                              capture_output=True, text=True, timeout=1800, check=False)
-        if check and done.returncode != 0:
-            raise SystemExit(f"scoregate {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-        return done
-
-
-def _wait_for(path: Path, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"serve did not write {path}")
-        time.sleep(0.1)
 
 
 if __name__ == "__main__":
